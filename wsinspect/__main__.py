@@ -1,0 +1,5 @@
+import sys
+
+from wsinspect.cli import main
+
+sys.exit(main())

@@ -1,0 +1,348 @@
+"""Capture files: pcap and pcapng, plain or gzip-compressed, from a path or stdin.
+
+The readers yield RawPacket records whose ``data`` is a memoryview into an mmap of
+the file (or into a chunk of a stream), so no per-packet copy is made. Formats are
+told apart by their magic bytes, never by the file name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import mmap
+import os
+import stat
+import struct
+import sys
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from wsinspect.errors import CaptureError
+
+# Link-layer header types (https://www.tcpdump.org/linktypes.html).
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LOOP = 108
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_LINUX_SLL2 = 276
+
+PCAP_MAGIC_US = 0xA1B2C3D4
+PCAP_MAGIC_NS = 0xA1B23C4D
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_BYTE_ORDER = 0x1A2B3C4D
+GZIP_MAGIC = b"\x1f\x8b"
+
+STREAM_CHUNK = 1 << 20
+
+
+@dataclass(slots=True)
+class RawPacket:
+    """One captured packet: timestamp (epoch seconds), link type, captured bytes."""
+
+    ts: float
+    linktype: int
+    data: memoryview
+
+
+class CaptureReader:
+    """Iterates the packets of one capture file.
+
+    Damage found while reading (a record cut short at the end, packets cut by the
+    snapshot length) does not stop the iteration: it ends the packet stream where the
+    damage starts and is described in ``warnings`` for the caller to report.
+    """
+
+    def __init__(self, source: _Source, closer: BinaryIO | None) -> None:
+        self.name = source.name
+        self.warnings = source.warnings
+        self._source = source
+        self._closer = closer
+
+    def __iter__(self) -> Iterator[RawPacket]:
+        source = self._source
+        try:
+            yield from source.parse(source)
+        except (OSError, EOFError, zlib.error) as exc:
+            # A gzip stream cut short or corrupt: everything before it was decoded.
+            self.warnings.append(f"{self.name}: compressed data is damaged ({exc}); the rest was not read")
+        if source.snaplen_cut:
+            self.warnings.append(
+                f"{self.name}: {source.snaplen_cut} packet(s) were cut by the capture's snapshot length;"
+                " their missing bytes are reported as TCP gaps"
+            )
+
+    def close(self) -> None:
+        if self._closer is not None:
+            self._closer.close()
+
+
+def open_capture(path: str) -> CaptureReader:
+    """Open a capture file by path, or standard input for ``-``.
+
+    Raises CaptureError when the file cannot be opened or is not a capture.
+    """
+    if path == "-":
+        stream: BinaryIO = sys.stdin.buffer
+        return _open_stream("<stdin>", stream, None)
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by CaptureReader.close()
+    except FileNotFoundError:
+        raise CaptureError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CaptureError(f"{path}: is a directory, not a capture file") from None
+    except PermissionError:
+        raise CaptureError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise CaptureError(f"{path}: cannot open: {exc.strerror}") from None
+    try:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(4)
+        if head[:2] == GZIP_MAGIC or size == 0 or not _is_regular(f):
+            f.seek(0)
+            return _open_stream(path, f, f)
+        buf = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+    except OSError as exc:
+        f.close()
+        raise CaptureError(f"{path}: cannot read: {exc.strerror}") from None
+    except CaptureError:
+        f.close()
+        raise
+    try:
+        return CaptureReader(_source(path, [buf], buf), f)
+    except CaptureError:
+        f.close()
+        raise
+
+
+def _is_regular(f: BinaryIO) -> bool:
+    return stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+
+
+def _open_stream(name: str, stream: BinaryIO, closer: BinaryIO | None) -> CaptureReader:
+    head = _peek(stream, 4)
+    if head[:2] == GZIP_MAGIC:
+        stream = gzip.GzipFile(fileobj=_Prefixed(head, stream), mode="rb")  # type: ignore[arg-type]
+        try:
+            head = stream.read(4)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CaptureError(f"{name}: not a readable gzip file ({exc})") from None
+    return CaptureReader(_source(name, _chunks(head, stream), memoryview(head)), closer)
+
+
+def _peek(stream: BinaryIO, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        more = stream.read(n - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+class _Prefixed:
+    """A read-only stream that yields ``prefix`` before the rest of ``stream``."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
+        self._prefix = prefix
+        self._stream = stream
+
+    def read(self, n: int = -1) -> bytes:
+        if self._prefix:
+            if n < 0:
+                data, self._prefix = self._prefix + self._stream.read(), b""
+                return data
+            data, self._prefix = self._prefix[:n], self._prefix[n:]
+            return data
+        return self._stream.read(n)
+
+
+def _chunks(head: bytes, stream: BinaryIO) -> Iterator[memoryview]:
+    yield memoryview(head)
+    while chunk := stream.read(STREAM_CHUNK):
+        yield memoryview(chunk)
+
+
+def _source(name: str, chunks: Iterable[memoryview], first: memoryview) -> _Source:
+    """Check the magic number now, so that 'not a capture' fails at open; parse lazily."""
+    if len(first) == 0:
+        raise CaptureError(f"{name}: empty file, not a capture")
+    if len(first) < 4:
+        raise CaptureError(f"{name}: too short to be a capture ({len(first)} bytes)")
+    magic_le = struct.unpack_from("<I", first)[0]
+    magic_be = struct.unpack_from(">I", first)[0]
+    if PCAP_MAGIC_US in (magic_le, magic_be) or PCAP_MAGIC_NS in (magic_le, magic_be):
+        return _Source(name, chunks, _pcap)
+    if magic_le == PCAPNG_SHB:
+        return _Source(name, chunks, _pcapng)
+    shown = " ".join(f"{b:02x}" for b in bytes(first[:4]))
+    raise CaptureError(f"{name}: not a pcap or pcapng capture (starts with {shown})")
+
+
+class _Source:
+    """Gives a format parser one contiguous buffer, refilled from a chunk stream.
+
+    For an mmapped file there is a single chunk (the whole file) and nothing is ever
+    copied; for stdin and gzip the unparsed tail of a chunk is joined to the next one.
+    The parser records damage in ``warnings`` and counts snaplen-cut packets.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        chunks: Iterable[memoryview],
+        parse: Callable[[_Source], Iterator[RawPacket]],
+    ) -> None:
+        self.name = name
+        self.parse = parse
+        self.warnings: list[str] = []
+        self.snaplen_cut = 0
+        self._chunks = iter(chunks)
+        self.buf = memoryview(b"")
+        self.refill(0)
+
+    def refill(self, pos: int) -> bool:
+        """Drop bytes before ``pos``, append the next chunk; False at end of input."""
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return False
+        rest = self.buf[pos:]
+        self.buf = memoryview(bytes(rest) + bytes(chunk)) if len(rest) else chunk
+        return True
+
+
+def _pcap(src: _Source) -> Iterator[RawPacket]:
+    warnings = src.warnings
+    buf = src.buf
+    while len(buf) < 24:
+        if not src.refill(0):
+            warnings.append(f"{src.name}: the pcap file header is cut short")
+            return
+        buf = src.buf
+    magic = struct.unpack_from("<I", buf)[0]
+    endian = "<" if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS) else ">"
+    magic = struct.unpack_from(endian + "I", buf)[0]
+    divisor = 1e9 if magic == PCAP_MAGIC_NS else 1e6
+    network = struct.unpack_from(endian + "I", buf, 20)[0]
+    # The upper bits of the link type field carry FCS flags (pcap spec, LinkType).
+    linktype = network & 0x0FFFFFFF
+    record = struct.Struct(endian + "IIII")
+    unpack = record.unpack_from
+    pos = 24
+    while True:
+        n = len(buf)
+        while pos + 16 <= n:
+            sec, frac, caplen, origlen = unpack(buf, pos)
+            end = pos + 16 + caplen
+            if end > n:
+                if caplen > 0x4000000:
+                    warnings.append(
+                        f"{src.name}: corrupt record header at byte offset {pos} "
+                        f"(captured length {caplen}); the rest was not read"
+                    )
+                    return
+                break
+            if caplen < origlen:
+                src.snaplen_cut += 1
+            yield RawPacket(sec + frac / divisor, linktype, buf[pos + 16 : end])
+            pos = end
+        if not src.refill(pos):
+            break
+        buf = src.buf
+        pos = 0
+    if pos < len(buf):
+        warnings.append(
+            f"{src.name}: the capture is cut short in the middle of a packet record"
+            f" ({len(buf) - pos} trailing bytes ignored)"
+        )
+
+
+def _tsresol(value: int) -> float:
+    """if_tsresol: the MSB selects a power of 2 instead of 10 (pcapng spec 4.2)."""
+    if value & 0x80:
+        return float(2 ** (value & 0x7F))
+    return float(10**value)
+
+
+def _pcapng(src: _Source) -> Iterator[RawPacket]:
+    warnings = src.warnings
+    buf = src.buf
+    pos = 0
+    endian = "<"
+    head = struct.Struct("<II")
+    interfaces: list[tuple[int, float, float, int]] = []  # linktype, divisor, offset, snaplen
+    while True:
+        n = len(buf)
+        while pos + 12 <= n:
+            btype, blen = head.unpack_from(buf, pos)
+            if btype == PCAPNG_SHB:
+                bom = struct.unpack_from("<I", buf, pos + 8)[0]
+                if bom == PCAPNG_BYTE_ORDER:
+                    endian = "<"
+                elif bom == 0x4D3C2B1A:
+                    endian = ">"
+                else:
+                    warnings.append(f"{src.name}: corrupt pcapng section header at byte offset {pos}")
+                    return
+                head = struct.Struct(endian + "II")
+                blen = head.unpack_from(buf, pos)[1]
+                interfaces = []
+            if blen < 12 or blen % 4:
+                warnings.append(
+                    f"{src.name}: corrupt pcapng block at byte offset {pos} (length {blen}); the rest was not read"
+                )
+                return
+            end = pos + blen
+            if end > n:
+                if blen > 0x4000000:
+                    warnings.append(f"{src.name}: corrupt pcapng block length {blen} at byte offset {pos}")
+                    return
+                break
+            if btype == 6:  # Enhanced Packet Block
+                iface, hi, lo, caplen, origlen = struct.unpack_from(endian + "IIIII", buf, pos + 8)
+                if iface < len(interfaces) and 28 + caplen <= blen:
+                    linktype, divisor, offset, _ = interfaces[iface]
+                    if caplen < origlen:
+                        src.snaplen_cut += 1
+                    yield RawPacket(((hi << 32) | lo) / divisor + offset, linktype, buf[pos + 28 : pos + 28 + caplen])
+            elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
+                if interfaces:
+                    linktype, _, _, snaplen = interfaces[0]
+                    origlen = struct.unpack_from(endian + "I", buf, pos + 8)[0]
+                    caplen = min(origlen, blen - 16, snaplen or origlen)
+                    if caplen < origlen:
+                        src.snaplen_cut += 1
+                    yield RawPacket(0.0, linktype, buf[pos + 12 : pos + 12 + caplen])
+            elif btype == 1:  # Interface Description Block
+                linktype, _, snaplen = struct.unpack_from(endian + "HHI", buf, pos + 8)
+                divisor, offset = 1e6, 0.0
+                opt = pos + 16
+                while opt + 4 <= end - 4:
+                    code, olen = struct.unpack_from(endian + "HH", buf, opt)
+                    if code == 0:
+                        break
+                    if code == 9 and olen >= 1:
+                        divisor = _tsresol(buf[opt + 4])
+                    elif code == 14 and olen >= 8:
+                        offset = float(struct.unpack_from(endian + "q", buf, opt + 4)[0])
+                    opt += 4 + ((olen + 3) & ~3)
+                interfaces.append((linktype, divisor, offset, snaplen))
+            elif btype == 2:  # obsolete Packet Block
+                iface, _, hi, lo, caplen, origlen = struct.unpack_from(endian + "HHIIII", buf, pos + 8)
+                if iface < len(interfaces) and 28 + caplen <= blen:
+                    linktype, divisor, offset, _ = interfaces[iface]
+                    if caplen < origlen:
+                        src.snaplen_cut += 1
+                    yield RawPacket(((hi << 32) | lo) / divisor + offset, linktype, buf[pos + 28 : pos + 28 + caplen])
+            pos = end
+        if not src.refill(pos):
+            break
+        buf = src.buf
+        pos = 0
+    if pos < len(buf):
+        warnings.append(
+            f"{src.name}: the capture is cut short in the middle of a block ({len(buf) - pos} trailing bytes ignored)"
+        )

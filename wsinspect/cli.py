@@ -1,0 +1,276 @@
+"""Command line: `wsinspect read`, and the only place exceptions become exit codes.
+
+Exit status: 0 when decoding finished (protocol issues found are findings, not
+errors), 1 when the job failed (file unreadable or not a capture), 2 for a usage
+error, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import sys
+from collections.abc import Iterable
+from typing import BinaryIO
+
+from wsinspect import __version__
+from wsinspect.errors import WsinspectError
+
+OPCODES = {"text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10, "continuation": 0}
+
+READ_EPILOG = """\
+output:
+  One line per message: time, session, client → server (or ←), opcode, payload
+  length, [frames] [deflate wire-size], a preview; then a table of the sessions.
+  --json prints JSON Lines instead (see README.md for the record fields).
+
+exit status:
+  0  the capture was decoded (protocol issues found are reported, not errors);
+     damage to the file itself (a cut record) is reported on stderr
+  1  the file could not be read at all (missing, not a pcap/pcapng capture)
+  2  bad command-line usage
+"""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    mult = units.get(t[-1:], 1)
+    if t[-1:] in units:
+        t = t[:-1]
+    try:
+        value = int(float(t) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64M)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _opcodes(text: str) -> set[int]:
+    result = set()
+    for name in text.split(","):
+        name = name.strip().lower()
+        if name in OPCODES:
+            result.add(OPCODES[name])
+        elif re.fullmatch(r"0x[0-9a-f]", name):
+            result.add(int(name, 16))
+        else:
+            raise argparse.ArgumentTypeError(f"unknown opcode {name!r} (text, binary, close, ping, pong, 0xN)")
+    return result
+
+
+def _regex(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"bad regular expression {text!r}: {exc}") from None
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that prints messages (read, live)."""
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="JSON Lines: one object per message and per session")
+    out.add_argument("--frames", action="store_true", help="with --json: also one object per frame")
+    out.add_argument(
+        "-t",
+        dest="time_format",
+        choices=["r", "a", "ad", "e", "u", "ud"],
+        default="r",
+        help="time format: r relative to the first packet (default), a absolute local, ad with date, "
+        "e epoch seconds, u/ud UTC",
+    )
+    out.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour the text output (auto: only when stdout is a terminal)",
+    )
+    out.add_argument("-q", "--quiet", action="store_true", help="no message lines: only the session summary")
+    filt = p.add_argument_group("filters")
+    filt.add_argument("-c", dest="count", type=_positive, metavar="COUNT", help="stop after COUNT messages")
+    filt.add_argument(
+        "--session", type=_positive, action="append", metavar="N", help="only session N (may be repeated)"
+    )
+    filt.add_argument(
+        "--opcode", type=_opcodes, metavar="LIST", help="only these opcodes, e.g. text,binary or close,0x3"
+    )
+    filt.add_argument("--grep", type=_regex, metavar="REGEX", help="only text messages matching REGEX")
+    p.add_argument(
+        "--max-message-size",
+        type=_size,
+        default=64 << 20,
+        metavar="SIZE",
+        help="cut messages (after decompression) beyond SIZE, e.g. 64M (default)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wsinspect", description="Inspect WebSocket traffic in packet captures and on live interfaces."
+    )
+    parser.add_argument("--version", action="version", version=f"wsinspect {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    read = sub.add_parser(
+        "read",
+        help="decode every WebSocket session in a capture file",
+        description="Decode every WebSocket session in a pcap or pcapng file (gzip-compressed too; - for stdin).",
+        epilog=READ_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    read.add_argument("file", nargs="?", help="capture file (pcap, pcapng, optionally .gz); - for stdin")
+    read.add_argument("-r", dest="read_file", metavar="FILE", help="capture file, as with tshark -r")
+    add_output_options(read)
+    return parser
+
+
+class Printer:
+    """Applies the filters and writes events as text lines or JSON Lines."""
+
+    def __init__(self, args: argparse.Namespace, out: BinaryIO, ts_origin: float | None = None) -> None:
+        from wsinspect import jsonl, text
+
+        self.args = args
+        self.out = out
+        self.json = args.json
+        self.jsonl = jsonl
+        self.sessions_wanted = set(args.session) if args.session else None
+        self.opcodes = args.opcode
+        self.grep = args.grep
+        self.remaining = args.count
+        self.summaries: list = []  # text mode prints the table at the end
+        color = args.color == "always" or (args.color == "auto" and _isatty(out))
+        self.text = text.TextWriter(text.Colors(color), text.TimeFormat(args.time_format, ts_origin))
+        self._buf: list[bytes] = []
+
+    @property
+    def done(self) -> bool:
+        return self.remaining is not None and self.remaining <= 0
+
+    def events(self, events: Iterable[object]) -> None:
+        from wsinspect.session import Message, SessionOpened, SessionSummary
+
+        for ev in events:
+            if isinstance(ev, Message):
+                self._message(ev)
+            elif isinstance(ev, SessionSummary):
+                if self.sessions_wanted is None or ev.session in self.sessions_wanted:
+                    if self.json:
+                        self._buf.append(self.jsonl.dumps(self.jsonl.session_record(ev)))
+                    else:
+                        self.summaries.append(ev)
+            elif isinstance(ev, SessionOpened):
+                self.text.opened(ev.session, ev.client, ev.server)
+
+    def _message(self, m: object) -> None:
+        from wsinspect.session import Message
+
+        assert isinstance(m, Message)
+        if self.done:
+            return
+        if self.sessions_wanted is not None and m.session not in self.sessions_wanted:
+            return
+        if self.opcodes is not None and m.opcode not in self.opcodes:
+            return
+        if self.grep is not None and (m.text is None or not self.grep.search(m.text)):
+            return
+        if self.remaining is not None:
+            self.remaining -= 1
+        if self.args.quiet:
+            return
+        if self.json:
+            jsonl = self.jsonl
+            if self.args.frames:
+                for f in m.frames:
+                    self._buf.append(jsonl.dumps(jsonl.frame_record(m, f)))
+            self._buf.append(jsonl.dumps(jsonl.message_record(m)))
+        else:
+            self._buf.append(self.text.message(m).encode("utf-8"))
+
+    def flush(self) -> None:
+        if self._buf:
+            self.out.write(b"".join(self._buf))
+            self._buf = []
+            self.out.flush()
+
+    def close(self) -> None:
+        if not self.json:
+            summaries = sorted(self.summaries, key=lambda s: s.session)
+            self._buf.append(self.text.table(summaries).encode("utf-8"))
+        self.flush()
+
+
+def _isatty(out: BinaryIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return False
+
+
+def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from wsinspect.capture import open_capture
+    from wsinspect.session import Inspector, Options
+
+    path = args.read_file or args.file
+    if path is None:
+        parser.error("read: a capture file is required (or - for stdin)")
+    if args.read_file and args.file:
+        parser.error("read: give the capture file once (either FILE or -r FILE)")
+    reader = open_capture(path)
+    inspector = Inspector(Options(max_message_size=args.max_message_size))
+    printer = Printer(args, sys.stdout.buffer)
+    feed = inspector.feed
+    events = printer.events
+    pending = 0
+    try:
+        for raw in reader:
+            evs = feed(raw)
+            if evs:
+                events(evs)
+                pending += 1
+                # Lines appear while the file is read, written in batches.
+                if pending >= 256:
+                    printer.flush()
+                    pending = 0
+                if printer.done:
+                    break
+        events(inspector.finish())
+        printer.close()
+    finally:
+        reader.close()
+    for warning in reader.warnings:
+        print(f"wsinspect: {warning}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "read":
+            return cmd_read(args, parser)
+        parser.error(f"unknown command {args.command}")
+    except WsinspectError as exc:
+        print(f"wsinspect: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (| head): not an error; keep Python quiet at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return 0

@@ -1,0 +1,445 @@
+"""WebSocket frames (RFC 6455 section 5): FrameParser, Frame, unmask().
+
+A FrameParser is fed one direction's reassembled bytes and returns the frames that
+are complete. Violations become issues on the frame; nothing raises. After a hole in
+the stream the parser hunts for the next frame boundary it can trust: a run of
+plausible headers that chain to one another or to the end of a TCP segment.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from wsinspect.issues import Issue
+
+# A frame larger than this keeps only its first bytes (the rest is counted, not stored).
+DEFAULT_MAX_PAYLOAD = 64 << 20
+# How much unsynchronised data the hunt keeps looking at before dropping the front.
+HUNT_WINDOW = 256 << 10
+
+
+class Opcode(IntEnum):
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+OPCODE_NAMES = {0x0: "continuation", 0x1: "text", 0x2: "binary", 0x8: "close", 0x9: "ping", 0xA: "pong"}
+KNOWN_OPCODES = frozenset(OPCODE_NAMES)
+
+
+def opcode_name(opcode: int) -> str:
+    """The JSON name of an opcode; reserved ones as "0xN"."""
+    return OPCODE_NAMES.get(opcode) or f"0x{opcode:x}"
+
+
+# RFC 6455 7.4.1 and the IANA WebSocket Close Code Number Registry.
+CLOSE_CODE_NAMES = {
+    1000: "Normal Closure",
+    1001: "Going Away",
+    1002: "Protocol Error",
+    1003: "Unsupported Data",
+    1004: "Reserved",
+    1005: "No Status Received",
+    1006: "Abnormal Closure",
+    1007: "Invalid Payload Data",
+    1008: "Policy Violation",
+    1009: "Message Too Big",
+    1010: "Mandatory Extension",
+    1011: "Internal Error",
+    1012: "Service Restart",
+    1013: "Try Again Later",
+    1014: "Bad Gateway",
+    1015: "TLS Handshake",
+}
+
+
+def close_code_name(code: int) -> str:
+    if code in CLOSE_CODE_NAMES:
+        return CLOSE_CODE_NAMES[code]
+    if 3000 <= code <= 3999:
+        return "registered (IANA)"
+    if 4000 <= code <= 4999:
+        return "private use"
+    return "not allowed"
+
+
+def close_code_allowed(code: int) -> bool:
+    """Whether an endpoint may send this code (RFC 6455 7.4.1, 7.4.2)."""
+    return (1000 <= code <= 1003) or (1007 <= code <= 1014) or (3000 <= code <= 4999)
+
+
+def unmask(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
+    """XOR a payload with its 4-byte masking key (RFC 6455 5.3), all at once."""
+    n = len(payload)
+    if n == 0:
+        return b""
+    stream = key * ((n >> 2) + 1)
+    x = int.from_bytes(payload, "little") ^ int.from_bytes(stream[:n], "little")
+    return x.to_bytes(n, "little")
+
+
+def unmask_from(payload: bytes | bytearray | memoryview, key: bytes, offset: int) -> bytes:
+    """Unmask bytes that start ``offset`` bytes into the frame's payload."""
+    shift = offset & 3
+    return unmask(payload, key[shift:] + key[:shift])
+
+
+@dataclass(slots=True)
+class Frame:
+    """One frame as sent. ``payload`` is unmasked; ``length`` is the declared length,
+    which exceeds len(payload) only when the frame was cut (a gap or the size cap)."""
+
+    fin: bool
+    rsv: int  # the three RSV bits as a number: RSV1 = 4, RSV2 = 2, RSV3 = 1
+    opcode: int
+    masked: bool
+    masking_key: bytes | None
+    length: int
+    payload: bytes
+    header_length: int
+    ts: float
+    packets: list[int]
+    issues: list[Issue] = field(default_factory=list)
+    complete: bool = True  # False: bytes of the payload were lost or not stored
+
+    @property
+    def rsv1(self) -> bool:
+        return bool(self.rsv & 4)
+
+    @property
+    def is_control(self) -> bool:
+        return self.opcode >= 8
+
+
+_length16_hdr = 4
+_length64_hdr = 10
+
+# Bytes that can begin a plausible frame: FIN either way, RSV1 only, a known opcode.
+_FIRST_BYTE = re.compile(rb"[\x00-\x02\x08-\x0a\x40-\x42\x80-\x82\x88-\x8a\xc0-\xc2]")
+
+
+class FrameParser:
+    """Frames of one direction of one connection.
+
+    ``client`` says whether the sender is the client (its frames must be masked);
+    None while unknown (a session joined mid-stream), when the masking of the first
+    trusted frames decides. ``rsv_allowed`` holds the RSV bits that a negotiated
+    extension defines.
+    """
+
+    def __init__(
+        self,
+        client: bool | None,
+        rsv_allowed: int = 0,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        synced: bool = True,
+    ) -> None:
+        self.client = client
+        self.rsv_allowed = rsv_allowed
+        self.max_payload = max_payload
+        self.synced = synced
+        self.skipped = 0  # bytes dropped while hunting for a frame boundary
+        self._head = b""  # an incomplete frame header
+        self._frame: Frame | None = None  # a frame whose payload is still arriving
+        self._parts: list[bytes] = []
+        self._stored = 0
+        self._storing = True  # False after a hole inside the payload in progress
+        self._need = 0  # payload bytes still to come for _frame
+        self._hunt = bytearray()
+
+    @property
+    def mid_frame(self) -> bool:
+        return bool(self._head) or self._frame is not None
+
+    def feed(self, data: bytes | memoryview, ts: float, packet: int, gap: int = 0) -> list[Frame]:
+        """Parse the next bytes; ``gap`` bytes were lost just before them."""
+        out: list[Frame] = []
+        if gap:
+            self._lose(gap, out)
+        if not self.synced:
+            data = self._resync(data)
+            if not data:
+                return out
+        self._parse(data, ts, packet, out)
+        return out
+
+    def finish(self) -> list[Frame]:
+        """The stream ended: a frame still arriving is delivered, flagged as cut."""
+        out: list[Frame] = []
+        frame = self._frame
+        if frame is not None:
+            frame.payload = self._payload()
+            frame.complete = False
+            frame.issues.append(Issue.FRAME_TRUNCATED)
+            out.append(frame)
+            self._frame = None
+        elif self._head:
+            self.skipped += len(self._head)
+        self._head = b""
+        return out
+
+    # -- synchronised parsing ---------------------------------------------
+
+    def _parse(self, data: bytes | memoryview, ts: float, packet: int, out: list[Frame]) -> None:
+        pos = 0
+        n = len(data)
+        frame = self._frame
+        if frame is not None:
+            take = min(self._need, n)
+            frame.packets.append(packet)
+            self._keep(data[:take])
+            self._need -= take
+            pos = take
+            if self._need:
+                return
+            frame.payload = self._payload()
+            frame.ts = ts
+            self._frame = None
+            out.append(frame)
+        if self._head:
+            data = self._head + bytes(data[pos:])
+            self._head = b""
+            pos = 0
+            n = len(data)
+        client = self.client
+        rsv_allowed = self.rsv_allowed
+        while pos < n:
+            if n - pos < 2:
+                self._head = bytes(data[pos:])
+                return
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            length = b1 & 0x7F
+            hdr = 2
+            issues: list[Issue] = []
+            if length == 126:
+                hdr = 4
+                if n - pos < hdr:
+                    self._head = bytes(data[pos:])
+                    return
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                if length < 126:
+                    issues.append(Issue.NON_MINIMAL_LENGTH)
+            elif length == 127:
+                hdr = 10
+                if n - pos < hdr:
+                    self._head = bytes(data[pos:])
+                    return
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                if length >> 63:
+                    # Not a length any peer can mean: the stream cannot be followed
+                    # past this header, so hunt for the next trusted boundary.
+                    issues.append(Issue.LENGTH_TOP_BIT)
+                    out.append(self._header_only(b0, b1, length, hdr, ts, packet, issues))
+                    self.synced = False
+                    self._hunt = bytearray()
+                    self._resync_rest(data[pos + hdr :], ts, packet, out)
+                    return
+                if length < 0x10000:
+                    issues.append(Issue.NON_MINIMAL_LENGTH)
+            masked = b1 & 0x80
+            key = None
+            if masked:
+                if n - pos < hdr + 4:
+                    self._head = bytes(data[pos:])
+                    return
+                key = bytes(data[pos + hdr : pos + hdr + 4])
+                hdr += 4
+            opcode = b0 & 0x0F
+            rsv = (b0 >> 4) & 0x07
+            if client is not None and bool(masked) != client:
+                issues.append(Issue.CLIENT_UNMASKED if client else Issue.SERVER_MASKED)
+            if rsv & ~rsv_allowed:
+                issues.append(Issue.RSV_WITHOUT_EXTENSION)
+            if opcode not in KNOWN_OPCODES:
+                issues.append(Issue.RESERVED_OPCODE)
+            elif opcode >= 8:
+                if length > 125:
+                    issues.append(Issue.CONTROL_TOO_LONG)
+                if not b0 & 0x80:
+                    issues.append(Issue.CONTROL_FRAGMENTED)
+                if rsv & 4 and rsv_allowed & 4:
+                    issues.append(Issue.CONTROL_COMPRESSED)
+            start = pos + hdr
+            end = start + length
+            if end <= n and length <= self.max_payload:
+                body = data[start:end]
+                payload = unmask(body, key) if key else bytes(body)
+                out.append(
+                    Frame(bool(b0 & 0x80), rsv, opcode, bool(masked), key, length, payload, hdr, ts, [packet], issues)
+                )
+                pos = end
+                continue
+            frame = Frame(bool(b0 & 0x80), rsv, opcode, bool(masked), key, length, b"", hdr, ts, [packet], issues)
+            self._frame = frame
+            self._parts = []
+            self._stored = 0
+            self._storing = True
+            self._need = length
+            take = min(length, n - start)
+            self._keep(data[start : start + take])
+            self._need -= take
+            if not self._need:
+                frame.payload = self._payload()
+                self._frame = None
+                out.append(frame)
+                pos = start + take
+                continue
+            return
+
+    def _keep(self, chunk: bytes | memoryview) -> None:
+        """Store payload bytes of the frame in progress, up to max_payload."""
+        if not self._storing:
+            return
+        room = self.max_payload - self._stored
+        if room > 0:
+            piece = bytes(chunk[:room])
+            self._parts.append(piece)
+            self._stored += len(piece)
+        if len(chunk) > room and self._frame is not None:
+            self._frame.complete = False
+            if Issue.MESSAGE_TOO_LARGE not in self._frame.issues:
+                self._frame.issues.append(Issue.MESSAGE_TOO_LARGE)
+
+    def _payload(self) -> bytes:
+        frame = self._frame
+        assert frame is not None
+        raw = b"".join(self._parts)
+        self._parts = []
+        return unmask(raw, frame.masking_key) if frame.masking_key else raw
+
+    def _header_only(
+        self, b0: int, b1: int, length: int, hdr: int, ts: float, packet: int, issues: list[Issue]
+    ) -> Frame:
+        return Frame(
+            bool(b0 & 0x80),
+            (b0 >> 4) & 7,
+            b0 & 0x0F,
+            bool(b1 & 0x80),
+            None,
+            length,
+            b"",
+            hdr,
+            ts,
+            [packet],
+            issues,
+            False,
+        )
+
+    # -- holes and hunting ------------------------------------------------
+
+    def _lose(self, gap: int, out: list[Frame]) -> None:
+        """``gap`` bytes are missing here: cut the frame in progress, then either skip
+        the rest of its payload (the boundary is still known) or start hunting."""
+        frame = self._frame
+        if frame is not None:
+            frame.complete = False
+            if Issue.TCP_GAP not in frame.issues:
+                frame.issues.append(Issue.TCP_GAP)
+            if gap < self._need:
+                # The hole lies inside this payload: keep counting to its end, but
+                # store nothing more (bytes after a hole are never glued on).
+                self._need -= gap
+                self._storing = False
+                return
+            gap -= self._need
+            frame.payload = self._payload()
+            self._frame = None
+            out.append(frame)
+            self._need = 0
+            if not gap:
+                return
+        self._head = b""
+        self.synced = False
+        self._hunt = bytearray()
+
+    def _resync_rest(self, data: bytes | memoryview, ts: float, packet: int, out: list[Frame]) -> None:
+        rest = self._resync(data)
+        if rest:
+            self._parse(rest, ts, packet, out)
+
+    def _resync(self, data: bytes | memoryview) -> bytes:
+        """Hunt for a trusted frame boundary; return the bytes from it, or b"" to wait."""
+        hunt = self._hunt
+        hunt += data
+        pos = find_boundary(hunt, self.client, self.rsv_allowed)
+        if pos is None:
+            if len(hunt) > HUNT_WINDOW:
+                drop = len(hunt) - HUNT_WINDOW
+                del hunt[:drop]
+                self.skipped += drop
+            return b""
+        self.skipped += pos
+        rest = bytes(hunt[pos:])
+        self._hunt = bytearray()
+        self.synced = True
+        return rest
+
+
+def _plausible(buf: bytearray | bytes, p: int, client: bool | None, rsv_allowed: int) -> tuple[int, int]:
+    """Check a frame header at p. Returns (end of frame, mask bit), end = -1 when it
+    cannot be a header and -2 when more bytes are needed to tell."""
+    n = len(buf)
+    if n - p < 2:
+        return -2, 0
+    b0, b1 = buf[p], buf[p + 1]
+    opcode = b0 & 0x0F
+    rsv = (b0 >> 4) & 7
+    masked = b1 >> 7
+    if opcode not in KNOWN_OPCODES or rsv & ~rsv_allowed:
+        return -1, masked
+    if client is not None and bool(masked) != client:
+        return -1, masked
+    length = b1 & 0x7F
+    hdr = 2
+    if length == 126:
+        if n - p < 4:
+            return -2, masked
+        length = (buf[p + 2] << 8) | buf[p + 3]
+        hdr = 4
+        if length < 126:
+            return -1, masked
+    elif length == 127:
+        if n - p < 10:
+            return -2, masked
+        length = int.from_bytes(buf[p + 2 : p + 10], "big")
+        hdr = 10
+        if length < 0x10000 or length >> 40:
+            return -1, masked
+    if opcode >= 8 and (length > 125 or not b0 & 0x80 or rsv):
+        return -1, masked
+    if opcode == 0 and rsv:
+        return -1, masked
+    return p + hdr + (4 if masked else 0) + length, masked
+
+
+def find_boundary(buf: bytearray | bytes, client: bool | None, rsv_allowed: int) -> int | None:
+    """The first offset where frames can be trusted to start.
+
+    A candidate is trusted when the frame there ends exactly at the end of the data
+    received so far (a segment boundary), or when the next frame's header is
+    plausible too (same masking). Candidates are found by
+    a regular expression over possible first bytes, so random payload is skipped
+    at C speed.
+    """
+    n = len(buf)
+    for m in _FIRST_BYTE.finditer(buf):
+        p = m.start()
+        end, masked = _plausible(buf, p, client, rsv_allowed)
+        if end < 0 or end > n:
+            # Not a header, or a frame not yet complete: a later candidate whose
+            # chain checks out is stronger evidence than waiting on this one.
+            continue
+        if end == n:
+            return p
+        side = bool(masked) if client is None else client
+        end2, masked2 = _plausible(buf, end, side, rsv_allowed)
+        if end2 == -2 or (end2 >= 0 and masked2 == masked):
+            return p
+    return None

@@ -1,0 +1,288 @@
+"""The HTTP/1.1 side of WebSocket: request/response heads, the Upgrade handshake.
+
+Parsing is pure: heads are parsed from bytes that the session layer buffers, and a
+head that does not parse is reported, never raised.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from wsinspect.issues import Issue
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# A head longer than this is not an HTTP head we want to buffer.
+MAX_HEAD = 64 * 1024
+METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
+
+_token_re = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def accept_key(key: str) -> str:
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2 step 5.4)."""
+    return base64.b64encode(hashlib.sha1(key.encode("latin-1") + WS_GUID).digest()).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpHead:
+    """A request or response head as sent: the start line and the header fields."""
+
+    start_line: str
+    headers: tuple[tuple[str, str], ...]
+    raw: bytes
+
+    def get(self, name: str) -> str | None:
+        """The field's value; repeated fields joined with ", " (RFC 9110 5.3)."""
+        name = name.lower()
+        values = [v for k, v in self.headers if k.lower() == name]
+        return ", ".join(values) if values else None
+
+    def tokens(self, name: str) -> list[str]:
+        """A comma-separated list field, lower-cased and trimmed."""
+        value = self.get(name)
+        return [t.strip().lower() for t in value.split(",") if t.strip()] if value else []
+
+    @property
+    def is_response(self) -> bool:
+        return self.start_line.startswith("HTTP/")
+
+    @property
+    def method(self) -> str:
+        return self.start_line.split(" ", 1)[0]
+
+    @property
+    def target(self) -> str:
+        parts = self.start_line.split(" ")
+        return parts[1] if len(parts) >= 3 else ""
+
+    @property
+    def status(self) -> int | None:
+        parts = self.start_line.split(" ", 2)
+        if len(parts) >= 2 and parts[1].isdigit() and len(parts[1]) == 3:
+            return int(parts[1])
+        return None
+
+    def body_length(self, request_method: str | None = None) -> int | None:
+        """Bytes of body after this head: a count, -1 for chunked, None until close.
+
+        RFC 9112 6.3: responses to HEAD, 1xx, 204 and 304 have none; requests
+        without Content-Length or chunked coding have none.
+        """
+        if self.is_response:
+            status = self.status or 0
+            if request_method == "HEAD" or status < 200 or status in (204, 304):
+                return 0
+        if "chunked" in self.tokens("transfer-encoding"):
+            return -1
+        length = self.get("content-length")
+        if length is not None:
+            first = length.split(",")[0].strip()
+            return int(first) if first.isdigit() else None
+        return None if self.is_response else 0
+
+
+def looks_like_http(data: bytes) -> bool:
+    """Whether a stream starts like an HTTP request or response."""
+    return data.startswith(METHODS) or data.startswith(b"HTTP/1.")
+
+
+def parse_head(buf: bytes | bytearray) -> tuple[HttpHead | None, int, bool]:
+    """Parse one head from the start of ``buf``.
+
+    Returns (head, bytes consumed, ok). (None, 0, True) means more bytes are needed;
+    ok is False when the bytes are not an HTTP head at all.
+    """
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        # Tolerate bare LF line endings, as browsers and servers do (RFC 9112 2.2).
+        end_lf = buf.find(b"\n\n")
+        if end_lf < 0:
+            return None, 0, len(buf) <= MAX_HEAD and _plausible_prefix(buf)
+        end, sep = end_lf, 2
+    else:
+        lf = buf.find(b"\n\n", 0, end)
+        end, sep = (lf, 2) if lf >= 0 else (end, 4)
+    raw = bytes(buf[: end + sep])
+    text = raw[:end].decode("latin-1")
+    lines = text.replace("\r\n", "\n").split("\n")
+    start = lines[0].strip()
+    if not (start.startswith("HTTP/1.") or (" " in start and start.endswith(("HTTP/1.1", "HTTP/1.0")))):
+        return None, 0, False
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and headers:
+            # obsolete line folding (RFC 9112 5.2): append to the previous field
+            name, value = headers[-1]
+            headers[-1] = (name, f"{value} {line.strip()}")
+            continue
+        name, sep_, value = line.partition(":")
+        if not sep_ or not _token_re.fullmatch(name):
+            return None, 0, False
+        headers.append((name, value.strip()))
+    return HttpHead(start, tuple(headers), raw), end + sep, True
+
+
+def _plausible_prefix(buf: bytes | bytearray) -> bool:
+    head = bytes(buf[:8])
+    return any(m.startswith(head) or head.startswith(m) for m in (*METHODS, b"HTTP/1."))
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """One extension of a Sec-WebSocket-Extensions list with its parameters."""
+
+    name: str
+    params: tuple[tuple[str, str | None], ...]
+
+    def __str__(self) -> str:
+        parts = [self.name] + [k if v is None else f"{k}={v}" for k, v in self.params]
+        return "; ".join(parts)
+
+
+def parse_extensions(value: str | None) -> list[Extension]:
+    """Parse a Sec-WebSocket-Extensions value (RFC 6455 9.1), quoted values unquoted."""
+    if not value:
+        return []
+    result = []
+    for item in _split_outside_quotes(value, ","):
+        parts = _split_outside_quotes(item, ";")
+        name = parts[0].strip()
+        if not name:
+            continue
+        params = []
+        for p in parts[1:]:
+            key, eq, val = p.partition("=")
+            key = key.strip()
+            if not key:
+                continue
+            v = val.strip() if eq else None
+            if v is not None and len(v) >= 2 and v[0] == v[-1] == '"':
+                v = v[1:-1]
+            params.append((key.lower(), v))
+        result.append(Extension(name.lower(), tuple(params)))
+    return result
+
+
+def _split_outside_quotes(text: str, sep: str) -> list[str]:
+    out, cur, quoted = [], [], False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == sep and not quoted:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return [s for s in (x.strip() for x in out) if s]
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """An Upgrade request and its response (None when the capture lacks it)."""
+
+    request: HttpHead | None
+    response: HttpHead | None
+    issues: tuple[Issue, ...] = field(default=())
+
+    @property
+    def host(self) -> str | None:
+        return self.request.get("host") if self.request else None
+
+    @property
+    def path(self) -> str | None:
+        return self.request.target if self.request else None
+
+    @property
+    def origin(self) -> str | None:
+        return self.request.get("origin") if self.request else None
+
+    @property
+    def version(self) -> str | None:
+        return self.request.get("sec-websocket-version") if self.request else None
+
+    @property
+    def key(self) -> str | None:
+        return self.request.get("sec-websocket-key") if self.request else None
+
+    @property
+    def status(self) -> int | None:
+        return self.response.status if self.response else None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == 101
+
+    @property
+    def accept(self) -> str | None:
+        return self.response.get("sec-websocket-accept") if self.response else None
+
+    @property
+    def accept_expected(self) -> str | None:
+        return accept_key(self.key) if self.key else None
+
+    @property
+    def accept_valid(self) -> bool | None:
+        """None when it cannot be checked (no 101, or request or response missing)."""
+        if not self.accepted or self.key is None:
+            return None
+        return self.accept is not None and self.accept.strip() == self.accept_expected
+
+    @property
+    def offered_protocols(self) -> list[str]:
+        if not self.request:
+            return []
+        value = self.request.get("sec-websocket-protocol")
+        return [p.strip() for p in value.split(",") if p.strip()] if value else []
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self.response.get("sec-websocket-protocol") if self.response and self.accepted else None
+
+    @property
+    def offered_extensions(self) -> list[Extension]:
+        return parse_extensions(self.request.get("sec-websocket-extensions")) if self.request else []
+
+    @property
+    def extensions(self) -> list[Extension]:
+        """The extensions the server accepted (the response, not the offer)."""
+        if not self.response or not self.accepted:
+            return []
+        return parse_extensions(self.response.get("sec-websocket-extensions"))
+
+
+def is_upgrade_request(head: HttpHead) -> bool:
+    return not head.is_response and "websocket" in head.tokens("upgrade")
+
+
+def check_handshake(request: HttpHead | None, response: HttpHead | None) -> Handshake:
+    """Build a Handshake and record what it violates (RFC 6455 4.1, 4.2)."""
+    hs = Handshake(request, response)
+    issues: list[Issue] = []
+    if request is not None:
+        key = hs.key
+        try:
+            if key is None or len(base64.b64decode(key.strip(), validate=True)) != 16:
+                issues.append(Issue.KEY_INVALID)
+        except (binascii.Error, ValueError):
+            issues.append(Issue.KEY_INVALID)
+        if (hs.version or "").strip() != "13":
+            issues.append(Issue.VERSION_INVALID)
+    if response is not None and hs.accepted:
+        if "websocket" not in response.tokens("upgrade") or "upgrade" not in response.tokens("connection"):
+            issues.append(Issue.RESPONSE_NOT_UPGRADE)
+        if hs.accept is None:
+            issues.append(Issue.ACCEPT_MISSING)
+        elif hs.accept_valid is False:
+            issues.append(Issue.ACCEPT_MISMATCH)
+        if request is not None:
+            if hs.subprotocol is not None and hs.subprotocol not in hs.offered_protocols:
+                issues.append(Issue.SUBPROTOCOL_NOT_OFFERED)
+            offered = {e.name for e in hs.offered_extensions}
+            if any(e.name not in offered for e in hs.extensions):
+                issues.append(Issue.EXTENSION_NOT_OFFERED)
+    return Handshake(request, response, tuple(issues))

@@ -1,0 +1,107 @@
+"""JSON Lines records: the documented contract that scripts and jq read.
+
+One object per message, per session (when it ends) and, with --frames, per frame.
+Encoding uses orjson: stdlib json costs more per record than all the parsing
+before it.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+
+from wsinspect.frames import Frame, opcode_name
+from wsinspect.session import Message, SessionSummary
+
+
+def message_opcode(opcode: int) -> str:
+    """Message opcodes as the contract names them; a stray continuation is "0x0"."""
+    return "0x0" if opcode == 0 else opcode_name(opcode)
+
+
+def message_record(m: Message) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "type": "message",
+        "session": m.session,
+        "ts": m.ts,
+        "dir": m.dir,
+        "opcode": message_opcode(m.opcode),
+        "frames": len(m.frames),
+        "masked": m.masked,
+        "compressed": m.compressed,
+        "length": len(m.payload),
+        "wire_length": m.wire_length,
+    }
+    if m.text is not None:
+        record["text"] = m.text
+    else:
+        record["data"] = base64.b64encode(m.payload).decode("ascii")
+    record["close_code"] = m.close_code
+    record["close_reason"] = m.close_reason
+    record["complete"] = m.complete
+    record["packets"] = m.packets
+    record["issues"] = m.issues
+    return record
+
+
+def frame_record(m: Message, f: Frame) -> dict[str, Any]:
+    return {
+        "type": "frame",
+        "session": m.session,
+        "ts": f.ts,
+        "dir": m.dir,
+        "fin": f.fin,
+        "rsv": [bool(f.rsv & 4), bool(f.rsv & 2), bool(f.rsv & 1)],
+        "opcode": opcode_name(f.opcode),
+        "masked": f.masked,
+        "mask_key": f.masking_key.hex() if f.masking_key else None,
+        "header_length": f.header_length,
+        "payload_length": f.length,
+        "packets": f.packets,
+        "issues": f.issues,
+    }
+
+
+def session_record(s: SessionSummary) -> dict[str, Any]:
+    hs = s.handshake
+    close = None
+    if s.close is not None:
+        close = {"code": s.close.code, "reason": s.close.reason, "initiator": s.close.initiator}
+    return {
+        "type": "session",
+        "session": s.session,
+        "client": s.client,
+        "server": s.server,
+        "host": hs.host,
+        "path": hs.path,
+        "origin": hs.origin,
+        "version": hs.version,
+        "subprotocol": hs.subprotocol,
+        "offered_subprotocols": hs.offered_protocols,
+        "extensions": [str(e) for e in hs.extensions],
+        "offered_extensions": [str(e) for e in hs.offered_extensions],
+        "status": hs.status,
+        "accept_valid": hs.accept_valid,
+        "messages": s.messages[0] + s.messages[1],
+        "messages_c2s": s.messages[0],
+        "messages_s2c": s.messages[1],
+        "bytes_c2s": s.bytes[0],
+        "bytes_s2c": s.bytes[1],
+        "wire_bytes_c2s": s.wire_bytes[0],
+        "wire_bytes_s2c": s.wire_bytes[1],
+        "start": s.start,
+        "end": s.end,
+        "duration": s.duration,
+        "close": close,
+        "ended_by": s.ended_by,
+        "mid_stream": s.mid_stream,
+        "issues": s.issues,
+        "issue_count": s.issue_count,
+    }
+
+
+def dumps(record: dict[str, Any]) -> bytes:
+    """One JSON line, newline included."""
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)

@@ -1,0 +1,166 @@
+"""Link, IP and TCP headers: RawPacket bytes -> Segment.
+
+Pure and per-packet hot: headers are unpacked with precompiled structs straight
+from the capture's memoryview; nothing but TCP survives, and nothing is copied but
+the flow key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+from wsinspect.capture import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+)
+
+# TCP flags (RFC 9293 3.1).
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+ACK = 0x10
+
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
+
+# IPv6 extension headers that can precede TCP and share the (next, length) layout
+# (RFC 8200 4): hop-by-hop, routing, destination options; fragment (fixed 8 bytes)
+# and AH (length in 4-byte units) are handled apart.
+IPV6_EXT = frozenset((0, 43, 60))
+IPV6_FRAGMENT = 44
+IPV6_AH = 51
+PROTO_TCP = 6
+
+_tcp = struct.Struct("!IIBB")  # seq, ack, data offset, flags (from byte 4)
+_u16 = struct.Struct("!H")
+_u32le = struct.Struct("<I")
+
+
+@dataclass(slots=True)
+class Segment:
+    """A TCP segment. ``key`` names its flow and direction: src addr, dst addr, ports."""
+
+    ts: float
+    key: bytes
+    seq: int
+    ack: int
+    flags: int
+    payload: memoryview
+
+
+def parse_segment(ts: float, linktype: int, data: memoryview) -> Segment | None:
+    """Decode a captured packet down to TCP; None for anything else (skipped cheaply)."""
+    n = len(data)
+    if linktype == LINKTYPE_ETHERNET:
+        if n < 14:
+            return None
+        off = 14
+        ethertype = (data[12] << 8) | data[13]
+        while ethertype in VLAN_TAGS and off + 4 <= n:
+            ethertype = (data[off + 2] << 8) | data[off + 3]
+            off += 4
+    elif linktype == LINKTYPE_LINUX_SLL2:
+        if n < 20:
+            return None
+        off = 20
+        ethertype = (data[0] << 8) | data[1]
+    elif linktype == LINKTYPE_LINUX_SLL:
+        if n < 16:
+            return None
+        off = 16
+        ethertype = (data[14] << 8) | data[15]
+    elif linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
+        if n < 4:
+            return None
+        off = 4
+        # NULL stores the AF_ value in the capturing host's byte order, LOOP in
+        # network order; read it both ways. AF_INET is 2 everywhere; AF_INET6 is 10,
+        # 24, 28 or 30 depending on the OS.
+        family = _u32le.unpack_from(data)[0]
+        if family > 0xFFFF:
+            family = int.from_bytes(data[:4], "big")
+        ethertype = ETH_IPV4 if family == 2 else ETH_IPV6 if family in (10, 24, 28, 30) else 0
+    elif linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6) or linktype == 12 or linktype == 14:
+        if n < 1:
+            return None
+        off = 0
+        version = data[0] >> 4
+        ethertype = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
+    else:
+        return None
+
+    if ethertype == ETH_IPV4:
+        if n < off + 20:
+            return None
+        ihl = (data[off] & 0x0F) * 4
+        if data[off + 9] != PROTO_TCP or ihl < 20:
+            return None
+        # A non-first fragment (offset set) or a first one with More Fragments:
+        # reassembling IP fragments is not worth it for TCP, which avoids them.
+        if _u16.unpack_from(data, off + 6)[0] & 0x3FFF:
+            return None
+        end = off + _u16.unpack_from(data, off + 2)[0]
+        # Ethernet pads short frames; the IP total length says where data ends.
+        if end > n or end < off + ihl:
+            end = n
+        key = bytes(data[off + 12 : off + 20])
+        off += ihl
+    elif ethertype == ETH_IPV6:
+        if n < off + 40:
+            return None
+        nxt = data[off + 6]
+        end = off + 40 + _u16.unpack_from(data, off + 4)[0]
+        if end > n:
+            end = n
+        key = bytes(data[off + 8 : off + 40])
+        off += 40
+        while nxt != PROTO_TCP:
+            if off + 8 > end:
+                return None
+            if nxt in IPV6_EXT:
+                nxt, length = data[off], (data[off + 1] + 1) * 8
+            elif nxt == IPV6_FRAGMENT:
+                if _u16.unpack_from(data, off + 2)[0] & 0xFFF9:
+                    return None  # a fragment: not reassembled, as for IPv4
+                nxt, length = data[off], 8
+            elif nxt == IPV6_AH:
+                nxt, length = data[off], (data[off + 1] + 2) * 4
+            else:
+                return None
+            off += length
+    else:
+        return None
+
+    if off + 20 > end:
+        return None
+    seq, ack, doff, flags = _tcp.unpack_from(data, off + 4)
+    hdr = (doff >> 4) * 4
+    if hdr < 20 or off + hdr > end:
+        return None
+    return Segment(ts, key + bytes(data[off : off + 4]), seq, ack, flags, data[off + hdr : end])
+
+
+def reverse_key(key: bytes) -> bytes:
+    """The key of the opposite direction of the same flow."""
+    half = (len(key) - 4) // 2
+    return key[half : 2 * half] + key[:half] + key[-2:] + key[-4:-2]
+
+
+def endpoints(key: bytes) -> tuple[str, str]:
+    """("ip:port", "ip:port") of the sender and receiver; IPv6 as "[addr]:port"."""
+    half = (len(key) - 4) // 2
+    sport, dport = struct.unpack("!HH", key[-4:])
+    src = ipaddress.ip_address(key[:half])
+    dst = ipaddress.ip_address(key[half : 2 * half])
+    if half == 16:
+        return f"[{src}]:{sport}", f"[{dst}]:{dport}"
+    return f"{src}:{sport}", f"{dst}:{dport}"

@@ -1,0 +1,732 @@
+"""The sans-I/O core: Inspector.feed(packet) -> Messages and SessionSummaries.
+
+Every output (text, JSON Lines, the TUI, live capture) drives the same loop:
+
+    inspector = Inspector(options)
+    for raw in source:
+        emit(inspector.feed(raw))
+    emit(inspector.finish())
+
+A connection goes through the states below; data of each direction is routed by
+the state of the connection (one visible transition table, in ``_route``):
+
+    HTTP      heads parsed; an Upgrade request opens a Session   -> UPGRADING
+    UPGRADING request sent; client bytes wait for the response   -> WEBSOCKET (101)
+                                                                 -> HTTP (rejected)
+    WEBSOCKET frames parsed in both directions
+    HUNTING   first bytes were not HTTP: look for frames (joined mid-stream)
+                                                                 -> WEBSOCKET | IGNORED
+    IGNORED   not WebSocket: bytes dropped
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+from wsinspect.capture import RawPacket
+from wsinspect.deflate import DeflateParams, Inflater, negotiate
+from wsinspect.frames import (
+    DEFAULT_MAX_PAYLOAD,
+    Frame,
+    FrameParser,
+    close_code_allowed,
+    find_boundary,
+)
+from wsinspect.http import Handshake, HttpHead, check_handshake, is_upgrade_request, looks_like_http, parse_head
+from wsinspect.issues import Issue
+from wsinspect.packet import endpoints, parse_segment
+from wsinspect.tcp import Connection, Reassembler, StreamData, StreamEnd
+
+C2S = "c2s"
+S2C = "s2c"
+# How many bytes of a connection that did not start with HTTP are searched for frames.
+HUNT_LIMIT = 256 << 10
+
+
+class State(Enum):
+    HTTP = "http"
+    UPGRADING = "upgrading"
+    WEBSOCKET = "websocket"
+    HUNTING = "hunting"
+    IGNORED = "ignored"
+
+
+@dataclass(slots=True)
+class Options:
+    max_message_size: int = DEFAULT_MAX_PAYLOAD
+
+
+@dataclass(slots=True)
+class Message:
+    """A complete message (or a control frame), as the application sent it."""
+
+    session: int
+    ts: float
+    dir: str
+    opcode: int
+    frames: list[Frame]
+    masked: bool
+    compressed: bool
+    payload: bytes
+    wire_length: int
+    text: str | None
+    close_code: int | None
+    close_reason: str | None
+    issues: list[Issue]
+    packets: tuple[int, int]  # first and last packet number
+    complete: bool = True
+
+    @property
+    def length(self) -> int:
+        return len(self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    code: int | None
+    reason: str | None
+    initiator: str  # "client" or "server"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """What one session was, as every output reports it."""
+
+    session: int
+    client: str
+    server: str
+    handshake: Handshake
+    start: float
+    end: float
+    messages: tuple[int, int]  # c2s, s2c
+    bytes: tuple[int, int]  # payload bytes after decompression, c2s, s2c
+    wire_bytes: tuple[int, int]  # payload bytes as sent
+    close: Close | None
+    ended_by: str  # "fin", "rst", "eof", "reused"
+    mid_stream: bool
+    issues: tuple[Issue, ...]  # session-level findings
+    issue_count: int  # every finding of the session, at any level
+
+    @property
+    def host(self) -> str | None:
+        return self.handshake.host
+
+    @property
+    def path(self) -> str | None:
+        return self.handshake.path
+
+    @property
+    def status(self) -> int | None:
+        return self.handshake.status
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(slots=True)
+class SessionOpened:
+    """A session was recognised (for live views that list sessions as they start)."""
+
+    session: int
+    client: str
+    server: str
+    ts: float
+
+
+Event = Message | SessionSummary | SessionOpened
+
+
+class _Direction:
+    """Per-direction WebSocket state: frame parser, message in progress, inflater."""
+
+    __slots__ = ("bytes", "closed", "frames", "inflater", "messages", "name", "parser", "resynced", "wire")
+
+    def __init__(self, name: str, parser: FrameParser, inflater: Inflater | None) -> None:
+        self.name = name
+        self.parser = parser
+        self.frames: list[Frame] = []  # fragments of the data message in progress
+        self.inflater = inflater
+        self.closed = False
+        self.messages = 0
+        self.bytes = 0
+        self.wire = 0
+        self.resynced = False  # frames follow a lost boundary: a stray continuation is expected
+
+
+class _Conn:
+    """Upper-layer state of one TCP connection (hung on Connection.session)."""
+
+    __slots__ = (
+        "buf",
+        "client",
+        "hunted",
+        "requests",
+        "session",
+        "skip",
+        "state",
+    )
+
+    def __init__(self) -> None:
+        self.state = State.HTTP
+        self.client: int | None = None
+        self.buf = (bytearray(), bytearray())  # unparsed HTTP bytes per direction
+        self.skip = [0, 0]  # body bytes still to skip; -1 chunked; -2 until close
+        self.requests: deque[HttpHead] = deque()  # requests awaiting a response
+        self.session: _Session | None = None
+        self.hunted = [0, 0]
+
+
+class _Session:
+    __slots__ = (
+        "client",
+        "close",
+        "deflate",
+        "dirs",
+        "end",
+        "handshake",
+        "issue_count",
+        "issues",
+        "mid_stream",
+        "number",
+        "server",
+        "start",
+    )
+
+    def __init__(self, number: int, client: str, server: str, ts: float) -> None:
+        self.number = number
+        self.client = client
+        self.server = server
+        self.handshake = Handshake(None, None)
+        self.start = ts
+        self.end = ts
+        self.dirs: tuple[_Direction, _Direction] | None = None  # indexed by connection direction
+        self.deflate: DeflateParams | None = None
+        self.close: Close | None = None
+        self.mid_stream = False
+        self.issues: list[Issue] = []
+        self.issue_count = 0
+
+    def flag(self, issue: Issue) -> None:
+        if issue not in self.issues:
+            self.issues.append(issue)
+
+
+class Inspector:
+    """Feed it packets; it returns the messages and sessions they complete."""
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self.tcp = Reassembler()
+        self.packets = 0
+        self.first_ts: float | None = None
+        self.last_ts = 0.0
+        self._sessions = 0
+
+    # -- the loop ---------------------------------------------------------
+
+    def feed(self, raw: RawPacket) -> list[Event]:
+        """Take the next captured packet (packets are numbered from 1 in feed order)."""
+        self.packets += 1
+        ts = raw.ts
+        if self.first_ts is None:
+            self.first_ts = ts
+        self.last_ts = ts
+        seg = parse_segment(ts, raw.linktype, raw.data)
+        if seg is None:
+            return []
+        out: list[Event] = []
+        for ev in self.tcp.feed(seg, self.packets):
+            self._stream_event(ev, out)
+        return out
+
+    def finish(self) -> list[Event]:
+        """End of input: flush every connection and session."""
+        out: list[Event] = []
+        for ev in self.tcp.finish(self.last_ts):
+            self._stream_event(ev, out)
+        return out
+
+    def _stream_event(self, ev: StreamData | StreamEnd, out: list[Event]) -> None:
+        match ev:
+            case StreamData():
+                conn = ev.conn
+                state = conn.session
+                if state is None:
+                    state = conn.session = _Conn()
+                self._route(conn, state, ev, out)
+            case StreamEnd():
+                state = ev.conn.session
+                if state is not None:
+                    self._end(ev.conn, state, ev.reason, ev.ts, out)
+
+    # -- connection state machine -----------------------------------------
+
+    def _route(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
+        match st.state:
+            case State.WEBSOCKET:
+                self._frames(st, ev.direction, ev.data, ev.ts, ev.packet, ev.gap, out)
+            case State.HTTP | State.UPGRADING:
+                self._http(conn, st, ev, out)
+            case State.HUNTING:
+                self._hunt(conn, st, ev, out)
+            case State.IGNORED:
+                pass
+
+    def _http(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
+        d = ev.direction
+        if st.client is None:
+            st.client = self._client_side(d, ev.data)
+            if st.client is None:
+                st.state = State.HUNTING
+                self._hunt(conn, st, ev, out)
+                return
+        if ev.gap:
+            # A hole in HTTP: the heads around it cannot be trusted.
+            if st.session is not None:
+                st.session.flag(Issue.TCP_GAP)
+            st.buf[d].clear()
+            st.skip[d] = 0
+            if st.state is State.HTTP and st.session is None:
+                st.state = State.HUNTING
+                self._hunt(conn, st, ev, out)
+                return
+        buf = st.buf[d]
+        buf += ev.data
+        if d == st.client:
+            self._requests(conn, st, ev, out)
+        else:
+            self._responses(conn, st, ev, out)
+
+    @staticmethod
+    def _client_side(d: int, data: bytes | memoryview) -> int | None:
+        """The client is whoever sends a request, or receives a response, first."""
+        head = bytes(data[:8])
+        if looks_like_http(head):
+            return d if not head.startswith(b"HTTP/") else 1 - d
+        return None
+
+    def _body(self, st: _Conn, d: int) -> bool:
+        """Skip body bytes; False when more are needed first."""
+        buf = st.buf[d]
+        skip = st.skip[d]
+        if skip > 0:
+            n = min(skip, len(buf))
+            del buf[:n]
+            st.skip[d] = skip - n
+            return st.skip[d] == 0
+        if skip == -1:  # chunked (RFC 9112 7.1): size line, data, CRLF; 0 ends
+            while True:
+                eol = buf.find(b"\r\n")
+                if eol < 0:
+                    return False
+                size_text = bytes(buf[:eol]).split(b";")[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    st.skip[d] = 0
+                    return True
+                if size == 0:
+                    end = buf.find(b"\r\n\r\n", eol)
+                    if end < 0:
+                        return False
+                    del buf[: end + 4]
+                    st.skip[d] = 0
+                    return True
+                if len(buf) < eol + 2 + size + 2:
+                    return False
+                del buf[: eol + 2 + size + 2]
+        if skip == -2:
+            buf.clear()
+            return False
+        return True
+
+    def _requests(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
+        d = ev.direction
+        buf = st.buf[d]
+        while buf:
+            if st.state is State.UPGRADING:
+                return  # bytes after an Upgrade request wait for the response
+            if not self._body(st, d):
+                return
+            if not buf:
+                return
+            head, used, ok = parse_head(buf)
+            if not ok:
+                self._not_http(conn, st, d, ev, out)
+                return
+            if head is None:
+                return
+            del buf[:used]
+            # A new request ends a refused upgrade's session.
+            self._finish_session(st, out, "rejected")
+            if is_upgrade_request(head):
+                st.state = State.UPGRADING
+                session = self._open(conn, st, ev.ts, out)
+                session.handshake = Handshake(head, None)
+            else:
+                st.requests.append(head)
+                length = head.body_length()
+                st.skip[d] = length if length else 0
+
+    def _responses(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
+        d = ev.direction
+        buf = st.buf[d]
+        while buf:
+            if not self._body(st, d):
+                return
+            if not buf:
+                return
+            head, used, ok = parse_head(buf)
+            if not ok or (head is not None and not head.is_response):
+                self._not_http(conn, st, d, ev, out)
+                return
+            if head is None:
+                return
+            del buf[:used]
+            status = head.status or 0
+            if 100 <= status < 200 and status != 101:
+                continue  # interim response (RFC 9110 15.2)
+            if st.state is State.UPGRADING and not st.requests:
+                self._upgraded(conn, st, head, ev, out)
+                if st.state is State.WEBSOCKET:
+                    return
+                continue
+            request = st.requests.popleft() if st.requests else None
+            length = head.body_length(request.method if request else None)
+            st.skip[d] = -2 if length is None else length
+
+    def _open(self, conn: Connection, st: _Conn, ts: float, out: list[Event]) -> _Session:
+        assert st.client is not None
+        self._sessions += 1
+        key = conn.keys[st.client]
+        client, server = endpoints(key)
+        session = _Session(self._sessions, client, server, ts)
+        st.session = session
+        out.append(SessionOpened(session.number, client, server, ts))
+        return session
+
+    def _upgraded(self, conn: Connection, st: _Conn, response: HttpHead, ev: StreamData, out: list[Event]) -> None:
+        """The response to the Upgrade request arrived."""
+        session = st.session
+        assert session is not None and st.client is not None
+        session.handshake = check_handshake(session.handshake.request, response)
+        for issue in session.handshake.issues:
+            session.flag(issue)
+        session.end = ev.ts
+        client_buf = st.buf[st.client]
+        server_buf = st.buf[1 - st.client]
+        if session.handshake.accepted:
+            self._start_websocket(st, session)
+            pending_c, pending_s = bytes(client_buf), bytes(server_buf)
+            client_buf.clear()
+            server_buf.clear()
+            if pending_c:
+                self._frames(st, st.client, pending_c, ev.ts, ev.packet, 0, out)
+            if pending_s:
+                self._frames(st, 1 - st.client, pending_s, ev.ts, ev.packet, 0, out)
+            return
+        # Refused: the connection goes on as HTTP. The session stays attached until
+        # the next request, in case frames follow anyway (upgrade-without-101); for
+        # that reason a body "until close" is not skipped but parsed.
+        st.state = State.HTTP
+        st.skip[1 - st.client] = response.body_length("GET") or 0
+        if client_buf:
+            self._requests(conn, st, ev, out)
+
+    def _not_http(self, conn: Connection, st: _Conn, d: int, ev: StreamData, out: list[Event]) -> None:
+        """Bytes that are not HTTP where HTTP was expected."""
+        session = st.session
+        buf = bytes(st.buf[d])
+        other = bytes(st.buf[1 - d])
+        st.buf[0].clear()
+        st.buf[1].clear()
+        if session is not None and session.dirs is None:
+            # An upgrade that was refused or never answered, and yet the peers go on:
+            # decode what follows as frames, flagged (RFC 6455 4.1).
+            session.flag(Issue.NO_101)
+            self._start_websocket(st, session)
+            self._frames(st, d, buf, ev.ts, ev.packet, 0, out)
+            if other:
+                self._frames(st, 1 - d, other, ev.ts, ev.packet, 0, out)
+            return
+        self._finish_session(st, out, "not-websocket")
+        st.state = State.HUNTING
+        self._hunt(conn, st, StreamData(conn, d, ev.ts, buf, 0, ev.packet), out)
+
+    def _start_websocket(self, st: _Conn, session: _Session) -> None:
+        assert st.client is not None
+        if session.mid_stream:
+            # Without a handshake, assume what most peers negotiate: permessage-deflate
+            # with context takeover; the inflaters start untrusted.
+            params: DeflateParams | None = DeflateParams()
+        else:
+            params, ok = negotiate(session.handshake.extensions)
+            if not ok:
+                session.flag(Issue.EXTENSION_PARAMS_INVALID)
+        session.deflate = params
+        rsv_allowed = 4 if params is not None else 0
+        if session.handshake.extensions and params is None:
+            session.flag(Issue.EXTENSION_NOT_DECODED)
+            rsv_allowed = 7  # an unknown extension may define any RSV bit
+        limit = self.options.max_message_size
+        dirs = []
+        for d in (0, 1):
+            is_client = d == st.client
+            inflater = None
+            if params is not None:
+                nct = params.client_no_context_takeover if is_client else params.server_no_context_takeover
+                inflater = Inflater(nct, limit, trusted=not session.mid_stream)
+            parser = FrameParser(is_client, rsv_allowed, limit, synced=not session.mid_stream)
+            direction = _Direction(C2S if is_client else S2C, parser, inflater)
+            direction.resynced = session.mid_stream
+            dirs.append(direction)
+        session.dirs = (dirs[0], dirs[1])
+        st.state = State.WEBSOCKET
+
+    # -- joined mid-stream ------------------------------------------------
+
+    def _hunt(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
+        """Look for frames in a connection whose handshake the capture missed."""
+        d = ev.direction
+        buf = st.buf[d]
+        if ev.gap:
+            buf.clear()
+        buf += ev.data
+        st.hunted[d] += len(ev.data)
+        pos = find_boundary(buf, None, 4)
+        if pos is None:
+            if st.hunted[0] + st.hunted[1] > HUNT_LIMIT:
+                st.state = State.IGNORED
+                st.buf[0].clear()
+                st.buf[1].clear()
+            return
+        # Only clients mask (RFC 6455 5.1): the masking tells who is who.
+        st.client = d if buf[pos + 1] & 0x80 else 1 - d
+        session = self._open(conn, st, ev.ts, out)
+        session.mid_stream = True
+        session.flag(Issue.MID_STREAM)
+        self._start_websocket(st, session)
+        assert session.dirs is not None
+        data = bytes(buf[pos:])
+        other = bytes(st.buf[1 - d])
+        st.buf[0].clear()
+        st.buf[1].clear()
+        parser = session.dirs[d].parser
+        parser.synced = True
+        parser.skipped += pos
+        self._frames(st, d, data, ev.ts, ev.packet, 0, out)
+        if other:
+            self._frames(st, 1 - d, other, ev.ts, ev.packet, 0, out)
+
+    # -- frames and messages ----------------------------------------------
+
+    def _frames(
+        self, st: _Conn, d: int, data: bytes | memoryview, ts: float, packet: int, gap: int, out: list[Event]
+    ) -> None:
+        session = st.session
+        assert session is not None and session.dirs is not None
+        direction = session.dirs[d]
+        parser = direction.parser
+        if gap:
+            session.flag(Issue.TCP_GAP)
+            direction.resynced = True
+            if direction.frames:
+                self._lost_message(session, direction, out)
+        was_synced = parser.synced
+        frames = parser.feed(data, ts, packet, gap)
+        if not was_synced and parser.synced:
+            direction.resynced = True
+        for frame in frames:
+            self._frame(session, direction, frame, out)
+        session.end = ts
+
+    def _lost_message(self, session: _Session, direction: _Direction, out: list[Event]) -> None:
+        """The fragmented message in progress lost bytes: emit what there is."""
+        frames = direction.frames
+        direction.frames = []
+        message = self._message(session, direction, frames, complete=False)
+        if Issue.TCP_GAP not in message.issues:
+            message.issues.append(Issue.TCP_GAP)
+        out.append(message)
+
+    def _frame(self, session: _Session, direction: _Direction, frame: Frame, out: list[Event]) -> None:
+        issues = frame.issues
+        if direction.closed:
+            issues.append(Issue.DATA_AFTER_CLOSE)
+        opcode = frame.opcode
+        if opcode >= 8 or 3 <= opcode <= 7:
+            # Control frames (and reserved opcodes) stand alone, even between fragments.
+            out.append(self._message(session, direction, [frame], complete=frame.complete))
+            if opcode == 8:
+                direction.closed = True
+            return
+        if opcode == 0:
+            if not direction.frames:
+                if direction.resynced:
+                    issues.append(Issue.MID_STREAM if session.mid_stream else Issue.TCP_GAP)
+                else:
+                    issues.append(Issue.CONTINUATION_WITHOUT_MESSAGE)
+                direction.resynced = False
+                out.append(self._message(session, direction, [frame], complete=False))
+                return
+        else:
+            direction.resynced = False
+            if direction.frames:
+                interrupted = self._message(session, direction, direction.frames, complete=False)
+                interrupted.issues.append(Issue.MESSAGE_INTERRUPTED)
+                out.append(interrupted)
+                direction.frames = []
+        if not frame.fin:
+            direction.frames.append(frame)
+            return
+        frames = direction.frames
+        if frames:
+            frames.append(frame)
+            direction.frames = []
+        else:
+            frames = [frame]
+        out.append(self._message(session, direction, frames, complete=True))
+
+    def _message(self, session: _Session, direction: _Direction, frames: list[Frame], complete: bool) -> Message:
+        first = frames[0]
+        opcode = first.opcode
+        issues: list[Issue] = []
+        for f in frames:
+            if f.issues:
+                issues.extend(i for i in f.issues if i not in issues)
+            if not f.complete:
+                complete = False
+        wire = first.payload if len(frames) == 1 else b"".join(f.payload for f in frames)
+        payload = wire
+        compressed = False
+        inflater = direction.inflater
+        deflate = session.deflate
+        if inflater is not None and deflate is not None and first.rsv & 4 and opcode < 8:
+            compressed = True
+            if deflate.per_frame:
+                parts = []
+                for f in frames:
+                    if f.rsv & 4:
+                        part, issue = inflater.inflate(f.payload)
+                        if issue is not None and issue not in issues:
+                            issues.append(issue)
+                        parts.append(part)
+                    else:
+                        parts.append(f.payload)
+                payload = b"".join(parts)
+            elif not complete:
+                inflater.lose()
+                payload = wire
+            else:
+                payload, issue = inflater.inflate(wire)
+                if issue is not None:
+                    issues.append(issue)
+                    if issue is not Issue.MESSAGE_TOO_LARGE:
+                        payload = wire
+                        complete = False
+        text = None
+        close_code = close_reason = None
+        if opcode == 1 and (complete or not compressed):
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                # A cut message may end inside a character; only earlier bytes count.
+                if complete or exc.start < len(payload) - 3:
+                    issues.append(Issue.INVALID_UTF8)
+                else:
+                    text = payload[: exc.start].decode("utf-8")
+        elif opcode == 8:
+            close_code, close_reason = self._close(payload, issues)
+            if session.close is None:
+                session.close = Close(close_code, close_reason, "client" if direction.name == C2S else "server")
+        direction.messages += 1
+        direction.bytes += len(payload)
+        direction.wire += len(wire)
+        session.issue_count += len(issues)
+        last = frames[-1]
+        return Message(
+            session.number,
+            last.ts,
+            direction.name,
+            opcode,
+            frames,
+            first.masked,
+            compressed,
+            payload,
+            len(wire),
+            text,
+            close_code,
+            close_reason,
+            issues,
+            (first.packets[0], last.packets[-1]),
+            complete,
+        )
+
+    @staticmethod
+    def _close(payload: bytes, issues: list[Issue]) -> tuple[int | None, str | None]:
+        """Close code and reason (RFC 6455 5.5.1, 7.4)."""
+        if not payload:
+            return None, None
+        if len(payload) == 1:
+            issues.append(Issue.CLOSE_PAYLOAD_ONE_BYTE)
+            return None, None
+        code = int.from_bytes(payload[:2], "big")
+        if not close_code_allowed(code):
+            issues.append(Issue.CLOSE_CODE_INVALID)
+        try:
+            reason = payload[2:].decode("utf-8")
+        except UnicodeDecodeError:
+            issues.append(Issue.CLOSE_REASON_INVALID_UTF8)
+            reason = payload[2:].decode("utf-8", "backslashreplace")
+        return code, reason
+
+    # -- the end ----------------------------------------------------------
+
+    def _end(self, conn: Connection, st: _Conn, reason: str, ts: float, out: list[Event]) -> None:
+        session = st.session
+        if session is not None and session.dirs is not None:
+            for direction in session.dirs:
+                for frame in direction.parser.finish():
+                    self._frame(session, direction, frame, out)
+                if direction.frames:
+                    message = self._message(session, direction, direction.frames, complete=False)
+                    message.issues.append(Issue.MESSAGE_INCOMPLETE)
+                    session.issue_count += 1
+                    direction.frames = []
+                    out.append(message)
+        if session is not None and session.dirs is None and session.handshake.response is None:
+            session.flag(Issue.NO_101)
+        self._finish_session(st, out, reason)
+        st.state = State.IGNORED
+
+    def _finish_session(self, st: _Conn, out: list[Event], ended_by: str) -> None:
+        session = st.session
+        if session is None:
+            return
+        st.session = None
+        hs = session.handshake
+        dirs = session.dirs
+        c = s = None
+        if dirs is not None:
+            c, s = (dirs[0], dirs[1]) if dirs[0].name == C2S else (dirs[1], dirs[0])
+        out.append(
+            SessionSummary(
+                session=session.number,
+                client=session.client,
+                server=session.server,
+                handshake=hs,
+                start=session.start,
+                end=session.end,
+                messages=(c.messages if c else 0, s.messages if s else 0),
+                bytes=(c.bytes if c else 0, s.bytes if s else 0),
+                wire_bytes=(c.wire if c else 0, s.wire if s else 0),
+                close=session.close,
+                ended_by=ended_by,
+                mid_stream=session.mid_stream,
+                issues=tuple(session.issues),
+                issue_count=session.issue_count + len(session.issues),
+            )
+        )

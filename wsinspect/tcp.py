@@ -1,0 +1,265 @@
+"""TCP stream reassembly: Segment -> StreamData / StreamEnd, per connection and direction.
+
+Bytes are delivered in sequence order exactly once: retransmissions and overlaps are
+trimmed, out-of-order segments wait for the hole before them to fill. A hole that
+cannot fill (the receiver acknowledged bytes the capture never saw, the connection
+ended, the out-of-order buffer is full, or the capture ended) is never glued over:
+the data after it is delivered with ``gap`` set to the number of missing bytes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from wsinspect.packet import ACK, FIN, RST, SYN, Segment, reverse_key
+
+SEQ_MOD = 1 << 32
+SEQ_MASK = SEQ_MOD - 1
+HALF_SPACE = 1 << 31
+# A segment further ahead than this is not a plausible part of the stream.
+MAX_AHEAD = 1 << 30
+# Out-of-order bytes held per direction before the oldest hole is given up.
+MAX_OOO_BYTES = 8 << 20
+# Closed flows remembered so that late retransmissions do not open a new connection.
+MAX_CLOSED = 1 << 16
+
+
+class _Half:
+    """One direction of a connection: the next expected sequence number and the
+    segments that arrived ahead of it."""
+
+    __slots__ = ("done", "fin_seq", "last_ack", "next_seq", "ooo", "ooo_bytes")
+
+    def __init__(self) -> None:
+        self.next_seq: int | None = None
+        self.ooo: dict[int, tuple[bytes, float, int]] = {}
+        self.ooo_bytes = 0
+        self.fin_seq: int | None = None
+        self.done = False
+        self.last_ack: int | None = None
+
+
+class Connection:
+    """A TCP connection. Direction 0 sent the first packet seen; ``client`` is the
+    direction that sent the SYN (None when the capture missed the handshake).
+
+    ``session`` is an opaque slot for the layer above (the session model), which
+    saves it a dictionary lookup per packet.
+    """
+
+    __slots__ = ("client", "halves", "index", "keys", "session", "ts")
+
+    def __init__(self, index: int, key: bytes, ts: float) -> None:
+        self.index = index
+        self.keys = (key, reverse_key(key))
+        self.halves = (_Half(), _Half())
+        self.client: int | None = None
+        self.ts = ts
+        self.session: Any = None
+
+
+@dataclass(slots=True)
+class StreamData:
+    """Bytes of one direction, in order; ``gap`` bytes are missing just before them."""
+
+    conn: Connection
+    direction: int
+    ts: float
+    data: memoryview | bytes
+    gap: int
+    packet: int
+
+
+@dataclass(slots=True)
+class StreamEnd:
+    """The connection is over: "fin", "rst", "reused" (a new SYN on its ports) or "eof"."""
+
+    conn: Connection
+    reason: str
+    ts: float
+
+
+@dataclass(slots=True)
+class TcpStats:
+    connections: int = 0
+    retransmitted: int = 0
+    out_of_order: int = 0
+    gaps: int = 0
+    gap_bytes: int = 0
+
+
+_NOTHING: list[StreamData | StreamEnd] = []
+
+
+@dataclass
+class Reassembler:
+    """Per-connection, per-direction reassembly of a packet stream."""
+
+    max_ooo_bytes: int = MAX_OOO_BYTES
+    stats: TcpStats = field(default_factory=TcpStats)
+    _flows: dict[bytes, tuple[Connection, int]] = field(default_factory=dict)
+    _closed: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
+
+    def feed(self, seg: Segment, packet: int) -> list[StreamData | StreamEnd]:
+        """Take one segment (``packet`` is its number in the capture)."""
+        flags = seg.flags
+        found = self._flows.get(seg.key)
+        if found is None:
+            if flags & RST or not (seg.payload or flags & SYN):
+                return _NOTHING  # a pure ACK/FIN/RST of a flow we do not follow
+            if not flags & SYN and seg.key in self._closed:
+                return _NOTHING  # a late retransmission after the connection closed
+            out: list[StreamData | StreamEnd] = []
+            conn, d = self._open(seg), 0
+        else:
+            conn, d = found
+            if flags & SYN and not flags & ACK:
+                half = conn.halves[d]
+                if (half.next_seq is not None and (seg.seq + 1) & SEQ_MASK != half.next_seq) or half.done:
+                    # A new connection on the same 4-tuple (RFC 9293 3.10.7.4).
+                    out = self._end(conn, "reused", seg.ts)
+                    conn, d = self._open(seg), 0
+                else:
+                    out = []
+            else:
+                out = []
+
+        half = conn.halves[d]
+        if flags & SYN:
+            if half.next_seq is None:
+                half.next_seq = (seg.seq + 1) & SEQ_MASK
+            if conn.client is None:
+                conn.client = d if not flags & ACK else 1 - d
+        payload = seg.payload
+        if payload:
+            if half.next_seq is None:
+                half.next_seq = seg.seq  # joined mid-stream: start where we are
+            self._data(conn, d, half, seg.seq, payload, seg.ts, packet, out)
+        if flags & FIN:
+            half.fin_seq = (seg.seq + len(payload)) & SEQ_MASK
+            if half.next_seq is None:
+                half.next_seq = half.fin_seq
+        if flags & ACK:
+            other = conn.halves[1 - d]
+            other.last_ack = seg.ack
+            if other.ooo:
+                ahead = (seg.ack - (other.next_seq or 0)) & SEQ_MASK
+                if 0 < ahead < HALF_SPACE:
+                    # The receiver has bytes the capture never saw: the hole is loss.
+                    self._skip_hole(conn, 1 - d, other, out)
+        if flags & RST:
+            out.extend(self._end(conn, "rst", seg.ts))
+        elif half.fin_seq is not None and half.next_seq == half.fin_seq and not half.ooo:
+            half.done = True
+            if conn.halves[1 - d].done:
+                out.extend(self._end(conn, "fin", seg.ts))
+        return out
+
+    def finish(self, ts: float) -> list[StreamData | StreamEnd]:
+        """End of the capture: deliver what waits behind holes, end every connection."""
+        out: list[StreamData | StreamEnd] = []
+        seen = set()
+        for conn, _ in list(self._flows.values()):
+            if conn.index not in seen:
+                seen.add(conn.index)
+                out.extend(self._end(conn, "eof", ts))
+        return out
+
+    def _open(self, seg: Segment) -> Connection:
+        self.stats.connections += 1
+        conn = Connection(self.stats.connections, seg.key, seg.ts)
+        self._flows[conn.keys[0]] = (conn, 0)
+        self._flows[conn.keys[1]] = (conn, 1)
+        for key in conn.keys:
+            self._closed.pop(key, None)
+        return conn
+
+    def _data(
+        self,
+        conn: Connection,
+        d: int,
+        half: _Half,
+        seq: int,
+        payload: memoryview,
+        ts: float,
+        packet: int,
+        out: list[StreamData | StreamEnd],
+    ) -> None:
+        next_seq = half.next_seq
+        assert next_seq is not None
+        rel = (seq - next_seq) & SEQ_MASK
+        size = len(payload)
+        if rel >= HALF_SPACE:
+            overlap = SEQ_MOD - rel
+            if overlap >= size:
+                self.stats.retransmitted += 1
+                return
+            payload = payload[overlap:]
+            rel = 0
+        if rel == 0:
+            half.next_seq = (next_seq + len(payload)) & SEQ_MASK
+            out.append(StreamData(conn, d, ts, payload, 0, packet))
+            if half.ooo:
+                self._drain(conn, d, half, out)
+            return
+        if rel > MAX_AHEAD:
+            return
+        self.stats.out_of_order += 1
+        held = half.ooo.get(seq)
+        if held is None or len(held[0]) < size:
+            half.ooo_bytes += size - (len(held[0]) if held else 0)
+            half.ooo[seq] = (bytes(payload), ts, packet)
+        if half.last_ack is not None and 0 < (half.last_ack - next_seq) & SEQ_MASK < HALF_SPACE:
+            self._skip_hole(conn, d, half, out)
+        while half.ooo_bytes > self.max_ooo_bytes:
+            self._skip_hole(conn, d, half, out)
+
+    def _drain(self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd]) -> None:
+        """Deliver held segments that the stream has now reached."""
+        ooo = half.ooo
+        progress = True
+        while ooo and progress:
+            progress = False
+            for seq in list(ooo):
+                next_seq = half.next_seq
+                assert next_seq is not None
+                rel = (seq - next_seq) & SEQ_MASK
+                if rel == 0 or rel >= HALF_SPACE:
+                    data, ts, packet = ooo.pop(seq)
+                    half.ooo_bytes -= len(data)
+                    skip = 0 if rel == 0 else SEQ_MOD - rel
+                    if skip < len(data):
+                        out.append(StreamData(conn, d, ts, memoryview(data)[skip:], 0, packet))
+                        half.next_seq = (next_seq + len(data) - skip) & SEQ_MASK
+                    progress = True
+
+    def _skip_hole(self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd]) -> None:
+        """Give up the hole before the nearest held segment and deliver from there."""
+        next_seq = half.next_seq
+        assert next_seq is not None
+        seq = min(half.ooo, key=lambda s: (s - next_seq) & SEQ_MASK)
+        data, ts, packet = half.ooo.pop(seq)
+        half.ooo_bytes -= len(data)
+        gap = (seq - next_seq) & SEQ_MASK
+        self.stats.gaps += 1
+        self.stats.gap_bytes += gap
+        out.append(StreamData(conn, d, ts, memoryview(data), gap, packet))
+        half.next_seq = (seq + len(data)) & SEQ_MASK
+        if half.ooo:
+            self._drain(conn, d, half, out)
+
+    def _end(self, conn: Connection, reason: str, ts: float) -> list[StreamData | StreamEnd]:
+        out: list[StreamData | StreamEnd] = []
+        for d, half in enumerate(conn.halves):
+            while half.ooo:
+                self._skip_hole(conn, d, half, out)
+        for key in conn.keys:
+            if self._flows.get(key, (None,))[0] is conn:
+                del self._flows[key]
+            self._closed[key] = None
+        while len(self._closed) > MAX_CLOSED:
+            self._closed.popitem(last=False)
+        out.append(StreamEnd(conn, reason, ts))
+        return out

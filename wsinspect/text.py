@@ -1,0 +1,189 @@
+"""Human-readable output: one line per message, a session table, sanitize().
+
+Lines are built with plain string formatting (no per-line rich rendering) so that a
+million of them stay cheap. Everything taken from the wire passes through
+sanitize() before it reaches a terminal.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from wsinspect.frames import close_code_name
+from wsinspect.session import C2S, Message, SessionSummary
+
+PREVIEW_CHARS = 96
+HEX_PREVIEW_BYTES = 24
+
+
+def _escape_table() -> dict[int, str]:
+    table: dict[int, str] = {}
+    for cp in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]:
+        table[cp] = f"\\x{cp:02x}"
+    table.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x1B: "\\e", ord("\\"): "\\\\"})
+    # Characters that reorder or hide text (bidi controls, line and paragraph
+    # separators, zero-width and other format characters) are shown as escapes too,
+    # so a payload cannot disguise itself on screen.
+    for cp in (0x2028, 0x2029, 0xFEFF, *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A)):
+        table[cp] = f"\\u{cp:04x}"
+    return table
+
+
+_ESCAPES = _escape_table()
+
+
+def sanitize(text: str) -> str:
+    """Make wire text safe for a terminal: control characters, escape sequences and
+    invisible formatting characters are shown escaped, never interpreted."""
+    text = text.translate(_ESCAPES)
+    if text.isprintable():
+        return text
+    # Rare: other non-printable code points (unassigned, private use, surrogates).
+    return "".join(
+        ch if ch.isprintable() or ch == " " else f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
+        for ch in text
+    )
+
+
+def preview(message: Message, width: int = PREVIEW_CHARS) -> str:
+    """A one-line view of a payload: quoted text, close code and reason, or hex."""
+    if message.opcode == 8:
+        if message.close_code is None:
+            return "(no status)"
+        reason = f' "{sanitize(message.close_reason)}"' if message.close_reason else ""
+        return f"{message.close_code} {close_code_name(message.close_code)}{reason}"
+    if message.text is not None:
+        text = message.text
+        cut = len(text) > width
+        shown = sanitize(text[:width])
+        if len(shown) > width:
+            shown, cut = shown[:width], True
+        return f'"{shown}"' + ("…" if cut else "")
+    payload = message.payload
+    if not payload:
+        return ""
+    shown = payload[:HEX_PREVIEW_BYTES].hex(" ")
+    return shown + (" …" if len(payload) > HEX_PREVIEW_BYTES else "")
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+class Colors:
+    """ANSI styles; all empty when colour is off."""
+
+    def __init__(self, enabled: bool) -> None:
+        on = enabled
+        self.reset = "\x1b[0m" if on else ""
+        self.dim = "\x1b[2m" if on else ""
+        self.bold = "\x1b[1m" if on else ""
+        self.c2s = "\x1b[36m" if on else ""
+        self.s2c = "\x1b[33m" if on else ""
+        self.issue = "\x1b[31m" if on else ""
+
+
+@dataclass
+class TimeFormat:
+    """tshark's -t: r (relative to the first packet), a, ad, e, u, ud."""
+
+    mode: str = "r"
+    origin: float | None = None
+
+    def __call__(self, ts: float) -> str:
+        mode = self.mode
+        if mode == "r":
+            if self.origin is None:
+                self.origin = ts
+            return f"{ts - self.origin:12.6f}"
+        if mode == "e":
+            return f"{ts:.6f}"
+        utc = mode in ("u", "ud")
+        t = time.gmtime(ts) if utc else time.localtime(ts)
+        frac = f"{ts % 1:.6f}"[1:]
+        if mode in ("ad", "ud"):
+            return time.strftime("%Y-%m-%d %H:%M:%S", t) + frac
+        return time.strftime("%H:%M:%S", t) + frac
+
+
+class TextWriter:
+    """Formats messages and the final session table."""
+
+    def __init__(self, colors: Colors, timefmt: TimeFormat) -> None:
+        self.c = colors
+        self.timefmt = timefmt
+        self._endpoints: dict[int, tuple[str, str]] = {}
+
+    def opened(self, session: int, client: str, server: str) -> None:
+        self._endpoints[session] = (sanitize(client), sanitize(server))
+
+    def message(self, m: Message) -> str:
+        c = self.c
+        client, server = self._endpoints.get(m.session, ("?", "?"))
+        if m.dir == C2S:
+            color, arrow = c.c2s, f"{client} → {server}"
+        else:
+            color, arrow = c.s2c, f"{client} ← {server}"
+        op = _OPNAMES.get(m.opcode) or f"0x{m.opcode:x}"
+        extra = ""
+        nframes = len(m.frames)
+        if nframes > 1:
+            extra += f" [{nframes} frames]"
+        if m.compressed:
+            extra += f" [deflate {m.wire_length}]"
+        if not m.complete:
+            extra += " [incomplete]"
+        issues = f" {c.issue}!{' !'.join(m.issues)}{c.reset}" if m.issues else ""
+        dim = c.dim if m.opcode >= 8 else ""
+        return (
+            f"{self.timefmt(m.ts)} #{m.session:<3} {color}{arrow}{c.reset} {dim}{op:<6} {m.length:>8}{extra}"
+            f"  {preview(m)}{c.reset if dim else ''}{issues}\n"
+        )
+
+    def table(self, sessions: list[SessionSummary]) -> str:
+        """The session table printed after the messages."""
+        c = self.c
+        lines = [f"\n{c.bold}{len(sessions)} WebSocket session(s){c.reset}\n"]
+        for s in sessions:
+            hs = s.handshake
+            where = sanitize(f"{s.host or '?'}{s.path or ''}") if hs.request else "(no handshake in capture)"
+            status = "-" if s.status is None else str(s.status)
+            accept = {True: "accept ok", False: f"{c.issue}accept BAD{c.reset}", None: "accept -"}[hs.accept_valid]
+            lines.append(f"#{s.session:<3} {s.client} → {s.server}  {where}  HTTP {status}  {accept}\n")
+            details = []
+            if hs.subprotocol:
+                details.append(f"subprotocol {sanitize(hs.subprotocol)}")
+            if hs.extensions:
+                details.append("extensions " + sanitize(", ".join(str(e) for e in hs.extensions)))
+            if details:
+                lines.append("     " + "  ".join(details) + "\n")
+            ratio = ""
+            if s.wire_bytes != s.bytes:
+                parts = []
+                for label, wire, plain in (("→", s.wire_bytes[0], s.bytes[0]), ("←", s.wire_bytes[1], s.bytes[1])):
+                    if plain:
+                        parts.append(f"{label} {wire / plain:.0%}")
+                ratio = "  compressed to " + " ".join(parts)
+            lines.append(
+                f"     messages {s.messages[0]} → {s.messages[1]} ←  bytes {human_bytes(s.bytes[0])} →"
+                f" {human_bytes(s.bytes[1])} ←{ratio}  duration {s.duration:.3f} s\n"
+            )
+            if s.close is not None:
+                code = "(no status)" if s.close.code is None else f"{s.close.code} {close_code_name(s.close.code)}"
+                reason = f' "{sanitize(s.close.reason)}"' if s.close.reason else ""
+                close = f"close {code}{reason} by {s.close.initiator}"
+            else:
+                close = "no close frame"
+            issues = f"{c.issue}{s.issue_count} issue(s){c.reset}" if s.issue_count else "no issues"
+            flagged = f": {', '.join(s.issues)}" if s.issues else ""
+            lines.append(f"     {close}; connection ended by {s.ended_by}; {issues}{flagged}\n")
+        return "".join(lines)
+
+
+_OPNAMES = {0: "cont", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
