@@ -120,8 +120,9 @@ class Frame:
 _length16_hdr = 4
 _length64_hdr = 10
 
-# Bytes that can begin a plausible frame: FIN either way, RSV1 only, a known opcode.
-_FIRST_BYTE = re.compile(rb"[\x00-\x02\x08-\x0a\x40-\x42\x80-\x82\x88-\x8a\xc0-\xc2]")
+# Bytes that can begin a trusted frame: FIN either way, RSV1 only, an opcode that
+# starts a message (text, binary) or a control opcode.
+_FIRST_BYTE = re.compile(rb"[\x01\x02\x41\x42\x81\x82\x88-\x8a\xc1\xc2]")
 
 
 class FrameParser:
@@ -422,11 +423,12 @@ def _plausible(buf: bytearray | bytes, p: int, client: bool | None, rsv_allowed:
 def find_boundary(buf: bytearray | bytes, client: bool | None, rsv_allowed: int) -> int | None:
     """The first offset where frames can be trusted to start.
 
-    A candidate is trusted when the frame there ends exactly at the end of the data
-    received so far (a segment boundary), or when the next frame's header is
-    plausible too (same masking). Candidates are found by
-    a regular expression over possible first bytes, so random payload is skipped
-    at C speed.
+    A candidate starts a message or is a control frame (never a continuation: runs
+    of zero bytes would pass for empty ones, and a message's tail is of no use
+    without its start). It is trusted when its frame ends exactly at the end of the
+    data received so far (a segment boundary), or when the next frame's header is
+    plausible too, with the same masking. Candidates are found by a regular
+    expression over possible first bytes, so random payload is skipped at C speed.
     """
     n = len(buf)
     for m in _FIRST_BYTE.finditer(buf):

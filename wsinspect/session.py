@@ -533,6 +533,9 @@ class Inspector:
         if gap:
             session.flag(Issue.TCP_GAP)
             direction.resynced = True
+            if direction.inflater is not None:
+                # Whatever the hole held, a compressed message may have been in it.
+                direction.inflater.lose()
             if direction.frames:
                 self._lost_message(session, direction, out)
         was_synced = parser.synced
@@ -547,10 +550,7 @@ class Inspector:
         """The fragmented message in progress lost bytes: emit what there is."""
         frames = direction.frames
         direction.frames = []
-        message = self._message(session, direction, frames, complete=False)
-        if Issue.TCP_GAP not in message.issues:
-            message.issues.append(Issue.TCP_GAP)
-        out.append(message)
+        out.append(self._message(session, direction, frames, complete=False, extra=Issue.TCP_GAP))
 
     def _frame(self, session: _Session, direction: _Direction, frame: Frame, out: list[Event]) -> None:
         issues = frame.issues
@@ -575,9 +575,9 @@ class Inspector:
         else:
             direction.resynced = False
             if direction.frames:
-                interrupted = self._message(session, direction, direction.frames, complete=False)
-                interrupted.issues.append(Issue.MESSAGE_INTERRUPTED)
-                out.append(interrupted)
+                out.append(
+                    self._message(session, direction, direction.frames, complete=False, extra=Issue.MESSAGE_INTERRUPTED)
+                )
                 direction.frames = []
         if not frame.fin:
             direction.frames.append(frame)
@@ -590,10 +590,19 @@ class Inspector:
             frames = [frame]
         out.append(self._message(session, direction, frames, complete=True))
 
-    def _message(self, session: _Session, direction: _Direction, frames: list[Frame], complete: bool) -> Message:
+    def _message(
+        self,
+        session: _Session,
+        direction: _Direction,
+        frames: list[Frame],
+        complete: bool,
+        extra: Issue | None = None,
+    ) -> Message:
+        """Build a message from its frames; ``extra`` is a finding about the message
+        as a whole (interrupted, cut by the end of the stream or by a hole)."""
         first = frames[0]
         opcode = first.opcode
-        issues: list[Issue] = []
+        issues: list[Issue] = [extra] if extra is not None else []
         for f in frames:
             if f.issues:
                 issues.extend(i for i in f.issues if i not in issues)
@@ -692,11 +701,12 @@ class Inspector:
                 for frame in direction.parser.finish():
                     self._frame(session, direction, frame, out)
                 if direction.frames:
-                    message = self._message(session, direction, direction.frames, complete=False)
-                    message.issues.append(Issue.MESSAGE_INCOMPLETE)
-                    session.issue_count += 1
+                    out.append(
+                        self._message(
+                            session, direction, direction.frames, complete=False, extra=Issue.MESSAGE_INCOMPLETE
+                        )
+                    )
                     direction.frames = []
-                    out.append(message)
         if session is not None and session.dirs is None and session.handshake.response is None:
             session.flag(Issue.NO_101)
         self._finish_session(st, out, reason)

@@ -1,0 +1,89 @@
+"""Shared test helpers: paths, the truth files beside the captures, decoding helpers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wsinspect.capture import RawPacket, open_capture
+from wsinspect.session import Event, Inspector, Message, Options, SessionSummary
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPTURES = ROOT / "captures"
+
+
+def truth_files() -> list[Path]:
+    return sorted(CAPTURES.glob("*.truth.json"))
+
+
+def load_truth(path: Path) -> dict[str, Any]:
+    truth: dict[str, Any] = json.loads(path.read_text())
+    return truth
+
+
+def decode_packets(packets: Iterable[RawPacket], options: Options | None = None) -> list[Event]:
+    """Run the sans-I/O loop over packets and return every event."""
+    inspector = Inspector(options)
+    events: list[Event] = []
+    for raw in packets:
+        events.extend(inspector.feed(raw))
+    events.extend(inspector.finish())
+    return events
+
+
+def decode_file(path: Path | str, options: Options | None = None) -> list[Event]:
+    reader = open_capture(str(path))
+    try:
+        return decode_packets(reader, options)
+    finally:
+        reader.close()
+
+
+def messages(events: Iterable[Event]) -> list[Message]:
+    return [e for e in events if isinstance(e, Message)]
+
+
+def summaries(events: Iterable[Event]) -> list[SessionSummary]:
+    return [e for e in events if isinstance(e, SessionSummary)]
+
+
+def truth_payload(m: dict[str, Any]) -> str:
+    """A truth message's payload as the SHA-256 of its bytes (large ones are logged so)."""
+    if "sha256" in m:
+        return str(m["sha256"])
+    if "text" in m:
+        return hashlib.sha256(m["text"].encode("utf-8")).hexdigest()
+    return hashlib.sha256(base64.b64decode(m.get("data", ""))).hexdigest()
+
+
+def decoded_payload(m: Message) -> str:
+    """A decoded message's payload as the SHA-256 of its bytes; text must have decoded."""
+    assert m.opcode != 1 or m.text is not None or m.issues, m
+    return hashlib.sha256(m.payload).hexdigest()
+
+
+def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    """Run `python -m wsinspect ARGS` as a user would, capturing both streams."""
+    env = dict(os.environ, PYTHONWARNINGS="error")
+    return subprocess.run(
+        [sys.executable, "-m", "wsinspect", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="session")
+def basic_capture() -> Path:
+    return CAPTURES / "websockets_basic.pcap"

@@ -1,0 +1,248 @@
+"""The Inspector: connections become sessions and messages, whatever the wire does."""
+
+from __future__ import annotations
+
+import zlib
+
+from tests.conftest import decode_packets, messages, summaries
+from tests.packets import Flow, upgrade_request, upgrade_response, ws_frame
+from wsinspect.issues import Issue
+from wsinspect.session import Options, SessionOpened
+
+
+def compress_stream(msgs: list[bytes], takeover: bool = True) -> list[bytes]:
+    obj = zlib.compressobj(wbits=-15)
+    out = []
+    for m in msgs:
+        if not takeover:
+            obj = zlib.compressobj(wbits=-15)
+        out.append((obj.compress(m) + obj.flush(zlib.Z_SYNC_FLUSH))[:-4])
+    return out
+
+
+def test_clean_session_text_binary_fragments_and_close() -> None:
+    f = Flow().websocket("/chat")
+    f.c(ws_frame(1, b"hello", mask=True))
+    f.s(ws_frame(2, bytes(range(200))))
+    cafe = "café!".encode()  # split inside the two bytes of "é"
+    f.c(ws_frame(1, cafe[:4], fin=False, mask=True) + ws_frame(9, b"p", mask=True))
+    f.c(ws_frame(0, cafe[4:], mask=True))
+    f.c(ws_frame(8, b"\x03\xe8bye", mask=True))
+    f.s(ws_frame(8, b"\x03\xe8bye"))
+    f.fin()
+    events = decode_packets(f.packets)
+    assert isinstance(events[0], SessionOpened) and events[0].client == "10.0.0.1:40000"
+    msgs = messages(events)
+    assert [(m.dir, m.opcode, m.payload, len(m.frames)) for m in msgs] == [
+        ("c2s", 1, b"hello", 1),
+        ("s2c", 2, bytes(range(200)), 1),
+        ("c2s", 9, b"p", 1),  # the ping between fragments is delivered first
+        ("c2s", 1, "café!".encode(), 2),
+        ("c2s", 8, b"\x03\xe8bye", 1),
+        ("s2c", 8, b"\x03\xe8bye", 1),
+    ]
+    assert msgs[3].text == "café!"  # UTF-8 checked across the fragment boundary
+    assert all(not m.issues for m in msgs)
+    (s,) = summaries(events)
+    assert (s.client, s.server, s.path, s.status, s.handshake.accept_valid) == (
+        "10.0.0.1:40000",
+        "10.0.0.2:8080",
+        "/chat",
+        101,
+        True,
+    )
+    assert s.messages == (4, 2) and s.close is not None
+    assert (s.close.code, s.close.reason, s.close.initiator) == (1000, "bye", "client")
+    assert s.ended_by == "fin" and s.issue_count == 0 and s.issues == ()
+
+
+def test_plain_http_on_the_same_connection_before_the_upgrade() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    f.s(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    f.c(b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    f.s(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+    f.c(upgrade_request("/after"))
+    f.s(upgrade_response())
+    f.c(ws_frame(1, b"hi", mask=True))
+    events = decode_packets(f.packets)
+    (s,) = summaries(events)
+    assert s.path == "/after" and s.status == 101 and not s.issues
+    assert [m.text for m in messages(events)] == ["hi"]
+
+
+def test_any_port_and_ipv6() -> None:
+    f = Flow(client=("fe80::1", 50000), server=("2001:db8::2", 7))
+    f.websocket()
+    f.c(ws_frame(1, b"six", mask=True))
+    events = decode_packets(f.packets)
+    (s,) = summaries(events)
+    assert (s.client, s.server) == ("[fe80::1]:50000", "[2001:db8::2]:7")
+    assert [m.text for m in messages(events)] == ["six"]
+
+
+def test_rejected_upgrade_is_a_session_with_its_status_and_no_messages() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request())
+    f.s(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope")
+    f.c(upgrade_request("/retry"))
+    f.s(upgrade_response())
+    f.c(ws_frame(1, b"in", mask=True))
+    events = decode_packets(f.packets)
+    first, second = sorted(summaries(events), key=lambda s: s.session)
+    assert (first.status, first.messages, first.issues, first.ended_by) == (401, (0, 0), (), "rejected")
+    assert (second.status, second.path, second.messages) == (101, "/retry", (1, 0))
+
+
+def test_frames_without_101_are_decoded_and_flagged() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request())
+    f.s(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    f.s(ws_frame(1, b"sneaky"))
+    events = decode_packets(f.packets)
+    (s,) = summaries(events)
+    assert Issue.NO_101 in s.issues
+    assert [m.text for m in messages(events)] == ["sneaky"]
+
+
+def test_unanswered_upgrade_is_flagged() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request())
+    (s,) = summaries(decode_packets(f.packets))
+    assert s.status is None and Issue.NO_101 in s.issues and s.ended_by == "eof"
+
+
+def test_bad_accept_key_is_a_session_issue_and_frames_still_decode() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request())
+    f.s(upgrade_response(accept="AAAAAAAAAAAAAAAAAAAAAAAAAAA="))
+    f.s(ws_frame(1, b"still"))
+    events = decode_packets(f.packets)
+    (s,) = summaries(events)
+    assert s.handshake.accept_valid is False and Issue.ACCEPT_MISMATCH in s.issues
+    assert [m.text for m in messages(events)] == ["still"]
+
+
+def test_permessage_deflate_with_context_takeover_byte_exact() -> None:
+    texts = [b'{"n": %d, "msg": "hello hello hello"}' % i for i in range(5)]
+    f = Flow().websocket(extensions="permessage-deflate")
+    for c in compress_stream(texts):
+        f.s(ws_frame(1, c, rsv=4))
+    # a compressed message sent in two fragments: RSV1 only on the first
+    big = b"fragmented " * 500
+    (c,) = compress_stream([big])
+    f.c(ws_frame(2, c[:10], rsv=4, fin=False, mask=True) + ws_frame(0, c[10:], mask=True))
+    events = decode_packets(f.packets)
+    msgs = messages(events)
+    assert [m.payload for m in msgs] == [*texts, big]
+    assert all(m.compressed and not m.issues for m in msgs)
+    assert msgs[-1].wire_length == len(c) and msgs[-1].length == len(big)
+    (s,) = summaries(events)
+    assert s.bytes == (len(big), sum(map(len, texts))) and s.wire_bytes[0] == len(c)
+
+
+def test_no_context_takeover_recovers_after_a_lost_message() -> None:
+    msgs = [b"message number %d " % i * 20 for i in range(4)]
+    f = Flow().websocket(extensions="permessage-deflate; server_no_context_takeover")
+    comp = compress_stream(msgs, takeover=False)
+    f.s(ws_frame(1, comp[0], rsv=4))
+    lost = f.s(ws_frame(1, comp[1], rsv=4))
+    f.s(ws_frame(1, comp[2], rsv=4))
+    f.s(ws_frame(1, comp[3], rsv=4))
+    f.ack(0)  # the client acknowledges everything: the hole is capture loss
+    packets = [p for p in f.packets if p not in lost]
+    events = decode_packets(packets)
+    got = messages(events)
+    assert [m.payload for m in got] == [msgs[0], msgs[2], msgs[3]]
+    (s,) = summaries(events)
+    assert Issue.TCP_GAP in s.issues
+
+
+def test_context_takeover_loss_is_flagged_never_garbled() -> None:
+    base = b"shared context that later messages refer back to " * 4
+    msgs = [base, base + b"1", base + b"2"]
+    f = Flow().websocket(extensions="permessage-deflate")
+    comp = compress_stream(msgs)
+    f.s(ws_frame(1, comp[0], rsv=4))
+    lost = f.s(ws_frame(1, comp[1], rsv=4))
+    f.s(ws_frame(1, comp[2], rsv=4))
+    f.ack(0)
+    got = messages(decode_packets([p for p in f.packets if p not in lost]))
+    assert got[0].payload == base and not got[0].issues
+    assert got[1].issues == [Issue.INFLATE_CONTEXT_LOST] and got[1].text is None
+    assert got[1].payload == comp[2]  # raw payload kept, never garbage text
+
+
+def test_decompression_bomb_in_a_session_is_cut_and_decoding_goes_on() -> None:
+    obj = zlib.compressobj(9, zlib.DEFLATED, -15)
+    one = obj.compress(b"\x00" * (1 << 20)) + obj.flush(zlib.Z_FULL_FLUSH)
+    bomb = (one * 1024)[:-4]  # 1 GiB of zeros
+    f = Flow().websocket(extensions="permessage-deflate; server_no_context_takeover")
+    f.s(ws_frame(2, bomb, rsv=4))
+    (after,) = compress_stream([b"after the bomb"])
+    f.s(ws_frame(1, after, rsv=4))
+    got = messages(decode_packets(f.packets, Options(max_message_size=8 << 20)))
+    assert len(got[0].payload) == 8 << 20 and got[0].issues == [Issue.MESSAGE_TOO_LARGE]
+    assert got[1].text == "after the bomb" and not got[1].issues
+
+
+def test_joined_mid_stream() -> None:
+    f = Flow().websocket()
+    start = len(f.packets)
+    f.c(ws_frame(1, b"first seen", mask=True))
+    f.s(ws_frame(1, b"reply"))
+    f.c(ws_frame(2, b"\x01\x02", mask=True))
+    events = decode_packets(f.packets[start:])
+    (s,) = summaries(events)
+    assert s.mid_stream and Issue.MID_STREAM in s.issues and s.status is None
+    assert s.client == "10.0.0.1:40000"  # the masked side is the client
+    assert [(m.dir, m.payload) for m in messages(events)] == [
+        ("c2s", b"first seen"),
+        ("s2c", b"reply"),
+        ("c2s", b"\x01\x02"),
+    ]
+
+
+def test_non_websocket_tcp_is_ignored() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(b"\x16\x03\x01\x00\xa5" + bytes(160))  # a TLS ClientHello
+    f.s(b"\x16\x03\x03\x00\x5d" + bytes(90))
+    f.c(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert decode_packets(f.packets) == []
+
+
+def test_port_reuse_gives_two_sessions() -> None:
+    f = Flow().websocket()
+    f.c(ws_frame(1, b"one", mask=True))
+    f.fin()
+    g = Flow(isn=(90000, 70000), ts=f.ts + 1).websocket()
+    g.c(ws_frame(1, b"two", mask=True))
+    events = decode_packets(f.packets + g.packets)
+    assert [(m.session, m.text) for m in messages(events)] == [(1, "one"), (2, "two")]
+    assert [s.session for s in summaries(events)] == [1, 2]
+
+
+def test_stream_ending_mid_message_is_flagged() -> None:
+    f = Flow().websocket()
+    f.c(ws_frame(1, b"part", fin=False, mask=True))
+    f.rst(1)
+    events = decode_packets(f.packets)
+    (m,) = messages(events)
+    assert Issue.MESSAGE_INCOMPLETE in m.issues and not m.complete and m.text == "part"
+    (s,) = summaries(events)
+    assert s.ended_by == "rst" and s.issue_count == 1
+
+
+def test_feeding_packet_by_packet_equals_feeding_all() -> None:
+    f = Flow().websocket()
+    f.c(ws_frame(2, bytes(5000), mask=True), mss=100)
+    f.s(ws_frame(1, b"x" * 70000), mss=1448)
+    whole = messages(decode_packets(f.packets))
+    assert [m.length for m in whole] == [5000, 70000]
+    assert whole[0].packets[1] - whole[0].packets[0] == 50
