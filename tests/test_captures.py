@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -152,3 +154,61 @@ def test_json_lines_contract(decoded: tuple[dict[str, Any], list[Message], list[
         assert isinstance(r["messages"], int)
         assert r["close"] is None or set(r["close"]) == {"code", "reason", "initiator"}
         assert isinstance(r["issues"], list)
+
+
+def _tshark_frames(path: Path, port: int) -> list[tuple[int, int, bool, int]]:
+    """(source port, opcode, fin, payload length) of every frame tshark dissects."""
+    result = subprocess.run(
+        [
+            "tshark", "-n", "-r", str(path), "-d", f"tcp.port=={port},http", "-Y", "websocket",
+            "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
+            "-e", "tcp.srcport", "-e", "websocket.opcode", "-e", "websocket.fin",
+            "-e", "websocket.payload_length", "-e", "websocket.payload_length_ext_16",
+            "-e", "websocket.payload_length_ext_64",
+        ],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    frames = []
+    for line in result.stdout.splitlines():
+        sport, ops, fins, lens, ext16, ext64 = (line.split("\t") + [""] * 6)[:6]
+        ext16s, ext64s = iter(ext16.split("|")), iter(ext64.split("|"))
+        for op, fin, n in zip(ops.split("|"), fins.split("|"), lens.split("|"), strict=True):
+            length = int(n)
+            if length == 126:
+                length = int(next(ext16s))
+            elif length == 127:
+                length = int(next(ext64s))
+            frames.append((int(sport), int(op), fin in ("1", "True"), length))
+    return frames
+
+
+# Where tshark cannot be our second opinion, and why.
+TSHARK_SKIP = {
+    "midstream": "tshark needs the handshake to dissect WebSocket",
+    "violations": "tshark stops dissecting a stream at some violations (e.g. the 64-bit length with its top bit)",
+    "gappy": "tshark does not resynchronise after a capture hole",
+}
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize("truth_path", TRUTHS, ids=_ids(TRUTHS))
+def test_frames_agree_with_tshark(truth_path: Path) -> None:
+    name = truth_path.name.removesuffix(".truth.json")
+    if name in TSHARK_SKIP:
+        pytest.skip(TSHARK_SKIP[name])
+    truth = load_truth(truth_path)
+    port = int(truth["sessions"][0]["server"].rsplit(":", 1)[1])
+    theirs = _tshark_frames(CAPTURES / truth["capture"], port)
+    events = decode_file(CAPTURES / truth["capture"])
+    ours = []
+    for m in sorted(messages(events), key=lambda m: m.frames[0].packets[0]):
+        for f in m.frames:
+            client, server = next((s.client, s.server) for s in summaries(events) if s.session == m.session)
+            sport = int((client if m.dir == "c2s" else server).rsplit(":", 1)[1])
+            ours.append((sport, f.opcode, f.fin, f.length))
+    if not any(s["status"] == 101 for s in truth["sessions"]):
+        assert theirs == ours == []
+        return
+    assert sorted(theirs) == sorted(ours)
+    assert len(theirs) > 0

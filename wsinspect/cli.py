@@ -8,6 +8,7 @@ error, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import os
 import re
@@ -17,6 +18,9 @@ from typing import BinaryIO
 
 from wsinspect import __version__
 from wsinspect.errors import WsinspectError
+
+# Modules with an add_commands(subparsers) function; each command sets func(args, parser) -> int.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 OPCODES = {"text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10, "continuation": 0}
 
@@ -134,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("file", nargs="?", help="capture file (pcap, pcapng, optionally .gz); - for stdin")
     read.add_argument("-r", dest="read_file", metavar="FILE", help="capture file, as with tshark -r")
     add_output_options(read)
+    read.set_defaults(func=cmd_read)
+    # Other commands register themselves; their modules import nothing heavy at the
+    # top (scapy, textual), so that `read` starts fast.
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(sub)
     return parser
 
 
@@ -231,12 +240,17 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("read: give the capture file once (either FILE or -r FILE)")
     reader = open_capture(path)
     inspector = Inspector(Options(max_message_size=args.max_message_size))
-    printer = Printer(args, sys.stdout.buffer)
+    packets = iter(reader)
+    first = next(packets, None)
+    # Relative times count from the first packet of the capture, as in tshark.
+    printer = Printer(args, sys.stdout.buffer, first.ts if first else None)
     feed = inspector.feed
     events = printer.events
     pending = 0
     try:
-        for raw in reader:
+        if first is not None:
+            events(feed(first))
+        for raw in packets:
             evs = feed(raw)
             if evs:
                 events(evs)
@@ -258,11 +272,13 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["-D"]:
+        argv = ["interfaces", *argv[1:]]  # as tcpdump and tshark users type it
     args = parser.parse_args(argv)
     try:
-        if args.command == "read":
-            return cmd_read(args, parser)
-        parser.error(f"unknown command {args.command}")
+        status: int = args.func(args, parser)
+        return status
     except WsinspectError as exc:
         print(f"wsinspect: {exc}", file=sys.stderr)
         return exc.exit_status
@@ -273,4 +289,3 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    return 0

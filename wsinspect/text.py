@@ -63,6 +63,15 @@ def preview(message: Message, width: int = PREVIEW_CHARS) -> str:
     payload = message.payload
     if not payload:
         return ""
+    if message.opcode in (9, 10):
+        # Ping and pong payloads are often short ASCII tokens: show them as such.
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            if text.isprintable():
+                return f'"{sanitize(text)}"'
     shown = payload[:HEX_PREVIEW_BYTES].hex(" ")
     return shown + (" …" if len(payload) > HEX_PREVIEW_BYTES else "")
 

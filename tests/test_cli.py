@@ -1,0 +1,119 @@
+"""The command line as users meet it: output, filters, errors and exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import CAPTURES, ROOT, run_cli
+
+BASIC = str(CAPTURES / "websockets_basic.pcap")
+MANY = str(CAPTURES / "websockets_many.pcap")
+
+
+def _json(stdout: bytes) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_text_output_and_session_table() -> None:
+    r = run_cli("read", BASIC)
+    assert r.returncode == 0 and r.stderr == b""
+    out = r.stdout.decode()
+    assert '"hello"' in out and "\\e[31mred" in out and "\x1b" not in out  # no colour into a pipe
+    assert out.count("\n") > 20 and "1 WebSocket session(s)" in out
+
+
+def test_read_forms_are_equivalent(tmp_path: Path) -> None:
+    want = run_cli("read", "--json", BASIC).stdout
+    assert run_cli("read", "--json", "-r", BASIC).stdout == want
+    assert run_cli("read", "--json", "-", stdin=Path(BASIC).read_bytes()).stdout == want
+    gz = tmp_path / "no-suffix"
+    gz.write_bytes(gzip.compress(Path(BASIC).read_bytes()))
+    assert run_cli("read", "--json", str(gz)).stdout == want  # told by magic, not name
+    assert run_cli("read", "--json", "-", stdin=gz.read_bytes()).stdout == want
+
+
+def test_filters() -> None:
+    every = _json(run_cli("read", "--json", MANY).stdout)
+    msgs = [r for r in every if r["type"] == "message"]
+    three = _json(run_cli("read", "--json", "-c", "3", MANY).stdout)
+    assert [r for r in three if r["type"] == "message"] == msgs[:3]
+    only = _json(run_cli("read", "--json", "--session", "4", "--session", "5", MANY).stdout)
+    assert {r["session"] for r in only} == {4, 5}
+    assert [r for r in only if r["type"] == "message"] == [m for m in msgs if m["session"] in (4, 5)]
+    closes = _json(run_cli("read", "--json", "--opcode", "close", MANY).stdout)
+    assert {r["opcode"] for r in closes if r["type"] == "message"} == {"close"}
+    grep = _json(run_cli("read", "--json", "--grep", "message 3$", MANY).stdout)
+    texts = [r["text"] for r in grep if r["type"] == "message"]
+    assert len(texts) == 20 and all(t.endswith("message 3") for t in texts)
+    assert texts == [m["text"] for m in msgs if m.get("text", "").endswith("message 3")]
+    quiet = run_cli("read", "-q", MANY).stdout.decode()
+    assert quiet.lstrip().startswith("20 WebSocket session(s)")
+
+
+def test_frames_records() -> None:
+    records = _json(run_cli("read", "--json", "--frames", str(CAPTURES / "raw_edge.pcap")).stdout)
+    frames = [r for r in records if r["type"] == "frame"]
+    assert len(frames) > len([r for r in records if r["type"] == "message"])
+    f = frames[0]
+    assert set(f) >= {"fin", "rsv", "opcode", "masked", "mask_key", "payload_length", "packets", "session", "dir"}
+    assert all(isinstance(p, int) for fr in frames for p in fr["packets"])
+    assert any(r["mask_key"] == "00000000" for r in frames)
+
+
+def test_time_and_color_options() -> None:
+    epoch = run_cli("read", "-t", "e", "-c", "1", BASIC).stdout.decode()
+    assert epoch.split()[0].startswith("17")  # seconds since 1970, in 2023-2026
+    colored = run_cli("read", "--color", "always", "-c", "1", BASIC).stdout.decode()
+    assert "\x1b[36m" in colored
+    assert "\x1b[" not in run_cli("read", "--color", "never", "-c", "1", BASIC).stdout.decode()
+
+
+def test_help_documents_exit_status() -> None:
+    r = run_cli("read", "--help")
+    assert r.returncode == 0 and b"exit status" in r.stdout and b"--json" in r.stdout
+
+
+def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("hello, not a capture\n")
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    cases = {
+        str(tmp_path / "missing.pcap"): "no such file",
+        str(text_file): "not a pcap or pcapng capture",
+        str(empty): "empty file",
+        str(tmp_path): "is a directory",
+    }
+    for path, words in cases.items():
+        r = run_cli("read", path)
+        err = r.stderr.decode()
+        assert r.returncode == 1, path
+        assert err.count("\n") == 1 and words in err and path in err and "Traceback" not in err
+    usage = run_cli("read", "--opcode", "nonsense", BASIC)
+    assert usage.returncode == 2 and b"unknown opcode" in usage.stderr
+
+
+def test_cut_capture_keeps_what_decodes_and_says_so(tmp_path: Path) -> None:
+    data = Path(BASIC).read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) // 2 + 7])
+    r = run_cli("read", "--json", str(cut))
+    assert r.returncode == 0
+    err = r.stderr.decode()
+    assert "cut short in the middle of a packet record" in err and str(cut) in err and "Traceback" not in err
+    assert sum(1 for rec in _json(r.stdout) if rec["type"] == "message") >= 10
+
+
+def test_broken_pipe_is_quiet() -> None:
+    p = subprocess.run(
+        f"{sys.executable} -m wsinspect read {MANY} | head -1",
+        shell=True,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert p.stdout.count(b"\n") == 1 and p.stderr == b""

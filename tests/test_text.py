@@ -1,0 +1,90 @@
+"""Text output: sanitising wire text, previews, the session table."""
+
+from __future__ import annotations
+
+from tests.conftest import decode_file, messages, summaries
+from wsinspect.session import C2S, Message
+from wsinspect.text import Colors, TextWriter, TimeFormat, human_bytes, preview, sanitize
+
+
+def _message(opcode: int, payload: bytes, text: str | None = None, **kw: object) -> Message:
+    fields: dict[str, object] = dict(
+        session=1,
+        ts=10.5,
+        dir=C2S,
+        opcode=opcode,
+        frames=[],
+        masked=True,
+        compressed=False,
+        payload=payload,
+        wire_length=len(payload),
+        text=text,
+        close_code=None,
+        close_reason=None,
+        issues=[],
+        packets=(1, 1),
+    )
+    fields.update(kw)
+    return Message(**fields)  # type: ignore[arg-type]
+
+
+def test_sanitize_escapes_every_control_and_formatting_character() -> None:
+    assert sanitize("\x1b[31mred\x1b[0m\r\n\x07\x00\x7f") == "\\e[31mred\\e[0m\\r\\n\\x07\\x00\\x7f"
+    assert sanitize("\x9b2J") == "\\x9b2J"  # C1 CSI, which some terminals obey
+    assert sanitize("a\u202eb\u2028c\u200bd") == "a\\u202eb\\u2028c\\u200bd"
+    assert sanitize("back\\slash") == "back\\\\slash"  # escapes stay unambiguous
+    assert sanitize("héllo 你好 🌍") == "héllo 你好 🌍"
+    assert sanitize("\ue000\U000e0001") == "\\ue000\\U000e0001"
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        out = sanitize(chr(cp))
+        assert "\x1b" not in out and "\x9b" not in out and out.isprintable(), hex(cp)
+
+
+def test_previews() -> None:
+    assert preview(_message(1, b"hi", "hi")) == '"hi"'
+    long = "x" * 200
+    assert preview(_message(1, long.encode(), long), width=10) == '"xxxxxxxxxx"…'
+    assert preview(_message(2, bytes(range(30)))).startswith("00 01 02") and preview(
+        _message(2, bytes(range(30)))
+    ).endswith(" …")
+    close = _message(8, b"\x03\xe8\x1b[2J", close_code=1000, close_reason="\x1b[2J")
+    assert preview(close) == '1000 Normal Closure "\\e[2J"'
+    assert preview(_message(8, b"")) == "(no status)"
+
+
+def test_human_bytes() -> None:
+    sizes = (0, 999, 1000, 3_100_000, 5 * 10**9)
+    assert [human_bytes(n) for n in sizes] == ["0 B", "999 B", "1.0 kB", "3.1 MB", "5.0 GB"]
+
+
+def test_time_formats() -> None:
+    rel = TimeFormat("r")
+    assert rel(100.0).strip() == "0.000000" and rel(101.25).strip() == "1.250000"
+    assert TimeFormat("e")(1.5) == "1.500000"
+    assert TimeFormat("ud")(0.25) == "1970-01-01 00:00:00.250000"
+    assert TimeFormat("u")(3661.5) == "01:01:01.500000"
+
+
+def test_lines_and_table_on_a_real_capture(basic_capture) -> None:  # type: ignore[no-untyped-def]
+    events = decode_file(basic_capture)
+    w = TextWriter(Colors(False), TimeFormat("r"))
+    (s,) = summaries(events)
+    w.opened(s.session, s.client, s.server)
+    lines = [w.message(m) for m in messages(events)]
+    assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines)
+    assert all("\x1b" not in line for line in lines)
+    assert any(" → " in line for line in lines) and any(" ← " in line for line in lines)
+    table = w.table([s])
+    assert "1 WebSocket session(s)" in table and "HTTP 101" in table and "accept ok" in table
+    assert 'close 1000 Normal Closure "bye" by client' in table and "no issues" in table
+    colored = TextWriter(Colors(True), TimeFormat("r"))
+    colored.opened(s.session, s.client, s.server)
+    assert "\x1b[36m" in colored.message(messages(events)[0])
+
+
+def test_ping_preview_shows_printable_text_else_hex() -> None:
+    assert preview(_message(9, b"keepalive")) == '"keepalive"'
+    assert preview(_message(10, b"\x00\x01")) == "00 01"
+    assert preview(_message(9, b"\x1b[2J")) == "1b 5b 32 4a"
