@@ -16,7 +16,7 @@ import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from wsinspect.errors import CaptureError
 
@@ -125,7 +125,7 @@ def _is_regular(f: BinaryIO) -> bool:
 def _open_stream(name: str, stream: BinaryIO, closer: BinaryIO | None) -> CaptureReader:
     head = _peek(stream, 4)
     if head[:2] == GZIP_MAGIC:
-        stream = gzip.GzipFile(fileobj=_Prefixed(head, stream), mode="rb")  # type: ignore[arg-type]
+        stream = cast(BinaryIO, gzip.GzipFile(fileobj=cast(BinaryIO, _Prefixed(head, stream)), mode="rb"))
         try:
             head = stream.read(4)
         except (OSError, EOFError, zlib.error) as exc:

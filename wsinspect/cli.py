@@ -14,13 +14,16 @@ import os
 import re
 import sys
 from collections.abc import Iterable
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from wsinspect import __version__
 from wsinspect.errors import WsinspectError
 
+if TYPE_CHECKING:
+    from wsinspect.session import SessionSummary
+
 # Modules with an add_commands(subparsers) function; each command sets func(args, parser) -> int.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES = ("wsinspect.live", "wsinspect.tui")
 
 OPCODES = {"text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10, "continuation": 0}
 
@@ -160,7 +163,7 @@ class Printer:
         self.opcodes = args.opcode
         self.grep = args.grep
         self.remaining = args.count
-        self.summaries: list = []  # text mode prints the table at the end
+        self.summaries: list[SessionSummary] = []  # text mode prints the table at the end
         color = args.color == "always" or (args.color == "auto" and _isatty(out))
         self.text = text.TextWriter(text.Colors(color), text.TimeFormat(args.time_format, ts_origin))
         self._buf: list[bytes] = []

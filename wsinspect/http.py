@@ -168,7 +168,9 @@ def parse_extensions(value: str | None) -> list[Extension]:
 
 
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
-    out, cur, quoted = [], [], False
+    out: list[str] = []
+    cur: list[str] = []
+    quoted = False
     for ch in text:
         if ch == '"':
             quoted = not quoted

@@ -390,8 +390,7 @@ class Inspector:
             if 100 <= status < 200 and status != 101:
                 continue  # interim response (RFC 9110 15.2)
             if st.state is State.UPGRADING and not st.requests:
-                self._upgraded(conn, st, head, ev, out)
-                if st.state is State.WEBSOCKET:
+                if self._upgraded(conn, st, head, ev, out):
                     return
                 continue
             request = st.requests.popleft() if st.requests else None
@@ -408,8 +407,8 @@ class Inspector:
         out.append(SessionOpened(session.number, client, server, ts))
         return session
 
-    def _upgraded(self, conn: Connection, st: _Conn, response: HttpHead, ev: StreamData, out: list[Event]) -> None:
-        """The response to the Upgrade request arrived."""
+    def _upgraded(self, conn: Connection, st: _Conn, response: HttpHead, ev: StreamData, out: list[Event]) -> bool:
+        """The response to the Upgrade request arrived; True when it switched protocols."""
         session = st.session
         assert session is not None and st.client is not None
         session.handshake = check_handshake(session.handshake.request, response)
@@ -427,7 +426,7 @@ class Inspector:
                 self._frames(st, st.client, pending_c, ev.ts, ev.packet, 0, out)
             if pending_s:
                 self._frames(st, 1 - st.client, pending_s, ev.ts, ev.packet, 0, out)
-            return
+            return True
         # Refused: the connection goes on as HTTP. The session stays attached until
         # the next request, in case frames follow anyway (upgrade-without-101); for
         # that reason a body "until close" is not skipped but parsed.
@@ -435,6 +434,7 @@ class Inspector:
         st.skip[1 - st.client] = response.body_length("GET") or 0
         if client_buf:
             self._requests(conn, st, ev, out)
+        return False
 
     def _not_http(self, conn: Connection, st: _Conn, d: int, ev: StreamData, out: list[Event]) -> None:
         """Bytes that are not HTTP where HTTP was expected."""
