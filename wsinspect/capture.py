@@ -14,7 +14,7 @@ import stat
 import struct
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
@@ -37,6 +37,7 @@ PCAPNG_BYTE_ORDER = 0x1A2B3C4D
 GZIP_MAGIC = b"\x1f\x8b"
 
 STREAM_CHUNK = 1 << 20
+MMAP_WINDOW = 8 << 20
 
 
 @dataclass(slots=True)
@@ -99,12 +100,13 @@ def open_capture(path: str) -> CaptureReader:
     except OSError as exc:
         raise CaptureError(f"{path}: cannot open: {exc.strerror}") from None
     try:
-        size = os.fstat(f.fileno()).st_size
+        if not _is_regular(f):
+            return _open_stream(path, f, f)  # a FIFO or <(process substitution)
         head = f.read(4)
-        if head[:2] == GZIP_MAGIC or size == 0 or not _is_regular(f):
+        if head[:2] == GZIP_MAGIC or len(head) < 4:
             f.seek(0)
             return _open_stream(path, f, f)
-        buf = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as exc:
         f.close()
         raise CaptureError(f"{path}: cannot read: {exc.strerror}") from None
@@ -112,7 +114,7 @@ def open_capture(path: str) -> CaptureReader:
         f.close()
         raise
     try:
-        return CaptureReader(_source(path, [buf], buf), f)
+        return CaptureReader(_MmapSource(path, _format(path, head), mm), f)
     except CaptureError:
         f.close()
         raise
@@ -130,7 +132,7 @@ def _open_stream(name: str, stream: BinaryIO, closer: BinaryIO | None) -> Captur
             head = stream.read(4)
         except (OSError, EOFError, zlib.error) as exc:
             raise CaptureError(f"{name}: not a readable gzip file ({exc})") from None
-    return CaptureReader(_source(name, _chunks(head, stream), memoryview(head)), closer)
+    return CaptureReader(_StreamSource(name, _format(name, head), head, stream), closer)
 
 
 def _peek(stream: BinaryIO, n: int) -> bytes:
@@ -160,14 +162,8 @@ class _Prefixed:
         return self._stream.read(n)
 
 
-def _chunks(head: bytes, stream: BinaryIO) -> Iterator[memoryview]:
-    yield memoryview(head)
-    while chunk := stream.read(STREAM_CHUNK):
-        yield memoryview(chunk)
-
-
-def _source(name: str, chunks: Iterable[memoryview], first: memoryview) -> _Source:
-    """Check the magic number now, so that 'not a capture' fails at open; parse lazily."""
+def _format(name: str, first: bytes) -> Callable[[_Source], Iterator[RawPacket]]:
+    """The parser for the magic number: checked at open, so 'not a capture' fails at once."""
     if len(first) == 0:
         raise CaptureError(f"{name}: empty file, not a capture")
     if len(first) < 4:
@@ -175,42 +171,84 @@ def _source(name: str, chunks: Iterable[memoryview], first: memoryview) -> _Sour
     magic_le = struct.unpack_from("<I", first)[0]
     magic_be = struct.unpack_from(">I", first)[0]
     if PCAP_MAGIC_US in (magic_le, magic_be) or PCAP_MAGIC_NS in (magic_le, magic_be):
-        return _Source(name, chunks, _pcap)
+        return _pcap
     if magic_le == PCAPNG_SHB:
-        return _Source(name, chunks, _pcapng)
-    shown = " ".join(f"{b:02x}" for b in bytes(first[:4]))
+        return _pcapng
+    shown = " ".join(f"{b:02x}" for b in first[:4])
     raise CaptureError(f"{name}: not a pcap or pcapng capture (starts with {shown})")
 
 
 class _Source:
-    """Gives a format parser one contiguous buffer, refilled from a chunk stream.
+    """Gives a format parser one contiguous buffer, ``buf``, that ``refill`` extends.
 
-    For an mmapped file there is a single chunk (the whole file) and nothing is ever
-    copied; for stdin and gzip the unparsed tail of a chunk is joined to the next one.
     The parser records damage in ``warnings`` and counts snaplen-cut packets.
     """
 
-    def __init__(
-        self,
-        name: str,
-        chunks: Iterable[memoryview],
-        parse: Callable[[_Source], Iterator[RawPacket]],
-    ) -> None:
+    buf: memoryview
+
+    def __init__(self, name: str, parse: Callable[[_Source], Iterator[RawPacket]]) -> None:
         self.name = name
         self.parse = parse
         self.warnings: list[str] = []
         self.snaplen_cut = 0
-        self._chunks = iter(chunks)
-        self.buf = memoryview(b"")
-        self.refill(0)
 
     def refill(self, pos: int) -> bool:
-        """Drop bytes before ``pos``, append the next chunk; False at end of input."""
-        chunk = next(self._chunks, None)
-        if chunk is None:
+        """Drop the bytes before ``pos`` and read more after them; False at end of input."""
+        raise NotImplementedError
+
+
+class _MmapSource(_Source):
+    """A regular file, mapped: the buffer is a window sliding over the mapping, so
+    nothing is copied, and the pages behind it are dropped from this process's
+    resident set (the kernel's page cache keeps them), so memory stays flat
+    however large the file."""
+
+    def __init__(self, name: str, parse: Callable[[_Source], Iterator[RawPacket]], mm: mmap.mmap) -> None:
+        super().__init__(name, parse)
+        self._mm = mm
+        self._view = memoryview(mm)
+        self._base = 0  # file offset of buf[0]
+        self._released = 0  # file offset up to which pages were dropped
+        self.buf = self._view[:MMAP_WINDOW]
+
+    def refill(self, pos: int) -> bool:
+        start = self._base + pos
+        end = self._base + len(self.buf)
+        if end >= len(self._mm):
             return False
+        drop = start - start % mmap.PAGESIZE
+        if drop - self._released >= MMAP_WINDOW:
+            # Safe even where a packet still refers to these pages: a file-backed
+            # mapping faults them back in from the file.
+            self._mm.madvise(mmap.MADV_DONTNEED, self._released, drop - self._released)
+            self._released = drop
+        self._base = start
+        self.buf = self._view[start : end + MMAP_WINDOW]
+        return True
+
+
+class _StreamSource(_Source):
+    """stdin, a pipe or a gzip stream: chunks are read into fresh buffers, with the
+    unparsed tail of the previous one copied in front."""
+
+    def __init__(
+        self, name: str, parse: Callable[[_Source], Iterator[RawPacket]], head: bytes, stream: BinaryIO
+    ) -> None:
+        super().__init__(name, parse)
+        # One read call at a time (readinto1), so that packets from a live pipe
+        # (tcpdump -w - | wsinspect read -) are decoded as they arrive.
+        self._readinto = getattr(stream, "readinto1", None) or stream.readinto  # type: ignore[attr-defined]
+        self.buf = memoryview(head)
+
+    def refill(self, pos: int) -> bool:
         rest = self.buf[pos:]
-        self.buf = memoryview(bytes(rest) + bytes(chunk)) if len(rest) else chunk
+        kept = len(rest)
+        chunk = bytearray(kept + STREAM_CHUNK)
+        chunk[:kept] = rest
+        got = self._readinto(memoryview(chunk)[kept:])
+        if not got:
+            return False
+        self.buf = memoryview(chunk)[: kept + got]
         return True
 
 

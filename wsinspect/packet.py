@@ -41,6 +41,7 @@ IPV6_AH = 51
 PROTO_TCP = 6
 
 _tcp = struct.Struct("!IIBB")  # seq, ack, data offset, flags (from byte 4)
+_ipv4_fast = struct.Struct("!H2xH1xB")  # total length, flags+fragment offset, protocol (from byte 2)
 _u16 = struct.Struct("!H")
 _u32le = struct.Struct("<I")
 
@@ -57,9 +58,26 @@ class Segment:
     payload: memoryview
 
 
-def parse_segment(ts: float, linktype: int, data: memoryview) -> Segment | None:
-    """Decode a captured packet down to TCP; None for anything else (skipped cheaply)."""
+def parse_segment(ts: float, linktype: int, data: memoryview, acks: bool = True) -> Segment | None:
+    """Decode a captured packet down to TCP; None for anything else (skipped cheaply),
+    and for segments without payload, SYN, FIN or RST unless ``acks`` is set."""
     n = len(data)
+    if linktype == LINKTYPE_ETHERNET and n >= 54 and data[12] == 0x08 and data[13] == 0 and data[14] == 0x45:
+        # Fast path, most packets: Ethernet, IPv4 without options, then TCP. The
+        # addresses (26..34) and ports (34..38) are contiguous: one slice is the key.
+        total, frag, proto = _ipv4_fast.unpack_from(data, 16)
+        if proto != PROTO_TCP or frag & 0x3FFF:
+            return None
+        end = 14 + total
+        if end > n or end < 54:
+            end = n
+        seq, ack, doff, flags = _tcp.unpack_from(data, 38)
+        start = 34 + (doff >> 4) * 4
+        if start > end or start < 54:
+            return None
+        if start == end and not (acks or flags & 7):
+            return None
+        return Segment(ts, bytes(data[26:38]), seq, ack, flags, data[start:end])
     if linktype == LINKTYPE_ETHERNET:
         if n < 14:
             return None
@@ -145,6 +163,8 @@ def parse_segment(ts: float, linktype: int, data: memoryview) -> Segment | None:
     seq, ack, doff, flags = _tcp.unpack_from(data, off + 4)
     hdr = (doff >> 4) * 4
     if hdr < 20 or off + hdr > end:
+        return None
+    if off + hdr == end and not (acks or flags & 7):
         return None
     return Segment(ts, key + bytes(data[off : off + 4]), seq, ack, flags, data[off + hdr : end])
 

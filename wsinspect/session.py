@@ -53,6 +53,9 @@ class State(Enum):
     IGNORED = "ignored"
 
 
+_WEBSOCKET = State.WEBSOCKET
+
+
 @dataclass(slots=True)
 class Options:
     max_message_size: int = DEFAULT_MAX_PAYLOAD
@@ -234,11 +237,19 @@ class Inspector:
         if self.first_ts is None:
             self.first_ts = ts
         self.last_ts = ts
-        seg = parse_segment(ts, raw.linktype, raw.data)
+        tcp = self.tcp
+        # Pure ACKs matter only while some stream waits behind a hole.
+        seg = parse_segment(ts, raw.linktype, raw.data, tcp.holding > 0)
         if seg is None:
             return []
         out: list[Event] = []
-        for ev in self.tcp.feed(seg, self.packets):
+        for ev in tcp.feed(seg, self.packets):
+            # The common case, frames of an established session, goes straight on.
+            if ev.__class__ is StreamData:
+                st = ev.conn.session  # type: ignore[union-attr]
+                if st is not None and st.state is _WEBSOCKET:
+                    self._frames(st, ev.direction, ev.data, ev.ts, ev.packet, ev.gap, out)  # type: ignore[union-attr]
+                    continue
             self._stream_event(ev, out)
         return out
 

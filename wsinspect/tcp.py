@@ -99,6 +99,7 @@ class Reassembler:
 
     max_ooo_bytes: int = MAX_OOO_BYTES
     stats: TcpStats = field(default_factory=TcpStats)
+    holding: int = 0  # directions with segments waiting behind a hole
     _flows: dict[bytes, tuple[Connection, int]] = field(default_factory=dict)
     _closed: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
 
@@ -208,6 +209,8 @@ class Reassembler:
             return
         self.stats.out_of_order += 1
         held = half.ooo.get(seq)
+        if not half.ooo:
+            self.holding += 1
         if held is None or len(held[0]) < size:
             half.ooo_bytes += size - (len(held[0]) if held else 0)
             half.ooo[seq] = (bytes(payload), ts, packet)
@@ -227,8 +230,7 @@ class Reassembler:
                 assert next_seq is not None
                 rel = (seq - next_seq) & SEQ_MASK
                 if rel == 0 or rel >= HALF_SPACE:
-                    data, ts, packet = ooo.pop(seq)
-                    half.ooo_bytes -= len(data)
+                    data, ts, packet = self._release(half, seq)
                     skip = 0 if rel == 0 else SEQ_MOD - rel
                     if skip < len(data):
                         out.append(StreamData(conn, d, ts, memoryview(data)[skip:], 0, packet))
@@ -240,8 +242,7 @@ class Reassembler:
         next_seq = half.next_seq
         assert next_seq is not None
         seq = min(half.ooo, key=lambda s: (s - next_seq) & SEQ_MASK)
-        data, ts, packet = half.ooo.pop(seq)
-        half.ooo_bytes -= len(data)
+        data, ts, packet = self._release(half, seq)
         gap = (seq - next_seq) & SEQ_MASK
         self.stats.gaps += 1
         self.stats.gap_bytes += gap
@@ -249,6 +250,13 @@ class Reassembler:
         half.next_seq = (seq + len(data)) & SEQ_MASK
         if half.ooo:
             self._drain(conn, d, half, out)
+
+    def _release(self, half: _Half, seq: int) -> tuple[bytes, float, int]:
+        held = half.ooo.pop(seq)
+        half.ooo_bytes -= len(held[0])
+        if not half.ooo:
+            self.holding -= 1
+        return held
 
     def _end(self, conn: Connection, reason: str, ts: float) -> list[StreamData | StreamEnd]:
         out: list[StreamData | StreamEnd] = []
