@@ -246,9 +246,9 @@ class Inspector:
         for ev in tcp.feed(seg, self.packets):
             # The common case, frames of an established session, goes straight on.
             if ev.__class__ is StreamData:
-                st = ev.conn.session  # type: ignore[union-attr]
+                st = ev.conn.session
                 if st is not None and st.state is _WEBSOCKET:
-                    self._frames(st, ev.direction, ev.data, ev.ts, ev.packet, ev.gap, out)  # type: ignore[union-attr]
+                    self._frames(st, ev.direction, ev.data, ev.ts, ev.packet, ev.gap, out)
                     continue
             self._stream_event(ev, out)
         return out
