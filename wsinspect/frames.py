@@ -152,7 +152,7 @@ class FrameParser:
         self._stored = 0
         self._storing = True  # False after a hole inside the payload in progress
         self._need = 0  # payload bytes still to come for _frame
-        self._hunt = bytearray()
+        self._hunter: Hunter | None = None if synced else Hunter(client, rsv_allowed)
 
     @property
     def mid_frame(self) -> bool:
@@ -238,8 +238,7 @@ class FrameParser:
                     # past this header, so hunt for the next trusted boundary.
                     issues.append(Issue.LENGTH_TOP_BIT)
                     out.append(self._header_only(b0, b1, length, hdr, ts, packet, issues))
-                    self.synced = False
-                    self._hunt = bytearray()
+                    self._start_hunt()
                     self._resync_rest(data[pos + hdr :], ts, packet, out)
                     return
                 if length < 0x10000:
@@ -357,8 +356,11 @@ class FrameParser:
             if not gap:
                 return
         self._head = b""
+        self._start_hunt()
+
+    def _start_hunt(self) -> None:
         self.synced = False
-        self._hunt = bytearray()
+        self._hunter = Hunter(self.client, self.rsv_allowed)
 
     def _resync_rest(self, data: bytes | memoryview, ts: float, packet: int, out: list[Frame]) -> None:
         rest = self._resync(data)
@@ -367,18 +369,17 @@ class FrameParser:
 
     def _resync(self, data: bytes | memoryview) -> bytes:
         """Hunt for a trusted frame boundary; return the bytes from it, or b"" to wait."""
-        hunt = self._hunt
-        hunt += data
-        pos = find_boundary(hunt, self.client, self.rsv_allowed)
+        hunter = self._hunter
+        if hunter is None:
+            hunter = self._hunter = Hunter(self.client, self.rsv_allowed)
+        before = hunter.dropped
+        pos = hunter.feed(data)
+        self.skipped += hunter.dropped - before
         if pos is None:
-            if len(hunt) > HUNT_WINDOW:
-                drop = len(hunt) - HUNT_WINDOW
-                del hunt[:drop]
-                self.skipped += drop
             return b""
         self.skipped += pos
-        rest = bytes(hunt[pos:])
-        self._hunt = bytearray()
+        rest = bytes(hunter.buf[pos:])
+        self._hunter = None
         self.synced = True
         return rest
 
@@ -420,28 +421,136 @@ def _plausible(buf: bytearray | bytes, p: int, client: bool | None, rsv_allowed:
     return p + hdr + (4 if masked else 0) + length, masked
 
 
-def find_boundary(buf: bytearray | bytes, client: bool | None, rsv_allowed: int) -> int | None:
-    """The first offset where frames can be trusted to start.
+class Hunter:
+    """Finds the first offset where frames can be trusted to start, incrementally.
 
     A candidate starts a message or is a control frame (never a continuation: runs
     of zero bytes would pass for empty ones, and a message's tail is of no use
-    without its start). It is trusted when its frame ends exactly at the end of the
-    data received so far (a segment boundary), or when the next frame's header is
-    plausible too, with the same masking. Candidates are found by a regular
-    expression over possible first bytes, so random payload is skipped at C speed.
+    without its start). It is trusted when a chain of plausible frames from it,
+    all masked alike, ends exactly where a chunk of data ended (a TCP segment
+    boundary, where senders' writes end), and the chain is either at least two
+    frames long, or one control frame, or one complete text frame of valid UTF-8.
+    Random bytes rarely pass all of that; real frames nearly always do.
+
+    Candidates are found by a regular expression over possible first bytes, so
+    random payload is skipped at C speed; every byte is scanned once, and a
+    candidate whose chain is not complete yet waits in ``_pending``.
+    ``starts_only`` looks only at chunk starts: for connections that may not be
+    WebSocket at all, where scanning every byte would cost too much.
     """
-    n = len(buf)
-    for m in _FIRST_BYTE.finditer(buf):
-        p = m.start()
-        end, masked = _plausible(buf, p, client, rsv_allowed)
+
+    MAX_CHAIN = 32
+
+    def __init__(
+        self, client: bool | None, rsv_allowed: int, starts_only: bool = False, window: int = HUNT_WINDOW
+    ) -> None:
+        self.client = client
+        self.rsv_allowed = rsv_allowed
+        self.starts_only = starts_only
+        self.window = window
+        self.buf = bytearray()
+        self.dropped = 0  # bytes given up from the front of buf
+        self._ends: set[int] = set()  # buf offsets where chunks ended
+        self._scanned = 0  # buf offset where scanning resumes
+        self._pending: list[int] = []  # candidates waiting for more data
+
+    def feed(self, data: bytes | bytearray | memoryview) -> int | None:
+        """Add a chunk; return the offset in ``buf`` of the trusted boundary, if found."""
+        buf = self.buf
+        chunk_start = len(buf)
+        buf += data
+        n = len(buf)
+        self._ends.add(n)
+        found = None
+        pending = []
+        for p in self._pending:
+            verdict = self._verdict(p, n)
+            if verdict is True:
+                found = p if found is None else min(found, p)
+            elif verdict is None:
+                pending.append(p)
+        self._pending = pending
+        if found is not None:
+            return found
+        if self.starts_only:
+            found = self._candidate(chunk_start, n)
+        else:
+            scan = self._scanned
+            self._scanned = n
+            for m in _FIRST_BYTE.finditer(buf, scan):
+                found = self._candidate(m.start(), n)
+                if found is not None:
+                    break
+        if found is None and n > self.window:
+            self._drop(n - self.window)
+        return found
+
+    def _candidate(self, p: int, n: int) -> int | None:
+        verdict = self._verdict(p, n)
+        if verdict is None:
+            if n - p < 14 and _plausible(self.buf, p, self.client, self.rsv_allowed)[0] == -2:
+                # The header itself is cut: scan this offset again with more data.
+                self._scanned = min(self._scanned, p)
+            else:
+                self._pending.append(p)
+        return p if verdict else None
+
+    def _verdict(self, p: int, n: int) -> bool | None:
+        """True: trusted; False: not a boundary; None: wait for more data."""
+        buf = self.buf
+        end, masked = _plausible(buf, p, self.client, self.rsv_allowed)
         if end < 0 or end > n:
-            # Not a header, or a frame not yet complete: a later candidate whose
-            # chain checks out is stronger evidence than waiting on this one.
-            continue
-        if end == n:
-            return p
-        side = bool(masked) if client is None else client
-        end2, masked2 = _plausible(buf, end, side, rsv_allowed)
-        if end2 == -2 or (end2 >= 0 and masked2 == masked):
-            return p
-    return None
+            return None if end == -2 or end > n else False
+        side = bool(masked) if self.client is None else self.client
+        opcode = buf[p] & 0x0F
+        if opcode == 1 and buf[p] & 0xC0 == 0x80 and not _utf8(buf, p, end, masked):
+            return False
+        frames = 1
+        while True:
+            if end in self._ends and (frames >= 2 or opcode >= 8 or (opcode == 1 and buf[p] & 0xC0 == 0x80)):
+                return True
+            if end == n:
+                return None
+            if frames >= self.MAX_CHAIN:
+                return True
+            nxt, masked2 = _plausible(buf, end, side, self.rsv_allowed)
+            if nxt == -2 or nxt > n:
+                return None
+            if nxt == -1 or masked2 != masked:
+                return False
+            end = nxt
+            frames += 1
+
+    def _drop(self, count: int) -> None:
+        del self.buf[:count]
+        self.dropped += count
+        self._scanned = max(0, self._scanned - count)
+        self._ends = {e - count for e in self._ends if e > count}
+        self._pending = [p - count for p in self._pending if p >= count]
+
+
+def _utf8(buf: bytearray | bytes, p: int, end: int, masked: int) -> bool:
+    """Whether the text frame at p (complete, ending at end) carries valid UTF-8."""
+    hdr = end - _payload_length(buf, p)
+    payload = bytes(buf[hdr:end])
+    if masked:
+        payload = unmask(payload, bytes(buf[hdr - 4 : hdr]))
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _payload_length(buf: bytearray | bytes, p: int) -> int:
+    length = buf[p + 1] & 0x7F
+    if length == 126:
+        return (buf[p + 2] << 8) | buf[p + 3]
+    if length == 127:
+        return int.from_bytes(buf[p + 2 : p + 10], "big")
+    return length
+
+
+def find_boundary(buf: bytearray | bytes, client: bool | None, rsv_allowed: int) -> int | None:
+    """The first trusted frame boundary in ``buf`` taken as one chunk (see Hunter)."""
+    return Hunter(client, rsv_allowed, window=max(len(buf), 1)).feed(buf)

@@ -31,8 +31,8 @@ from wsinspect.frames import (
     DEFAULT_MAX_PAYLOAD,
     Frame,
     FrameParser,
+    Hunter,
     close_code_allowed,
-    find_boundary,
 )
 from wsinspect.http import Handshake, HttpHead, check_handshake, is_upgrade_request, looks_like_http, parse_head
 from wsinspect.issues import Issue
@@ -166,6 +166,7 @@ class _Conn:
         "buf",
         "client",
         "hunted",
+        "hunters",
         "requests",
         "session",
         "skip",
@@ -179,7 +180,8 @@ class _Conn:
         self.skip = [0, 0]  # body bytes still to skip; -1 chunked; -2 until close
         self.requests: deque[HttpHead] = deque()  # requests awaiting a response
         self.session: _Session | None = None
-        self.hunted = [0, 0]
+        self.hunters: list[Hunter | None] = [None, None]  # joined mid-stream: where frames start
+        self.hunted = 0  # bytes searched for frames
 
 
 class _Session:
@@ -502,18 +504,19 @@ class Inspector:
     def _hunt(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
         """Look for frames in a connection whose handshake the capture missed."""
         d = ev.direction
-        buf = st.buf[d]
-        if ev.gap:
-            buf.clear()
-        buf += ev.data
-        st.hunted[d] += len(ev.data)
-        pos = find_boundary(buf, None, 4)
+        hunter = st.hunters[d]
+        if hunter is None or ev.gap:
+            # Only segment starts are tried: this may not be WebSocket at all, and
+            # scanning every byte of, say, TLS traffic would cost too much.
+            hunter = st.hunters[d] = Hunter(None, 4, starts_only=True, window=HUNT_LIMIT)
+        st.hunted += len(ev.data)
+        pos = hunter.feed(ev.data)
         if pos is None:
-            if st.hunted[0] + st.hunted[1] > HUNT_LIMIT:
+            if st.hunted > HUNT_LIMIT:
                 st.state = State.IGNORED
-                st.buf[0].clear()
-                st.buf[1].clear()
+                st.hunters = [None, None]
             return
+        buf = hunter.buf
         # Only clients mask (RFC 6455 5.1): the masking tells who is who.
         st.client = d if buf[pos + 1] & 0x80 else 1 - d
         session = self._open(conn, st, ev.ts, out)
@@ -522,9 +525,9 @@ class Inspector:
         self._start_websocket(st, session)
         assert session.dirs is not None
         data = bytes(buf[pos:])
-        other = bytes(st.buf[1 - d])
-        st.buf[0].clear()
-        st.buf[1].clear()
+        other_hunter = st.hunters[1 - d]
+        other = bytes(other_hunter.buf) if other_hunter is not None else b""
+        st.hunters = [None, None]
         parser = session.dirs[d].parser
         parser.synced = True
         parser.skipped += pos
