@@ -30,10 +30,11 @@ class _Half:
     """One direction of a connection: the next expected sequence number and the
     segments that arrived ahead of it."""
 
-    __slots__ = ("done", "fin_seq", "last_ack", "next_seq", "ooo", "ooo_bytes")
+    __slots__ = ("done", "fin_seq", "gap", "last_ack", "next_seq", "ooo", "ooo_bytes")
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
+        self.gap = 0  # bytes declared lost just before next_seq, reported with the next data
         self.ooo: dict[int, tuple[bytes, float, int]] = {}
         self.ooo_bytes = 0
         self.fin_seq: int | None = None
@@ -137,7 +138,9 @@ class Reassembler:
         if payload:
             if half.next_seq is None:
                 half.next_seq = seg.seq  # joined mid-stream: start where we are
-            self._data(conn, d, half, seg.seq, payload, seg.ts, packet, out)
+            # Data on a SYN (TCP Fast Open) starts after the SYN's sequence number.
+            seq = (seg.seq + 1) & SEQ_MASK if flags & SYN else seg.seq
+            self._data(conn, d, half, seq, payload, seg.ts, packet, out)
         if flags & FIN:
             half.fin_seq = (seg.seq + len(payload)) & SEQ_MASK
             if half.next_seq is None:
@@ -149,7 +152,7 @@ class Reassembler:
                 ahead = (seg.ack - (other.next_seq or 0)) & SEQ_MASK
                 if 0 < ahead < HALF_SPACE:
                     # The receiver has bytes the capture never saw: the hole is loss.
-                    self._skip_hole(conn, 1 - d, other, out)
+                    self._skip_hole(conn, 1 - d, other, out, seg.ack)
         if flags & RST:
             out.extend(self._end(conn, "rst", seg.ts))
         elif half.fin_seq is not None and half.next_seq == half.fin_seq and not half.ooo:
@@ -201,7 +204,8 @@ class Reassembler:
             rel = 0
         if rel == 0:
             half.next_seq = (next_seq + len(payload)) & SEQ_MASK
-            out.append(StreamData(conn, d, ts, payload, 0, packet))
+            out.append(StreamData(conn, d, ts, payload, half.gap, packet))
+            half.gap = 0
             if half.ooo:
                 self._drain(conn, d, half, out)
             return
@@ -215,7 +219,7 @@ class Reassembler:
             half.ooo_bytes += size - (len(held[0]) if held else 0)
             half.ooo[seq] = (bytes(payload), ts, packet)
         if half.last_ack is not None and 0 < (half.last_ack - next_seq) & SEQ_MASK < HALF_SPACE:
-            self._skip_hole(conn, d, half, out)
+            self._skip_hole(conn, d, half, out, half.last_ack)
         while half.ooo_bytes > self.max_ooo_bytes:
             self._skip_hole(conn, d, half, out)
 
@@ -233,20 +237,32 @@ class Reassembler:
                     data, ts, packet = self._release(half, seq)
                     skip = 0 if rel == 0 else SEQ_MOD - rel
                     if skip < len(data):
-                        out.append(StreamData(conn, d, ts, memoryview(data)[skip:], 0, packet))
+                        out.append(StreamData(conn, d, ts, memoryview(data)[skip:], half.gap, packet))
+                        half.gap = 0
                         half.next_seq = (next_seq + len(data) - skip) & SEQ_MASK
                     progress = True
 
-    def _skip_hole(self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd]) -> None:
-        """Give up the hole before the nearest held segment and deliver from there."""
+    def _skip_hole(
+        self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd], ack: int | None = None
+    ) -> None:
+        """Give up the hole before the nearest held segment and deliver from there;
+        when an ACK declared the loss, only the bytes it acknowledged are given up
+        (the rest may still arrive, retransmitted or reordered)."""
         next_seq = half.next_seq
         assert next_seq is not None
         seq = min(half.ooo, key=lambda s: (s - next_seq) & SEQ_MASK)
-        data, ts, packet = self._release(half, seq)
-        gap = (seq - next_seq) & SEQ_MASK
+        ahead = (seq - next_seq) & SEQ_MASK
         self.stats.gaps += 1
-        self.stats.gap_bytes += gap
-        out.append(StreamData(conn, d, ts, memoryview(data), gap, packet))
+        if ack is not None and (ack - next_seq) & SEQ_MASK < ahead:
+            lost = (ack - next_seq) & SEQ_MASK
+            self.stats.gap_bytes += lost
+            half.gap += lost
+            half.next_seq = ack
+            return
+        data, ts, packet = self._release(half, seq)
+        self.stats.gap_bytes += ahead
+        out.append(StreamData(conn, d, ts, memoryview(data), half.gap + ahead, packet))
+        half.gap = 0
         half.next_seq = (seq + len(data)) & SEQ_MASK
         if half.ooo:
             self._drain(conn, d, half, out)
@@ -263,6 +279,10 @@ class Reassembler:
         for d, half in enumerate(conn.halves):
             while half.ooo:
                 self._skip_hole(conn, d, half, out)
+            if half.gap:
+                # A hole at the very end: tell the layer above, with no data after it.
+                out.append(StreamData(conn, d, ts, b"", half.gap, 0))
+                half.gap = 0
         for key in conn.keys:
             if self._flows.get(key, (None,))[0] is conn:
                 del self._flows[key]
