@@ -228,27 +228,24 @@ class _MmapSource(_Source):
 
 
 class _StreamSource(_Source):
-    """stdin, a pipe or a gzip stream: chunks are read into fresh buffers, with the
+    """stdin, a pipe or a gzip stream: chunks are read as they come, with the
     unparsed tail of the previous one copied in front."""
 
     def __init__(
         self, name: str, parse: Callable[[_Source], Iterator[RawPacket]], head: bytes, stream: BinaryIO
     ) -> None:
         super().__init__(name, parse)
-        # One read call at a time (readinto1), so that packets from a live pipe
+        # One read call at a time (read1), so that packets from a live pipe
         # (tcpdump -w - | wsinspect read -) are decoded as they arrive.
-        self._readinto = getattr(stream, "readinto1", None) or stream.readinto  # type: ignore[attr-defined]
+        self._read = getattr(stream, "read1", None) or stream.read
         self.buf = memoryview(head)
 
     def refill(self, pos: int) -> bool:
-        rest = self.buf[pos:]
-        kept = len(rest)
-        chunk = bytearray(kept + STREAM_CHUNK)
-        chunk[:kept] = rest
-        got = self._readinto(memoryview(chunk)[kept:])
-        if not got:
+        more = self._read(STREAM_CHUNK)
+        if not more:
             return False
-        self.buf = memoryview(chunk)[: kept + got]
+        rest = self.buf[pos:]
+        self.buf = memoryview(bytes(rest) + more if len(rest) else more)
         return True
 
 
@@ -265,8 +262,8 @@ def _pcap(src: _Source) -> Iterator[RawPacket]:
     magic = struct.unpack_from(endian + "I", buf)[0]
     divisor = 1e9 if magic == PCAP_MAGIC_NS else 1e6
     network = struct.unpack_from(endian + "I", buf, 20)[0]
-    # The upper bits of the link type field carry FCS flags (pcap spec, LinkType).
-    linktype = network & 0x0FFFFFFF
+    # Bits 16 and up of the LinkType field carry the FCS length and flags.
+    linktype = network & 0xFFFF
     record = struct.Struct(endian + "IIII")
     unpack = record.unpack_from
     pos = 24
@@ -296,6 +293,10 @@ def _pcap(src: _Source) -> Iterator[RawPacket]:
             f"{src.name}: the capture is cut short in the middle of a packet record"
             f" ({len(buf) - pos} trailing bytes ignored)"
         )
+
+
+# The shortest valid length of each pcapng block type: its fixed fields and trailer.
+_MIN_BLOCK = {1: 20, 2: 32, 3: 16, 6: 32}
 
 
 def _tsresol(value: int) -> float:
@@ -339,6 +340,9 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
                     warnings.append(f"{src.name}: corrupt pcapng block length {blen} at byte offset {pos}")
                     return
                 break
+            if blen < _MIN_BLOCK.get(btype, 12):
+                warnings.append(f"{src.name}: corrupt pcapng block at byte offset {pos} (too short for its type)")
+                return
             if btype == 6:  # Enhanced Packet Block
                 iface, hi, lo, caplen, origlen = struct.unpack_from(endian + "IIIII", buf, pos + 8)
                 if iface < len(interfaces) and 28 + caplen <= blen:
@@ -360,8 +364,8 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
                 opt = pos + 16
                 while opt + 4 <= end - 4:
                     code, olen = struct.unpack_from(endian + "HH", buf, opt)
-                    if code == 0:
-                        break
+                    if code == 0 or opt + 4 + olen > end - 4:
+                        break  # the end of options, or one that overruns its block
                     if code == 9 and olen >= 1:
                         divisor = _tsresol(buf[opt + 4])
                     elif code == 14 and olen >= 8:

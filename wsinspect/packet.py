@@ -69,8 +69,10 @@ def parse_segment(ts: float, linktype: int, data: memoryview, acks: bool = True)
         if proto != PROTO_TCP or frag & 0x3FFF:
             return None
         end = 14 + total
-        if end > n or end < 54:
-            end = n
+        if end > n or end < 34:
+            end = n  # as below: a total length shorter than the IP header is ignored
+        if end < 54:
+            return None  # the TCP header is cut
         seq, ack, doff, flags = _tcp.unpack_from(data, 38)
         start = 34 + (doff >> 4) * 4
         if start > end or start < 54:

@@ -155,9 +155,13 @@ class Reassembler:
                     self._skip_hole(conn, 1 - d, other, out, seg.ack)
         if flags & RST:
             out.extend(self._end(conn, "rst", seg.ts))
-        elif half.fin_seq is not None and half.next_seq == half.fin_seq and not half.ooo:
-            half.done = True
-            if conn.halves[1 - d].done:
+        elif half.fin_seq is not None or conn.halves[1 - d].fin_seq is not None:
+            # This segment may complete its own direction, or (an ACK that gave up a
+            # hole) the other one.
+            for h in conn.halves:
+                if h.fin_seq is not None and h.next_seq == h.fin_seq and not h.ooo:
+                    h.done = True
+            if conn.halves[0].done and conn.halves[1].done:
                 out.extend(self._end(conn, "fin", seg.ts))
         return out
 
