@@ -2,7 +2,8 @@
 """Record the sample captures in this directory: real WebSocket peers on loopback, captured by tcpdump.
 
 Every capture NAME gets a NAME.truth.json written from what the peers logged as they sent (contract in README.md).
-Needs root (tcpdump), tshark's editcap, and node + npm for the node_ws capture.
+Needs root (tcpdump), tshark's editcap, node + npm for the node_ws and deflate_node captures, and chromium for
+deflate_chromium (skipped with a message when it is not installed).
 
     python3 captures/make_captures.py [--only NAME]
 """
@@ -23,6 +24,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
@@ -36,6 +40,7 @@ from aiohttp import web
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import InvalidStatus
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
@@ -70,6 +75,14 @@ PORTS = {
     "rejected": 47010,
     "violations": 47011,
     "gappy": 47012,
+    "deflate_websockets": 47013,
+    "deflate_no_context": 47014,
+    "deflate_small_window": 47015,
+    "deflate_node": 47016,
+    "deflate_aiohttp": 47017,
+    "deflate_chromium": 47018,
+    "deflate_bomb": 47019,
+    "deflate_frame_legacy": 47020,
 }
 
 # RFC 6455 5.2 opcodes.
@@ -119,6 +132,20 @@ def endpoint(sockname: Sequence[object]) -> str:
     """ip:port as the truth files spell it; IPv6 in brackets."""
     host, port = sockname[0], sockname[1]
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def extension_items(header: str | None) -> list[str]:
+    """A Sec-WebSocket-Extensions value as the truth files list it: "name; param; param=value", names lower-cased.
+
+    Enough for the headers the peers here write: no quoted values, no commas inside an item.
+    """
+    items = []
+    for item in (header or "").split(","):
+        name, *params = (part.strip() for part in item.split(";"))
+        if name:
+            pairs = (param.partition("=") for param in params)
+            items.append("; ".join([name.lower(), *(f"{k.strip().lower()}{eq}{v.strip()}" for k, eq, v in pairs)]))
+    return items
 
 
 @dataclass
@@ -347,14 +374,16 @@ class Peer(Protocol):
     async def recv(self) -> str | bytes: ...
 
 
-async def converse(session: Session, client: Peer, server: Peer, steps: Iterable[tuple[str, str | bytes]]) -> None:
-    """Send each message and wait until the other side has received it, logging it in send order.
+async def converse(
+    session: Session, client: Peer, server: Peer, steps: Iterable[tuple[str, str | bytes]], **extra: object
+) -> None:
+    """Send each message and wait until the other side has received it, logging it (with `extra`) in send order.
 
     Lockstep makes the truth order exact and puts every message in its own write.
     """
     for direction, message in steps:
         sender, receiver = (client, server) if direction == C2S else (server, client)
-        session.messages.append(data_entry(direction, message))
+        session.messages.append(data_entry(direction, message, **extra))
         _, received = await asyncio.gather(sender.send(message), receiver.recv())
         if received != message:
             raise CaptureError(f"{session.client} {direction}: sent {message!r:.60}, received {received!r:.60}")
@@ -462,7 +491,7 @@ def new_key(rng: random.Random) -> str:
     return base64.b64encode(rng.randbytes(16)).decode()
 
 
-def upgrade_request(host: str, path: str, key: str) -> bytes:
+def upgrade_request(host: str, path: str, key: str, extensions: str | None = None) -> bytes:
     lines = [
         f"GET {path} HTTP/1.1",
         f"Host: {host}",
@@ -471,11 +500,15 @@ def upgrade_request(host: str, path: str, key: str) -> bytes:
         f"Sec-WebSocket-Key: {key}",
         "Sec-WebSocket-Version: 13",
     ]
+    if extensions is not None:
+        lines.append(f"Sec-WebSocket-Extensions: {extensions}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def upgrade_response(accept: str, status: str = "101 Switching Protocols") -> bytes:
+def upgrade_response(accept: str, status: str = "101 Switching Protocols", extensions: str | None = None) -> bytes:
     lines = [f"HTTP/1.1 {status}", "Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Accept: {accept}"]
+    if extensions is not None:
+        lines.append(f"Sec-WebSocket-Extensions: {extensions}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
@@ -605,14 +638,19 @@ async def run_raw_session(
     mss: int | None = None,
     handshake_chunk: int | None = None,
     issues: Sequence[Issue] = (),
+    extensions: str | None = None,
 ) -> Session:
-    """A raw handshake (correct unless status/accept say otherwise), the scripted steps, then TCP close."""
+    """A raw handshake (correct unless status/accept say otherwise), the scripted steps, then TCP close.
+
+    `extensions` is offered by the client and accepted as is by the server.
+    """
     pair = await RawPair.open(listener, LOCALHOST, port, mss=mss)
     host = endpoint((LOCALHOST, port))
     session = Session(pair.client, pair.server, host, path, status=int(status.split()[0]), issues=list(issues))
+    session.extensions = extension_items(extensions)
     key = new_key(rng)
-    await pair.c2s(upgrade_request(host, path, key), chunk=handshake_chunk)
-    await pair.s2c(upgrade_response(accept or accept_key(key), status))
+    await pair.c2s(upgrade_request(host, path, key, extensions), chunk=handshake_chunk)
+    await pair.s2c(upgrade_response(accept or accept_key(key), status, extensions))
     for step in steps:
         if step.entry is not None:
             session.messages.append(step.entry)
@@ -1258,15 +1296,18 @@ async def gappy() -> None:
     c2s_data = [
         (i, (p.seq - isn - 1) % 2**32, p) for i, p in enumerate(packets) if p.src == session.client and p.payload
     ]
-    stream = b"".join(p.payload for _, _, p in sorted(c2s_data, key=lambda item: item[1]))
+    stream = tcp_stream(packets, session.client, server)
     spans = frame_spans(stream, stream.index(b"\r\n\r\n") + 4)
     c2s_messages = [i for i, m in enumerate(session.messages) if m["dir"] == C2S]
     if len(spans) != len(c2s_messages):
         raise CaptureError(f"{len(spans)} client frames for {len(c2s_messages)} logged client messages")
     big = [(index, span) for index, span in zip(c2s_messages, spans, strict=True) if span[1] - span[0] > 100_000]
+    # A loaded machine sometimes retransmits a segment even on loopback: removing or moving one of two copies
+    # would not make the damage described, so only segments sent once are picked.
+    copies = Counter(offset for _, offset, _ in c2s_data)
 
     def segments_within(span: tuple[int, int]) -> list[int]:
-        return [i for i, offset, p in c2s_data if span[0] <= offset < span[1]]
+        return [i for i, offset, p in c2s_data if span[0] <= offset < span[1] and copies[offset] == 1]
 
     hole_segments, swapped_segments = segments_within(big[0][1]), segments_within(big[1][1])
     if len(hole_segments) < 3 or len(swapped_segments) < 3:
@@ -1334,6 +1375,733 @@ async def gappy() -> None:
     original.unlink()
 
 
+# -- compression (RFC 7692) --------------------------------------------------------------------------------------
+
+# RFC 7692 7.2.1: a sender strips these bytes from the end of each compressed message; a receiver puts them back.
+DEFLATE_TAIL = b"\x00\x00\xff\xff"
+# Messages of deflate_websockets kept in deflate_midstream: it starts at the third JSON update from the client.
+MIDSTREAM_CUT = 6
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+)  # fmt: skip
+# The page deflate_chromium loads. STEPS: what the script sends, one message per answer from the server.
+CHROMIUM_PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>wsinspect capture</title>
+<script>
+const steps = STEPS;
+const ws = new WebSocket(`ws://${location.host}/ws?browser=chromium`);
+ws.binaryType = "arraybuffer";
+let next = 0;
+function sendNext() {
+  if (next === steps.length) {
+    ws.close(1000, "browser done");
+    return;
+  }
+  const step = steps[next++];
+  if ("text" in step) ws.send(step.text);
+  else ws.send(Uint8Array.from(atob(step.data), (c) => c.charCodeAt(0)));
+}
+ws.onopen = sendNext;
+ws.onmessage = sendNext;
+</script>
+"""
+
+DATA_OPCODES = ("text", "binary")
+# A message for websockets_deflate_session(): a list of strings goes out as one fragmented text message.
+Sendable = str | bytes | list[str]
+
+
+def deflate_message(compressor: zlib._Compress, data: bytes) -> bytes:
+    """Compress one message (for deflate-frame, one frame) as RFC 7692 7.2.1 says: sync flush, tail removed."""
+    out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    if not out.endswith(DEFLATE_TAIL):
+        raise CaptureError("a sync flush did not end with 00 00 ff ff")
+    return out[:-4]
+
+
+def chat_update(rng: random.Random, seq: int, sender: str) -> str:
+    """A JSON message as a chat app sends it: most of it repeats the previous one, so context takeover pays."""
+    items = [{"id": k, "name": f"item-{k}", "price": rng.randrange(100, 1000)} for k in range(5)]
+    return json.dumps(
+        {"type": "update", "seq": seq, "from": sender, "room": "lobby", "status": "online", "items": items}
+    )
+
+
+def log_text(rng: random.Random, size: int) -> str:
+    """About `size` characters of access-log lines: compressible, yet not trivially."""
+    lines: list[str] = []
+    total = 0
+    while total < size:
+        line = f"12:{len(lines) // 60 % 60:02d}:{len(lines) % 60:02d} GET /api/items/{rng.randrange(50)} 200 "
+        line += f"{rng.randrange(1, 999)}ms user={rng.choice(['alice', 'bob', 'carol'])}\n"
+        lines.append(line)
+        total += len(line)
+    return "".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class WireFrame:
+    """A frame as found in a capture: its stream offset, header bits and unmasked (still compressed) payload."""
+
+    start: int
+    fin: bool
+    rsv1: bool
+    opcode: int
+    payload: bytes
+
+
+def tcp_stream(packets: Sequence[Packet], src: str, dst: str) -> bytes:
+    """Every byte `src` sent to `dst`, in sequence order; bytes sent twice count once."""
+    isn = next(p.seq for p in packets if p.src == src and p.dst == dst and p.flags & dpkt.tcp.TH_SYN)
+    segments = sorted(((p.seq - isn - 1) % 2**32, p.payload) for p in packets if p.src == src and p.dst == dst)
+    stream = bytearray()
+    for offset, payload in segments:
+        stream += payload[len(stream) - offset :]
+    return bytes(stream)
+
+
+def wire_frames(stream: bytes, start: int) -> list[WireFrame]:
+    """Every frame of `stream` from `start` on, payloads unmasked (RFC 6455 5.2, 5.3)."""
+    frames = []
+    for begin, end in frame_spans(stream, start):
+        first, second = stream[begin], stream[begin + 1]
+        size = second & 0x7F
+        key = begin + 2 + (2 if size == 126 else 8 if size == 127 else 0)
+        masked = second & 0x80
+        payload = mask_payload(stream[key + 4 : end], stream[key : key + 4]) if masked else stream[key:end]
+        frames.append(WireFrame(begin, bool(first & 0x80), bool(first & 0x40), first & 0x0F, payload))
+    return frames
+
+
+def entry_digest(entry: Entry) -> str:
+    """SHA-256 of a truth record's payload, however it is logged."""
+    if "sha256" in entry:
+        return str(entry["sha256"])
+    payload = str(entry["text"]).encode() if "text" in entry else base64.b64decode(str(entry["data"]))
+    return hashlib.sha256(payload).hexdigest()
+
+
+def check_deflate(
+    pcap: Path, session: Session, *, no_context: tuple[bool, bool] = (False, False), per_frame: bool = False
+) -> dict[int, list[WireFrame]]:
+    """Hold a compressed session's capture against its truth, without wsinspect: each logged data message must be
+    on the wire with its fragment count and with RSV1 as its "compressed" flag says (on its first frame only, or on
+    every frame for the per-frame extension), and inflate to the logged payload (RFC 7692 7.2.2; context taken over
+    unless `no_context` says otherwise for c2s, s2c).
+
+    Returns each data message's frames by its index in session.messages.
+    """
+    packets = read_packets(pcap)[1]
+    found: dict[int, list[WireFrame]] = {}
+    for direction, src, dst, fresh in (
+        (C2S, session.client, session.server, no_context[0]),
+        (S2C, session.server, session.client, no_context[1]),
+    ):
+        stream = tcp_stream(packets, src, dst)
+        messages: list[list[WireFrame]] = []
+        for frame in wire_frames(stream, stream.index(b"\r\n\r\n") + 4):
+            if frame.opcode in (OP_TEXT, OP_BINARY):
+                messages.append([frame])
+            elif frame.opcode == OP_CONT:
+                messages[-1].append(frame)
+        logged = [i for i, m in enumerate(session.messages) if m["dir"] == direction and m["opcode"] in DATA_OPCODES]
+        if len(messages) != len(logged):
+            raise CaptureError(f"{pcap.name} {direction}: {len(messages)} data messages sent, {len(logged)} logged")
+        inflater = zlib.decompressobj(-15)
+        for index, frames in zip(logged, messages, strict=True):
+            entry = session.messages[index]
+            compressed = bool(entry.get("compressed"))
+            rsv1 = [compressed] + [compressed and per_frame] * (len(frames) - 1)
+            if [f.rsv1 for f in frames] != rsv1 or len(frames) != entry.get("fragments", 1):
+                raise CaptureError(f"{pcap.name} message {index}: RSV1 {[f.rsv1 for f in frames]}, logged {entry}")
+            if per_frame:
+                parts = [inflater.decompress(f.payload + DEFLATE_TAIL) if f.rsv1 else f.payload for f in frames]
+            elif compressed:
+                if fresh:
+                    inflater = zlib.decompressobj(-15)
+                parts = [inflater.decompress(b"".join(f.payload for f in frames) + DEFLATE_TAIL)]
+            else:
+                parts = [f.payload for f in frames]
+            if hashlib.sha256(b"".join(parts)).hexdigest() != entry_digest(entry):
+                raise CaptureError(f"{pcap.name} message {index} does not inflate to what was logged")
+            found[index] = frames
+    return found
+
+
+def undecodable_after(session: Session, frames: dict[int, list[WireFrame]], cut: int) -> list[int]:
+    """Indices, counted from `cut`, of the compressed messages that cannot be inflated without what came before.
+
+    Found by trying, as a receiver joining at `cut` must: a fresh raw inflater per direction, started again after
+    each failure. zlib refuses a back-reference past the start of its window ("invalid distance too far back")
+    rather than guess, so every message it does inflate must come out exact, which is checked.
+    """
+    undecodable = []
+    inflaters = {C2S: zlib.decompressobj(-15), S2C: zlib.decompressobj(-15)}
+    for index in range(cut, len(session.messages)):
+        entry = session.messages[index]
+        if not entry.get("compressed"):
+            continue
+        direction = str(entry["dir"])
+        try:
+            payload = inflaters[direction].decompress(b"".join(f.payload for f in frames[index]) + DEFLATE_TAIL)
+        except zlib.error:
+            undecodable.append(index - cut)
+            inflaters[direction] = zlib.decompressobj(-15)
+            continue
+        if hashlib.sha256(payload).hexdigest() != entry_digest(entry):
+            raise CaptureError(f"message {index} inflated after the cut, but not to what was logged")
+    return undecodable
+
+
+def serve_deflate(
+    handler: Callable[[ServerConnection], Awaitable[None]], host: str, port: int, **options: Any
+) -> Server:
+    """serve_plain() with permessage-deflate: websockets' default settings, or `extensions=[factory]`."""
+    return serve(handler, host, port, max_size=None, ping_interval=None, **options)
+
+
+def connect_deflate(uri: str, **options: Any) -> connect:
+    return connect(uri, max_size=None, ping_interval=None, **options)
+
+
+async def send_fragments(
+    session: Session,
+    sender: ClientConnection | ServerConnection,
+    receiver: ClientConnection | ServerConnection,
+    direction: str,
+    parts: list[str],
+) -> None:
+    """One compressed text message in fragments: websockets sends each part of an iterable in a frame of its own,
+    and then an empty final frame."""
+    message = "".join(parts)
+    session.messages.append(data_entry(direction, message, compressed=True, fragments=len(parts) + 1))
+    _, received = await asyncio.gather(sender.send(parts), receiver.recv())
+    if received != message:
+        raise CaptureError(f"{direction}: fragments arrived as {received!r:.60}")
+
+
+async def websockets_deflate_session(
+    port: int,
+    path: str,
+    steps: Sequence[tuple[str, Sendable]],
+    *,
+    server_extension: ServerPerMessageDeflateFactory | None = None,
+    client_extension: ClientPerMessageDeflateFactory | None = None,
+    close: tuple[int, str],
+) -> Session:
+    """A websockets session with permessage-deflate (websockets' defaults unless factories are given): the steps, a
+    ping each way and a client close. A message given as a list goes out fragmented (send_fragments()).
+
+    Once the extension is negotiated, websockets compresses every data message and no control frame.
+    """
+    accepted: Accepted[ServerConnection] = Accepted()
+    netloc = endpoint((LOCALHOST, port))
+    server_options = {} if server_extension is None else {"extensions": [server_extension]}
+    client_options = {} if client_extension is None else {"extensions": [client_extension]}
+    async with (
+        serve_deflate(websockets_handler(accepted), LOCALHOST, port, **server_options),
+        connect_deflate(f"ws://{netloc}{path}", **client_options) as client,
+    ):
+        session = Session(endpoint(client.local_address), endpoint(client.remote_address), netloc, path)
+        assert client.response is not None
+        session.extensions = extension_items(client.response.headers.get("Sec-WebSocket-Extensions"))
+        if not session.extensions:
+            raise CaptureError(f"{path}: permessage-deflate was not negotiated")
+        server = await accepted.get(session.client)
+        for direction, message in steps:
+            if isinstance(message, list):
+                sender, receiver = (client, server) if direction == C2S else (server, client)
+                await send_fragments(session, sender, receiver, direction, message)
+            else:
+                await converse(session, client, server, [(direction, message)], compressed=True)
+        await ping_websockets(session, client, b"deflate ping")
+        await ping_websockets(session, server, b"deflate ping back")
+        await close_websockets(session, client, *close)
+    return session
+
+
+async def deflate_websockets() -> None:
+    """websockets' default compression; then the same capture cut after its first messages (deflate_midstream)."""
+    name, port = "deflate_websockets", PORTS["deflate_websockets"]
+    rng = random.Random(7692)
+    steps: list[tuple[str, Sendable]] = [(C2S, "hello, compress me"), (S2C, "hello, compressed client")]
+    for seq in range(10):
+        steps += [(C2S, chat_update(rng, seq, "alice")), (S2C, chat_update(rng, seq, "server"))]
+    steps += [
+        (C2S, log_text(rng, 200_000)),
+        (S2C, bytes(range(256)) * 40),
+        # Incompressible and longer than the 4 KiB window: a receiver that lost the context can inflate what
+        # follows again.
+        (C2S, rng.randbytes(5000)),
+        (S2C, rng.randbytes(5000)),
+        *((C2S if seq % 2 else S2C, chat_update(rng, seq, "after the noise")) for seq in range(4)),
+        (C2S, ""),
+        (S2C, ""),
+        (C2S, b""),
+        (S2C, "a"),
+        (C2S, "ok"),
+        (C2S, "héllo wörld — 你好 🌍"),
+        (C2S, ["fragment one, ", "fragment two, ", "fragment one, two, three"]),
+        (S2C, ["server fragment A; ", "server fragment A; again"]),
+        (S2C, chat_update(rng, 99, "server")),
+    ]
+    pcap = HERE / f"{name}.pcap"
+    async with Capture(pcap, port):
+        session = await websockets_deflate_session(port, "/deflate?lib=websockets", steps, close=(1000, "deflate done"))
+    frames = check_deflate(pcap, session)
+    write_truth(
+        name,
+        f"{name}.pcap",
+        "websockets client and server with websockets' default permessage-deflate (window bits 12, context"
+        " takeover): repetitive JSON both ways, a 200 KB log text, compressible and random binary, empty and tiny"
+        " messages, fragmented compressed messages both ways, pings (never compressed), close 1000.",
+        [session],
+        clean=True,
+        order_by=pcap,
+    )
+
+    # The cut: the first packet of the first message kept, which the lockstep sends in its own write.
+    linktype, packets = read_packets(pcap)
+    first = frames[MIDSTREAM_CUT][0]
+    sender = session.client if session.messages[MIDSTREAM_CUT]["dir"] == C2S else session.server
+    isn = next(p.seq for p in packets if p.src == sender and p.flags & dpkt.tcp.TH_SYN)
+    cut = next(
+        i for i, p in enumerate(packets) if p.src == sender and p.payload and (p.seq - isn - 1) % 2**32 >= first.start
+    )
+    if (packets[cut].seq - isn - 1) % 2**32 != first.start:
+        raise CaptureError(f"message {MIDSTREAM_CUT} does not start a packet")
+    write_packets(HERE / "deflate_midstream.pcap", linktype, ((p.ts, p.buf) for p in packets[cut:]))
+    undecodable = undecodable_after(session, frames, MIDSTREAM_CUT)
+    midstream = Session(
+        session.client,
+        session.server,
+        None,
+        None,
+        status=None,
+        messages=session.messages[MIDSTREAM_CUT:],
+        issues=[Issue.MID_STREAM, Issue.INFLATE_CONTEXT_LOST] if undecodable else [Issue.MID_STREAM],
+    )
+    write_truth(
+        "deflate_midstream",
+        "deflate_midstream.pcap",
+        f"deflate_websockets.pcap cut to start at its message {MIDSTREAM_CUT}: no handshake, and the compression"
+        " context of the messages before the cut is lost. 'undecodable' lists the messages that refer to it.",
+        [midstream],
+        clean=False,
+        order_by=None,
+        undecodable=undecodable,
+    )
+
+
+async def deflate_no_context() -> None:
+    name, port = "deflate_no_context", PORTS["deflate_no_context"]
+    rng = random.Random(7693)
+    steps: list[tuple[str, Sendable]] = [(C2S, "hello, no context")]
+    for seq in range(6):
+        steps += [(C2S, chat_update(rng, seq, "bob")), (S2C, chat_update(rng, seq, "server"))]
+    steps += [
+        (C2S, log_text(rng, 20_000)),
+        (S2C, rng.randbytes(2000)),
+        (C2S, ""),
+        (S2C, "x"),
+        (C2S, ["no context, ", "fragmented"]),
+    ]
+    pcap = HERE / f"{name}.pcap"
+    async with Capture(pcap, port):
+        session = await websockets_deflate_session(
+            port,
+            "/deflate?takeover=no",
+            steps,
+            server_extension=ServerPerMessageDeflateFactory(
+                server_no_context_takeover=True, client_no_context_takeover=True, compress_settings={"memLevel": 5}
+            ),
+            client_extension=ClientPerMessageDeflateFactory(
+                server_no_context_takeover=True, client_no_context_takeover=True, compress_settings={"memLevel": 5}
+            ),
+            close=(1000, "no context done"),
+        )
+    check_deflate(pcap, session, no_context=(True, True))
+    write_truth(
+        name,
+        f"{name}.pcap",
+        "websockets client and server with permessage-deflate, server_no_context_takeover and"
+        " client_no_context_takeover: every message compressed on its own. Repetitive JSON both ways, a 20 KB log"
+        " text, random binary, empty and tiny messages, a fragmented message, pings, close.",
+        [session],
+        clean=True,
+        order_by=pcap,
+    )
+
+
+async def deflate_small_window() -> None:
+    name, port = "deflate_small_window", PORTS["deflate_small_window"]
+    rng = random.Random(7694)
+    # Repeats 700 bytes apart: out of reach of the client's 512-byte window, within the server's 1024 bytes.
+    block = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(700))
+    steps: list[tuple[str, Sendable]] = [
+        (C2S, block * 12),
+        (S2C, block * 12),
+        (C2S, bytes(rng.randbytes(300)) * 20),
+        (S2C, bytes(rng.randbytes(900)) * 8),
+    ]
+    for seq in range(4):
+        steps += [(C2S, chat_update(rng, seq, "carol")), (S2C, chat_update(rng, seq, "server"))]
+    steps += [(C2S, log_text(rng, 30_000)), (S2C, "small window done")]
+    pcap = HERE / f"{name}.pcap"
+    async with Capture(pcap, port):
+        session = await websockets_deflate_session(
+            port,
+            "/deflate?window=small",
+            steps,
+            server_extension=ServerPerMessageDeflateFactory(server_max_window_bits=10, client_max_window_bits=9),
+            client_extension=ClientPerMessageDeflateFactory(client_max_window_bits=True),
+            close=(1000, "small window"),
+        )
+    check_deflate(pcap, session)
+    write_truth(
+        name,
+        f"{name}.pcap",
+        "websockets client and server with permessage-deflate, client_max_window_bits=9 and"
+        " server_max_window_bits=10: texts repeating every 700 bytes, binaries repeating every 300 and 900 bytes,"
+        " JSON, a 30 KB log text, pings, close.",
+        [session],
+        clean=True,
+        order_by=pcap,
+    )
+
+
+async def deflate_node() -> None:
+    name, port = "deflate_node", PORTS["deflate_node"]
+    ensure_node_ws()
+    pcap = HERE / f"{name}.pcap"
+    async with Capture(pcap, port):
+        node = await asyncio.create_subprocess_exec(
+            "node", str(NODE_DIR / "deflate.js"), str(port), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(node.communicate(), 60)
+    if node.returncode != 0:
+        raise CaptureError(f"node peers failed: {err.decode().strip()}")
+    netloc = endpoint((LOCALHOST, port))
+    extensions: list[str] = []
+    session: Session | None = None
+    for record in map(json.loads, out.decode().splitlines()):
+        match record:
+            case {"event": "upgrade", "extensions": header}:
+                extensions = extension_items(header)
+            case {"event": "open", "client_address": address, "client_port": client_port}:
+                client = endpoint((address, client_port))
+                session = Session(client, netloc, netloc, "/node?deflate=1", extensions=extensions)
+            case {"event": "send", "dir": direction, "opcode": "text" | "binary" as opcode, "compressed": compressed}:
+                assert session is not None
+                extra = {"compressed": compressed}
+                if "fragments" in record:
+                    extra["fragments"] = record["fragments"]
+                message = record["text"] if opcode == "text" else base64.b64decode(record["data"])
+                session.messages.append(data_entry(direction, message, **extra))
+            case {"event": "send", "dir": C2S, "opcode": "ping", "data": data}:
+                assert session is not None
+                payload = base64.b64decode(data)
+                session.messages += [opaque_entry(C2S, "ping", payload), opaque_entry(S2C, "pong", payload, auto=True)]
+            case {"event": "send", "dir": C2S, "opcode": "close", "close_code": code, "close_reason": reason}:
+                assert session is not None
+                # ws, like websockets, echoes the peer's close code and reason.
+                session.messages += [close_entry(C2S, code, reason), close_entry(S2C, code, reason, auto=True)]
+            case {"event": "closed", "close_code": code, "close_reason": reason}:
+                if (code, reason) != (1000, "node done"):
+                    raise CaptureError(f"node client saw close {code} {reason!r}")
+            case _:
+                raise CaptureError(f"unexpected node record {record}")
+    if session is None or not session.extensions:
+        raise CaptureError("node peers did not negotiate permessage-deflate")
+    # The server asked for client_no_context_takeover.
+    check_deflate(pcap, session, no_context=(True, False))
+    write_truth(
+        name,
+        f"{name}.pcap",
+        "Node ws server and client, perMessageDeflate with threshold 0 on both (client_no_context_takeover,"
+        " server_max_window_bits=11): JSON both ways, tiny and empty messages, unicode, binary, a 100 KB text, one"
+        " message sent with compress: false, fragmented compressed messages both ways, ping, close.",
+        [session],
+        clean=True,
+        order_by=pcap,
+    )
+
+
+async def deflate_aiohttp() -> None:
+    name, port = "deflate_aiohttp", PORTS["deflate_aiohttp"]
+    rng = random.Random(7695)
+    netloc = endpoint((LOCALHOST, port))
+    path = "/ws?compress=15"
+    accepted: Accepted[tuple[web.WebSocketResponse, asyncio.Event]] = Accepted()
+
+    async def ws_endpoint(request: web.Request) -> web.WebSocketResponse:
+        # compress=True: the server takes its window size from the client's offer.
+        ws = web.WebSocketResponse(compress=True, autoping=True, heartbeat=None)
+        await ws.prepare(request)
+        done = asyncio.Event()
+        assert request.transport is not None
+        accepted.arrived(endpoint(request.transport.get_extra_info("peername")), (ws, done))
+        await done.wait()
+        return ws
+
+    steps: list[tuple[str, str | bytes]] = [(C2S, "hello aiohttp, compressed"), (S2C, "hi, compressed too")]
+    for seq in range(5):
+        steps += [(C2S, chat_update(rng, seq, "dave")), (S2C, chat_update(rng, seq, "aiohttp"))]
+    steps += [
+        (C2S, log_text(rng, 100_000)),
+        (S2C, bytes(range(200)) * 30),
+        (C2S, rng.randbytes(1000)),
+        (S2C, ""),
+        (C2S, "é"),
+    ]
+    app = web.Application()
+    app.router.add_get("/ws", ws_endpoint)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    pcap = HERE / f"{name}.pcap"
+    try:
+        async with Capture(pcap, port), aiohttp.ClientSession() as http:
+            await web.TCPSite(runner, LOCALHOST, port).start()
+            ws = await http.ws_connect(f"http://{netloc}{path}", compress=15, autoping=True, heartbeat=None)
+            session = Session(
+                endpoint(ws.get_extra_info("sockname")), endpoint(ws.get_extra_info("peername")), netloc, path
+            )
+            server_ws, done = await accepted.get(session.client)
+            session.extensions = extension_items(server_ws.headers.get("Sec-WebSocket-Extensions"))
+            if not session.extensions:
+                raise CaptureError("aiohttp did not negotiate permessage-deflate")
+            client, server = AiohttpPeer(ws), AiohttpPeer(server_ws)
+            # aiohttp compresses every data message once compression is negotiated, and no control frame.
+            await converse(session, client, server, steps, compressed=True)
+            # aiohttp answers a ping inside the receive() that the next message completes.
+            session.messages.append(opaque_entry(C2S, "ping", b"aio-deflate-ping"))
+            session.messages.append(opaque_entry(S2C, "pong", b"aio-deflate-ping", auto=True))
+            await ws.ping(b"aio-deflate-ping")
+            await converse(session, client, server, [(C2S, "after the ping")], compressed=True)
+            # aiohttp's autoclose replies 1000 with no reason.
+            session.messages.append(close_entry(C2S, 1000, "aiohttp deflate done"))
+            session.messages.append(close_entry(S2C, 1000, "", auto=True))
+            _, server_saw = await asyncio.gather(
+                ws.close(code=1000, message=b"aiohttp deflate done"), server_ws.receive()
+            )
+            if server_saw.type != aiohttp.WSMsgType.CLOSE:
+                raise CaptureError(f"aiohttp server saw {server_saw!r}")
+            done.set()
+    finally:
+        await runner.cleanup()
+    check_deflate(pcap, session)
+    write_truth(
+        name,
+        f"{name}.pcap",
+        "aiohttp server (compress=True) and client (compress=15) with permessage-deflate and context takeover:"
+        " JSON both ways, a 100 KB log text, compressible and random binary, empty and tiny messages, ping, close.",
+        [session],
+        clean=True,
+        order_by=pcap,
+    )
+
+
+async def deflate_chromium() -> None:
+    """Headless chromium loads a page from a websockets server; the page's WebSocket talks to the same server."""
+    name, port = "deflate_chromium", PORTS["deflate_chromium"]
+    browser = shutil.which("chromium")
+    if browser is None:
+        print(f"  {name} skipped: chromium is not installed (Debian: apt-get install chromium)")
+        return
+    rng = random.Random(7696)
+    netloc = endpoint((LOCALHOST, port))
+    # (what the page sends, what the server answers), in turn.
+    exchanges: list[tuple[str | bytes, str | bytes]] = [("hello from chromium", "hello, browser")]
+    exchanges += [(chat_update(rng, seq, "browser"), chat_update(rng, seq, "server")) for seq in range(5)]
+    exchanges += [
+        ("ünïcödé 🌍 from the browser", b"binary from the server " + bytes(range(64))),
+        (bytes(range(256)) * 4, ""),
+        ("", "ok"),
+        (rng.randbytes(300), "x"),
+        (log_text(rng, 50_000), "got the log"),
+    ]
+    sent = [{"text": m} if isinstance(m, str) else {"data": base64.b64encode(m).decode()} for m, _ in exchanges]
+    # ensure_ascii and no "</" keep the script intact inside the page.
+    page = CHROMIUM_PAGE.replace("STEPS", json.dumps(sent).replace("</", "<\\/"))
+    finished: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+
+    def respond(connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.startswith("/ws"):
+            return None
+        if request.path != "/":
+            return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
+        response = connection.respond(HTTPStatus.OK, page)
+        response.headers["Content-Type"] = "text/html; charset=utf-8"
+        return response
+
+    async def handler(connection: ServerConnection) -> None:
+        try:
+            request, response = connection.request, connection.response
+            assert request is not None and response is not None
+            session = Session(endpoint(connection.remote_address), netloc, request.headers["Host"], request.path)
+            session.extensions = extension_items(response.headers.get("Sec-WebSocket-Extensions"))
+            for message, reply in exchanges:
+                received = await connection.recv()
+                if received != message:
+                    raise CaptureError(f"chromium sent {received!r:.60}, expected {message!r:.60}")
+                # Chromium compresses every data message once permessage-deflate is negotiated, as websockets does.
+                session.messages.append(data_entry(C2S, message, compressed=True))
+                session.messages.append(data_entry(S2C, reply, compressed=True))
+                await connection.send(reply)
+            await connection.wait_closed()
+            received_close, sent_close = connection.protocol.close_rcvd, connection.protocol.close_sent
+            if received_close is None or sent_close is None:
+                raise CaptureError("the browser's session did not end with a close handshake")
+            session.messages.append(close_entry(C2S, received_close.code, received_close.reason))
+            session.messages.append(close_entry(S2C, sent_close.code, sent_close.reason, auto=True))
+            finished.set_result(session)
+        except Exception as error:
+            finished.set_exception(error)
+
+    pcap = HERE / f"{name}.pcap"
+    profile = tempfile.mkdtemp(prefix="wsinspect-chromium-")
+    try:
+        async with Capture(pcap, port), serve_deflate(handler, LOCALHOST, port, process_request=respond):
+            chromium = await asyncio.create_subprocess_exec(
+                browser,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"http://{netloc}/",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                session = await asyncio.wait_for(finished, 60)
+            finally:
+                # Headless chromium keeps running once the page is done; its sockets close as it exits.
+                if chromium.returncode is None:
+                    chromium.terminate()
+                await asyncio.wait_for(chromium.wait(), STOP_TIMEOUT)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    check_deflate(pcap, session)
+    write_truth(
+        name,
+        f"{name}.pcap",
+        "Headless Chromium loads a page from a websockets server (default permessage-deflate, window bits 12) and"
+        " its script opens a WebSocket to the same port: JSON both ways, unicode, binary both ways, empty"
+        " messages, a 50 KB text; the page closes with 1000 'browser done'.",
+        [session],
+        clean=True,
+        order_by=pcap,
+    )
+
+
+async def deflate_bomb() -> None:
+    name, port = "deflate_bomb", PORTS["deflate_bomb"]
+    rng = random.Random(7697)
+    # A full flush ends a block and resets the compressor, so 1 MiB of zeros always compresses to the same
+    # 1037 bytes: 1024 copies (less the last tail, RFC 7692 7.2.1) make a valid message of 1 GiB of zeros.
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    one = compressor.compress(bytes(1 << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    bomb = (one * 1024)[:-4]
+    zeros, mebibyte = hashlib.sha256(), bytes(1 << 20)
+    for _ in range(1024):
+        zeros.update(mebibyte)
+    bomb_entry = {"dir": S2C, "opcode": "binary", "length": 1 << 30, "sha256": zeros.hexdigest(), "compressed": True}
+    request, after = "send the big one", "a normal message after the bomb"
+    steps = [
+        Step(
+            C2S,
+            encode_frame(OP_TEXT, deflate_message(zlib.compressobj(wbits=-15), request.encode()), mask=rng.randbytes(4),
+                         rsv1=True),
+            data_entry(C2S, request, compressed=True),
+        ),
+        Step(S2C, encode_frame(OP_BINARY, bomb, rsv1=True), bomb_entry),
+        # Compressed on its own: no back-reference, so it inflates the same with or without the bomb's window.
+        Step(
+            S2C,
+            encode_frame(OP_TEXT, deflate_message(zlib.compressobj(wbits=-15), after.encode()), rsv1=True),
+            data_entry(S2C, after, compressed=True),
+        ),
+        Step(C2S, encode_frame(OP_CLOSE, close_payload(1000), mask=rng.randbytes(4)), close_entry(C2S, 1000)),
+        Step(S2C, encode_frame(OP_CLOSE, close_payload(1000)), close_entry(S2C, 1000)),
+    ]  # fmt: skip
+    listener = RawListener()
+    async with Capture(HERE / f"{name}.pcap", port), await listener.start(LOCALHOST, port):
+        session = await run_raw_session(
+            listener,
+            port,
+            "/bomb",
+            rng,
+            steps,
+            issues=[Issue.MESSAGE_TOO_LARGE],
+            extensions="permessage-deflate",
+        )
+    write_truth(
+        name,
+        f"{name}.pcap",
+        f"Hand-written peers negotiate permessage-deflate; the server sends a {len(bomb) // 1000} KB compressed binary"
+        " message that inflates to 1 GiB of zeros, then a small compressed text. 'too_large' lists the messages"
+        " over wsinspect's default --max-message-size (64 MiB).",
+        [session],
+        clean=False,
+        order_by=HERE / f"{name}.pcap",
+        too_large=[1],
+    )
+
+
+async def deflate_frame_legacy() -> None:
+    name, port = "deflate_frame_legacy", PORTS["deflate_frame_legacy"]
+    rng = random.Random(7698)
+    # x-webkit-deflate-frame (pre-RFC 7692, old Safari and Chrome): each frame is compressed on its own, with RSV1
+    # on every compressed frame, continuation frames included, and the window kept across frames.
+    compressors = {C2S: zlib.compressobj(wbits=-15), S2C: zlib.compressobj(wbits=-15)}
+
+    def frame(direction: str, opcode: int, payload: bytes, *, fin: bool = True, compress: bool = True) -> bytes:
+        data = deflate_message(compressors[direction], payload) if compress else payload
+        mask = rng.randbytes(4) if direction == C2S else None
+        return encode_frame(opcode, data, mask=mask, fin=fin, rsv1=compress)
+
+    def text(direction: str, message: str, *, compress: bool = True) -> Step:
+        wire = frame(direction, OP_TEXT, message.encode(), compress=compress)
+        return Step(direction, wire, data_entry(direction, message, compressed=compress))
+
+    fragments = ["legacy fragment one, ", "legacy fragment two, ", "legacy fragment one, two, three"]
+    pattern = bytes(range(100)) * 20
+    steps = [
+        text(C2S, "hello, deflate-frame"),
+        text(S2C, "hello, old friend"),
+        *(text(C2S if seq % 2 == 0 else S2C, chat_update(rng, seq, "legacy")) for seq in range(6)),
+        Step(C2S, frame(C2S, OP_TEXT, fragments[0].encode(), fin=False)),
+        Step(C2S, frame(C2S, OP_CONT, fragments[1].encode(), fin=False)),
+        Step(C2S, frame(C2S, OP_CONT, fragments[2].encode()),
+             data_entry(C2S, "".join(fragments), compressed=True, fragments=3)),
+        Step(S2C, frame(S2C, OP_BINARY, pattern), data_entry(S2C, pattern, compressed=True)),
+        text(S2C, "this frame is not compressed", compress=False),
+        text(C2S, "but this one is"),
+        Step(C2S, frame(C2S, OP_PING, b"legacy ping", compress=False), opaque_entry(C2S, "ping", b"legacy ping")),
+        Step(S2C, frame(S2C, OP_PONG, b"legacy ping", compress=False), opaque_entry(S2C, "pong", b"legacy ping")),
+        Step(C2S, frame(C2S, OP_CLOSE, close_payload(1000, b"legacy done"), compress=False),
+             close_entry(C2S, 1000, "legacy done")),
+        Step(S2C, frame(S2C, OP_CLOSE, close_payload(1000, b"legacy done"), compress=False),
+             close_entry(S2C, 1000, "legacy done")),
+    ]  # fmt: skip
+    listener = RawListener()
+    pcap = HERE / f"{name}.pcap"
+    async with Capture(pcap, port), await listener.start(LOCALHOST, port):
+        session = await run_raw_session(listener, port, "/legacy", rng, steps, extensions="x-webkit-deflate-frame")
+    check_deflate(pcap, session, per_frame=True)
+    write_truth(
+        name,
+        f"{name}.pcap",
+        "Hand-written peers negotiate x-webkit-deflate-frame (pre-RFC 7692): each frame compressed on its own with"
+        " RSV1, context kept across frames. Texts and JSON both ways, a text in 3 compressed fragments, a binary,"
+        " one uncompressed text, ping/pong, close.",
+        [session],
+        clean=True,
+        order_by=pcap,
+    )
+
+
 CAPTURES: dict[str, Callable[[], Awaitable[None]]] = {
     "websockets_basic": websockets_basic,
     "websockets_many": websockets_many,
@@ -1347,6 +2115,14 @@ CAPTURES: dict[str, Callable[[], Awaitable[None]]] = {
     "rejected": rejected,
     "violations": violations,
     "gappy": gappy,
+    "deflate_websockets": deflate_websockets,
+    "deflate_no_context": deflate_no_context,
+    "deflate_small_window": deflate_small_window,
+    "deflate_node": deflate_node,
+    "deflate_aiohttp": deflate_aiohttp,
+    "deflate_chromium": deflate_chromium,
+    "deflate_bomb": deflate_bomb,
+    "deflate_frame_legacy": deflate_frame_legacy,
 }
 
 

@@ -273,3 +273,20 @@ def test_hole_over_a_header_in_binary_traffic_resyncs_without_garbage() -> None:
     payloads = [m.payload for m in got]
     # every message decoded is one that was sent, whole, in order; only 10 is lost
     assert payloads == blobs[:10] + blobs[11:]
+
+
+def test_rsv1_on_a_continuation_is_flagged_under_permessage_deflate() -> None:
+    (c,) = compress_stream([b"hello world"])
+    f = Flow().websocket(extensions="permessage-deflate")
+    f.s(ws_frame(1, c[:4], rsv=4, fin=False) + ws_frame(0, c[4:], rsv=4))
+    (m,) = messages(decode_packets(f.packets))
+    assert m.payload == b"hello world" and m.issues == [Issue.CONTINUATION_COMPRESSED]
+
+
+def test_deflate_frame_inflates_each_compressed_frame_even_after_a_plain_one() -> None:
+    obj = zlib.compressobj(wbits=-15)
+    part = (obj.compress(b" world") + obj.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    f = Flow().websocket(extensions="x-webkit-deflate-frame")
+    f.s(ws_frame(1, b"hello", fin=False) + ws_frame(0, part, rsv=4))
+    (m,) = messages(decode_packets(f.packets))
+    assert (m.text, m.compressed, m.issues) == ("hello world", True, [])

@@ -84,14 +84,18 @@ class Inflater:
         self._obj = zlib.decompressobj(-15)
         self._history = 0
 
-    def inflate(self, data: bytes) -> tuple[bytes, Issue | None]:
-        """Inflate one message (or deflate-frame frame); never more than max_size bytes."""
+    def inflate(self, data: bytes, whole: bool = True) -> tuple[bytes, Issue | None]:
+        """Inflate one message (or deflate-frame frame); never more than max_size bytes.
+
+        ``whole`` is False for the start of a message whose end was not kept (cut
+        at the size cap): it is inflated as far as it goes, and the window restarts.
+        """
         if self.no_context_takeover:
             self._obj = zlib.decompressobj(-15)
             self._history = WINDOW
         obj = self._obj
         try:
-            out = obj.decompress(data + TAIL, self.max_size + 1)
+            out = obj.decompress(data + TAIL if whole else data, self.max_size + 1)
         except zlib.error:
             issue = Issue.INFLATE_FAILED if self._history >= WINDOW else Issue.INFLATE_CONTEXT_LOST
             self.lose()
@@ -100,6 +104,9 @@ class Inflater:
             # A bomb or just a huge message: keep the cap's worth, drop the window.
             self.lose()
             return out[: self.max_size], Issue.MESSAGE_TOO_LARGE
+        if not whole:
+            self.lose()
+            return out, None
         if obj.eof:
             # The sender ended the deflate stream (BFINAL): the next message starts
             # a new one with an empty window.

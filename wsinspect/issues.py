@@ -150,6 +150,10 @@ class Issue(StrEnum):
     )
 
     # -- permessage-deflate (RFC 7692) ------------------------------------
+    CONTINUATION_COMPRESSED = (
+        "continuation-compressed",
+        "RSV1 is set on a continuation frame; permessage-deflate sets it on the first frame only (RFC 7692 6.1)",
+    )
     INFLATE_FAILED = (
         "inflate-failed",
         "the compressed payload could not be inflated (RFC 7692 7.2.2)",

@@ -578,6 +578,8 @@ class Inspector:
                 direction.closed = True
             return
         if opcode == 0:
+            if frame.rsv & 4 and session.deflate is not None and not session.deflate.per_frame:
+                issues.append(Issue.CONTINUATION_COMPRESSED)
             if not direction.frames:
                 if direction.resynced:
                     issues.append(Issue.MID_STREAM if session.mid_stream else Issue.TCP_GAP)
@@ -627,29 +629,33 @@ class Inspector:
         compressed = False
         inflater = direction.inflater
         deflate = session.deflate
-        if inflater is not None and deflate is not None and first.rsv & 4 and opcode < 8:
-            compressed = True
+        if inflater is not None and deflate is not None and opcode < 8:
             if deflate.per_frame:
-                parts = []
-                for f in frames:
-                    if f.rsv & 4:
-                        part, issue = inflater.inflate(f.payload)
-                        if issue is not None and issue not in issues:
-                            issues.append(issue)
+                # deflate-frame: RSV1 marks each compressed frame on its own.
+                if any(f.rsv & 4 for f in frames):
+                    compressed = True
+                    parts = []
+                    for f in frames:
+                        part = f.payload
+                        if f.rsv & 4:
+                            part, issue = inflater.inflate(f.payload)
+                            if issue is not None and issue not in issues:
+                                issues.append(issue)
                         parts.append(part)
-                    else:
-                        parts.append(f.payload)
-                payload = b"".join(parts)
-            elif not complete:
-                inflater.lose()
-                payload = wire
-            else:
-                payload, issue = inflater.inflate(wire)
-                if issue is not None:
-                    issues.append(issue)
-                    if issue is not Issue.MESSAGE_TOO_LARGE:
-                        payload = wire
+                    payload = b"".join(parts)
+            elif first.rsv & 4:
+                compressed = True
+                if complete or Issue.MESSAGE_TOO_LARGE in issues:
+                    # A message cut by the size cap still inflates up to the cap.
+                    payload, issue = inflater.inflate(wire, whole=complete)
+                    if issue is not None:
+                        issues.append(issue)
                         complete = False
+                        if issue is not Issue.MESSAGE_TOO_LARGE:
+                            payload = wire
+                else:
+                    inflater.lose()
+                    payload = wire
         text = None
         close_code = close_reason = None
         if opcode == 1 and (complete or not compressed):
