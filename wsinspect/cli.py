@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from wsinspect.session import SessionSummary
 
 # Modules with an add_commands(subparsers) function; each command sets func(args, parser) -> int.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES = ("wsinspect.live", "wsinspect.tui")
 
 OPCODES = {"text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10, "continuation": 0}
 
@@ -153,12 +153,16 @@ class Printer:
     """Applies the filters and writes events as text lines or JSON Lines."""
 
     def __init__(self, args: argparse.Namespace, out: BinaryIO, ts_origin: float | None = None) -> None:
-        from wsinspect import jsonl, text
+        from wsinspect import text
 
         self.args = args
         self.out = out
         self.json = args.json
-        self.jsonl = jsonl
+        if self.json:
+            # orjson only when JSON is wanted: it costs start-up time otherwise.
+            from wsinspect import jsonl
+
+            self.jsonl = jsonl
         self.sessions_wanted = set(args.session) if args.session else None
         self.opcodes = args.opcode
         self.grep = args.grep

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -24,6 +23,8 @@ _token_re = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 def accept_key(key: str) -> str:
     """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2 step 5.4)."""
+    import hashlib  # here, not at the top: it is slow to import and needed once per session
+
     return base64.b64encode(hashlib.sha1(key.encode("latin-1") + WS_GUID).digest()).decode("ascii")
 
 
