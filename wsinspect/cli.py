@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from wsinspect.session import SessionSummary
 
 # Modules with an add_commands(subparsers) function; each command sets func(args, parser) -> int.
-COMMAND_MODULES = ("wsinspect.live", "wsinspect.tui")
+COMMAND_MODULES = ("wsinspect.live",)
 
 OPCODES = {"text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10, "continuation": 0}
 
