@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import errno
 import fcntl
-import json
 import mmap
 import os
 import select
@@ -38,7 +36,6 @@ import shutil
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -56,8 +53,10 @@ from wsinspect.capture import (
 )
 from wsinspect.cli import Printer, add_output_options
 from wsinspect.errors import CaptureError
-from wsinspect.jsonl import dumps
-from wsinspect.session import Inspector, Options
+
+# This module is imported whenever the command line is parsed (to register its
+# commands), so what only capturing needs (the decoder, ctypes, orjson) is
+# imported where it is used: `wsinspect read` must start fast.
 
 # <linux/if_ether.h>, <linux/if_packet.h>, <asm-generic/socket.h>, <linux/if_arp.h>, <linux/sockios.h>
 ETH_P_ALL = 0x0003
@@ -223,6 +222,9 @@ def _ioctl_ifreq(s: socket.socket, request: int, name: str, fmt: str) -> int:
 
 
 def _addresses() -> dict[str, list[str]]:
+    import json
+    import subprocess
+
     if shutil.which("ip") is None:
         return {}
     try:
@@ -240,6 +242,8 @@ def cmd_interfaces(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     ifaces = list_interfaces()
     out = sys.stdout
     if args.json:
+        from wsinspect.jsonl import dumps
+
         for i in ifaces:
             record = {
                 "type": "interface",
@@ -285,6 +289,8 @@ def _compile(expression: str, dlt: int) -> Any:
     The snapshot length is ours: scapy's compile_filter() uses 65535, which would cut
     the largest packets on lo (65535 bytes of IP plus the Ethernet header).
     """
+    import ctypes
+
     try:
         from scapy.libs import winpcapy as pcap
         from scapy.libs.structures import bpf_program
@@ -386,6 +392,8 @@ def open_taps(names: list[str], expression: str | None, promisc: bool, interface
         raise
     finally:
         if program is not None:
+            import ctypes
+
             from scapy.libs.winpcapy import pcap_freecode
 
             pcap_freecode(ctypes.byref(program))
@@ -716,6 +724,8 @@ class _Decoder:
     """The main thread's half: the same Inspector and Printer as `read`."""
 
     def __init__(self, args: argparse.Namespace) -> None:
+        from wsinspect.session import Inspector, Options
+
         self.args = args
         self.inspector = Inspector(Options(max_message_size=args.max_message_size))
         self.printer: Printer | None = None
