@@ -317,15 +317,9 @@ def _attach(sock: socket.socket, program: Any) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(sock_fprog(program.bf_len, program.bf_insns)))
 
 
-def _open_tap(iface: Interface | None, cooked: bool, program: Any, promisc: bool, linktype: int) -> _Tap:
-    """A packet socket on ``iface`` (None: every interface) with its filter and ring."""
-    name = iface.name if iface else "any"
+def _packet_socket(name: str, cooked: bool, protocol: int) -> socket.socket:
     try:
-        # A bound socket is created deaf (protocol 0) and hears nothing until bind(). The
-        # `any` socket hears at once, but only into its receive queue, which is never
-        # read: the ring, set up after the filter, gets filtered packets only.
-        protocol = 0 if iface else socket.htons(ETH_P_ALL)
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM if cooked else socket.SOCK_RAW, protocol)
+        return socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM if cooked else socket.SOCK_RAW, protocol)
     except PermissionError:
         python = os.path.realpath(sys.executable)
         raise CaptureError(
@@ -333,6 +327,15 @@ def _open_tap(iface: Interface | None, cooked: bool, program: Any, promisc: bool
             f" run it with sudo, or grant it once with: sudo setcap cap_net_raw+eip {python}"
             " (in a container: --cap-add NET_RAW)"
         ) from None
+
+
+def _open_tap(iface: Interface | None, cooked: bool, program: Any, promisc: bool, linktype: int) -> _Tap:
+    """A packet socket on ``iface`` (None: every interface) with its filter and ring."""
+    name = iface.name if iface else "any"
+    # A bound socket is created deaf (protocol 0) and hears nothing until bind(). The
+    # `any` socket hears at once, but only into its receive queue, which is never
+    # read: the ring, set up after the filter, gets filtered packets only.
+    sock = _packet_socket(name, cooked, 0 if iface else socket.htons(ETH_P_ALL))
     try:
         if program is not None:
             _attach(sock, program)
@@ -380,6 +383,8 @@ def open_taps(names: list[str], expression: str | None, promisc: bool, interface
     native = selected[0].linktype if len(selected) == 1 and selected[0] is not None else None
     cooked = native is None
     linktype = LINKTYPE_LINUX_SLL2 if native is None else native
+    # Permission first: without it nothing else matters (and libpcap may not even load).
+    _packet_socket(names[0], True, 0).close()
     program = None
     if expression:
         program = _compile(expression, DLT_RAW if linktype != LINKTYPE_ETHERNET else LINKTYPE_ETHERNET)
