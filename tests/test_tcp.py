@@ -1,0 +1,597 @@
+"""tcp.py: Reassembler, Segment -> StreamData / StreamEnd.
+
+Segments are built directly (the layer below is tested in test_packet.py). Packets are
+numbered from 1 and stamped with their number as the timestamp, so that every event
+shows which packet its bytes came from. Streams are fed whole, cut into pieces, and
+cut into pieces that arrive in any order, duplicated or overlapping (hypothesis).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import struct
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wsinspect.packet import ACK, FIN, RST, SYN, Segment, reverse_key
+from wsinspect.tcp import MAX_AHEAD, Connection, Reassembler, StreamData, StreamEnd
+
+PSH = 0x08
+MASK = (1 << 32) - 1
+
+# 10.0.0.1:40000 -> 10.0.0.2:80, and a second flow from another client port.
+C = bytes([10, 0, 0, 1, 10, 0, 0, 2]) + struct.pack("!HH", 40000, 80)
+S = reverse_key(C)
+C2 = bytes([10, 0, 0, 1, 10, 0, 0, 2]) + struct.pack("!HH", 40001, 80)
+S2 = reverse_key(C2)
+CISN, SISN = 1000, 5000
+REQUEST = b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"
+RESPONSE = b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+
+Event = tuple[Any, ...]
+
+
+class Wire:
+    """Feeds one Reassembler: packet n has timestamp n; events come back as tuples
+    ("data", conn, direction, bytes, gap, packet) or ("end", conn, reason, ts)."""
+
+    def __init__(self, **options: int) -> None:
+        self.reasm = Reassembler(**options)
+        self.n = 0
+        self.conns: dict[int, Connection] = {}
+
+    def send(self, key: bytes, seq: int, data: bytes = b"", flags: int = ACK, ack: int = 0) -> list[Event]:
+        self.n += 1
+        seg = Segment(float(self.n), key, seq & MASK, ack & MASK, flags, memoryview(data))
+        return self.show(self.reasm.feed(seg, self.n))
+
+    def c(self, seq: int, data: bytes = b"", flags: int = ACK, ack: int = 0) -> list[Event]:
+        return self.send(C, seq, data, flags, ack)
+
+    def s(self, seq: int, data: bytes = b"", flags: int = ACK, ack: int = 0) -> list[Event]:
+        return self.send(S, seq, data, flags, ack)
+
+    def finish(self) -> list[Event]:
+        self.n += 1
+        return self.show(self.reasm.finish(float(self.n)))
+
+    def show(self, events: list[StreamData | StreamEnd]) -> list[Event]:
+        shown: list[Event] = []
+        for e in events:
+            self.conns[e.conn.index] = e.conn
+            match e:
+                case StreamData():
+                    # The bytes keep the timestamp of the packet that carried them.
+                    assert e.ts == float(e.packet)
+                    shown.append(("data", e.conn.index, e.direction, bytes(e.data), e.gap, e.packet))
+                case StreamEnd():
+                    shown.append(("end", e.conn.index, e.reason, e.ts))
+        return shown
+
+
+def handshake(w: Wire, cisn: int = CISN, sisn: int = SISN) -> None:
+    assert w.c(cisn, flags=SYN) == []
+    assert w.s(sisn, flags=SYN | ACK, ack=cisn + 1) == []
+    assert w.c(cisn + 1, ack=sisn + 1) == []
+
+
+def stats(w: Wire) -> tuple[int, int, int, int, int]:
+    s = w.reasm.stats
+    return s.connections, s.retransmitted, s.out_of_order, s.gaps, s.gap_bytes
+
+
+def data_of(events: list[Event]) -> bytes:
+    return b"".join(e[3] for e in events if e[0] == "data")
+
+
+A, B, D, E = b"A" * 10, b"B" * 10, b"D" * 10, b"E" * 10
+
+
+# --- in order, out of order, duplicates, overlaps ------------------------------------------------------------------
+
+
+def test_in_order_connection_closed_by_fin() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, REQUEST, ACK | PSH, ack=SISN + 1) == [("data", 1, 0, REQUEST, 0, 4)]
+    assert w.s(SISN + 1, RESPONSE, ACK | PSH, ack=CISN + 1 + len(REQUEST)) == [("data", 1, 1, RESPONSE, 0, 5)]
+    cfin = CISN + 1 + len(REQUEST)
+    sfin = SISN + 1 + len(RESPONSE)
+    assert w.c(cfin, flags=FIN | ACK, ack=sfin) == []
+    assert w.s(sfin, flags=FIN | ACK, ack=cfin + 1) == [("end", 1, "fin", 7.0)]
+    assert w.c(cfin + 1, ack=sfin + 1) == []  # the last ACK: the flow is gone
+    assert w.finish() == []
+    conn = w.conns[1]
+    assert (conn.index, conn.client, conn.keys, conn.ts) == (1, 0, (C, S), 1.0)
+    assert stats(w) == (1, 0, 0, 0, 0)
+
+
+def test_fin_carrying_data_and_server_closing_first() -> None:
+    w = Wire()
+    handshake(w)
+    sfin = SISN + 1 + len(RESPONSE)
+    assert w.s(SISN + 1, RESPONSE, FIN | ACK | PSH, ack=CISN + 1) == [("data", 1, 1, RESPONSE, 0, 4)]
+    assert w.c(CISN + 1, REQUEST, FIN | ACK | PSH, ack=sfin + 1) == [
+        ("data", 1, 0, REQUEST, 0, 5),
+        ("end", 1, "fin", 5.0),
+    ]
+
+
+def test_out_of_order_held_until_the_hole_fills() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 21, D) == []  # packet 4
+    assert w.c(CISN + 11, B) == []  # packet 5
+    assert w.c(CISN + 31, E) == []  # packet 6
+    assert w.c(CISN + 1, A) == [
+        ("data", 1, 0, A, 0, 7),
+        ("data", 1, 0, B, 0, 5),
+        ("data", 1, 0, D, 0, 4),
+        ("data", 1, 0, E, 0, 6),
+    ]
+    assert stats(w) == (1, 0, 3, 0, 0)
+    assert w.finish() == [("end", 1, "eof", 8.0)]
+
+
+def test_duplicates_and_retransmissions_delivered_once() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.c(CISN + 1, A) == []  # a retransmission of delivered bytes
+    assert w.c(CISN + 21, D) == []  # held
+    assert w.c(CISN + 21, D) == []  # a duplicate of held bytes
+    assert w.c(CISN + 11, B) == [("data", 1, 0, B, 0, 8), ("data", 1, 0, D, 0, 6)]
+    assert w.c(CISN + 11, B + D) == []
+    assert w.c(CISN + 1, A + B + D) == []
+    assert data_of(w.finish()) == b""
+    assert stats(w)[:3] == (1, 3, 2)
+
+
+def test_partial_overlaps_are_trimmed() -> None:
+    stream = bytes(range(65, 65 + 40))
+    sent: dict[int, tuple[int, int]] = {}  # packet -> the stream range it carried
+
+    def part(w: Wire, a: int, b: int) -> list[Event]:
+        sent[w.n + 1] = (a, b)
+        return w.c(CISN + 1 + a, stream[a:b])
+
+    w = Wire()
+    handshake(w)
+    assert part(w, 0, 10) == [("data", 1, 0, stream[0:10], 0, 4)]
+    assert part(w, 5, 15) == [("data", 1, 0, stream[10:15], 0, 5)]  # the first 5 bytes were delivered
+    # Held pieces that overlap each other and what was delivered, arriving out of order.
+    assert part(w, 25, 35) == []
+    assert part(w, 18, 28) == []
+    assert part(w, 20, 30) == []
+    out = part(w, 15, 20)
+    assert data_of(out) == stream[15:35]
+    assert out[0] == ("data", 1, 0, stream[15:20], 0, 9)
+    at = 15
+    for _, _, _, chunk, gap, packet in out:  # each byte comes from a packet that carried it
+        first, last = sent[packet]
+        assert (gap, first <= at, at + len(chunk) <= last) == (0, True, True)
+        at += len(chunk)
+    assert part(w, 30, 40) == [("data", 1, 0, stream[35:40], 0, 10)]
+    assert data_of(w.finish()) == b""
+
+
+def test_larger_held_segment_at_the_same_sequence_wins() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 11, B[:5]) == []  # packet 4
+    assert w.c(CISN + 11, B) == []  # packet 5: replaces the shorter one
+    assert w.c(CISN + 11, B[:3]) == []  # packet 6: shorter, ignored
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 7), ("data", 1, 0, B, 0, 5)]
+
+
+@pytest.mark.parametrize("pieces", ["whole", "bytes", "sevens"])
+def test_segmentation_does_not_matter(pieces: str) -> None:
+    stream = bytes(random.Random(3).randbytes(300))
+    size = {"whole": len(stream), "bytes": 1, "sevens": 7}[pieces]
+    w = Wire()
+    handshake(w)
+    out: list[Event] = []
+    for at in range(0, len(stream), size):
+        out += w.c(CISN + 1 + at, stream[at : at + size])
+    assert data_of(out) == stream
+    assert len(out) == -(-len(stream) // size)
+    # Trailing bytes after the connection ended are not part of the stream.
+    assert w.c(CISN + 1 + len(stream), flags=FIN | ACK) == []
+    assert w.s(SISN + 1, flags=FIN | ACK, ack=CISN + 2 + len(stream)) == [("end", 1, "fin", float(w.n))]
+    assert w.c(CISN + 1 + len(stream), b"trailing") == []
+    assert w.finish() == []
+
+
+# --- sequence-number wraparound ---------------------------------------------------------------------------------
+
+
+def test_wraparound() -> None:
+    isn = (1 << 32) - 6  # data starts at 2^32 - 5
+    stream = bytes(range(100, 140))
+    w = Wire()
+    handshake(w, cisn=isn, sisn=MASK)
+    assert w.c(isn + 1 + 10, stream[10:20]) == []  # sequence 5, past the wrap
+    assert w.c(isn + 1, stream[0:10]) == [("data", 1, 0, stream[0:10], 0, 5), ("data", 1, 0, stream[10:20], 0, 4)]
+    assert w.c(isn + 1 + 3, stream[3:25]) == [("data", 1, 0, stream[20:25], 0, 6)]  # overlaps the wrap
+    assert w.c(isn + 1 + 30, stream[30:40]) == []
+    assert w.c(isn + 1 + 25, stream[25:30]) == [
+        ("data", 1, 0, stream[25:30], 0, 8),
+        ("data", 1, 0, stream[30:40], 0, 7),
+    ]
+    # The server's ISN was 2^32 - 1: its data starts at 0.
+    assert w.s(0, b"pong", ack=isn + 41) == [("data", 1, 1, b"pong", 0, 9)]
+    assert w.s(0, b"pong") == []
+    assert stats(w)[3:] == (0, 0)
+
+
+def test_wraparound_hole_declared_by_ack() -> None:
+    isn = (1 << 32) - 3
+    w = Wire()
+    handshake(w, cisn=isn)
+    assert w.c(isn + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.c(isn + 21, D) == []
+    assert w.s(SISN + 1, ack=isn + 31) == [("data", 1, 0, D, 10, 5)]
+    assert stats(w)[3:] == (1, 10)
+
+
+# --- holes -------------------------------------------------------------------------------------------------------
+
+
+def test_hole_declared_when_the_peer_acks_past_it() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.c(CISN + 21, D) == []  # packet 5; B, at CISN + 11, was never captured
+    assert w.c(CISN + 31, E) == []  # packet 6
+    assert w.s(SISN + 1, ack=CISN + 11) == []  # the receiver has no more than we do
+    assert w.s(SISN + 1, ack=CISN + 1) == []  # an old ACK
+    assert w.s(SISN + 1, ack=CISN + 41) == [("data", 1, 0, D, 10, 5), ("data", 1, 0, E, 0, 6)]
+    assert w.c(CISN + 11, B) == []  # too late: never glued in
+    assert stats(w) == (1, 1, 2, 1, 10)
+
+
+def test_hole_declared_when_the_ack_came_first() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.s(SISN + 1, ack=CISN + 41) == []  # nothing is held yet
+    assert w.c(CISN + 31, E) == [("data", 1, 0, E, 20, 6)]
+    assert stats(w)[3:] == (1, 20)
+
+
+def test_hole_at_rst_is_flushed_with_its_gap() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.c(CISN + 21, D) == []
+    assert w.s(SISN + 1, RESPONSE) == [("data", 1, 1, RESPONSE, 0, 6)]
+    assert w.s(SISN + 1 + len(RESPONSE) + 5, b"late") == []  # a hole on the server side too
+    assert w.c(CISN + 31, flags=RST) == [
+        ("data", 1, 0, D, 10, 5),
+        ("data", 1, 1, b"late", 5, 7),
+        ("end", 1, "rst", 8.0),
+    ]
+    assert stats(w)[3:] == (2, 15)
+
+
+def test_hole_at_finish_is_flushed_with_its_gap() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.c(CISN + 31, E) == []
+    assert w.c(CISN + 21, D) == []
+    assert w.finish() == [("data", 1, 0, D, 10, 6), ("data", 1, 0, E, 0, 5), ("end", 1, "eof", 7.0)]
+
+
+def test_hole_before_fin_flushed_when_the_peer_acks_the_fin() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.c(CISN + 21, D) == []  # packet 5
+    assert w.c(CISN + 31, flags=FIN | ACK, ack=SISN + 1) == []  # the FIN waits behind the hole
+    assert w.s(SISN + 1, flags=FIN | ACK, ack=CISN + 32) == [("data", 1, 0, D, 10, 5), ("end", 1, "fin", 7.0)]
+    assert w.c(CISN + 32, ack=SISN + 2) == []  # the last ACK
+    assert w.finish() == []
+
+
+def test_fin_behind_a_skipped_hole_ends_the_connection() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.c(CISN + 21, D) == []
+    assert w.c(CISN + 31, flags=FIN | ACK, ack=SISN + 1) == []
+    # Both FINs are now seen and every byte before them delivered or declared lost.
+    assert w.s(SISN + 1, flags=FIN | ACK, ack=CISN + 32) == [("data", 1, 0, D, 10, 5), ("end", 1, "fin", 7.0)]
+
+
+def test_out_of_order_cap_forces_a_gap() -> None:
+    w = Wire(max_ooo_bytes=10)
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.c(CISN + 21, D) == []  # 10 bytes held: at the cap, not over it
+    assert w.c(CISN + 31, E) == [("data", 1, 0, D, 10, 5), ("data", 1, 0, E, 0, 6)]
+    assert w.c(CISN + 11, B) == []
+    assert w.c(CISN + 56, b"x" * 11) == [("data", 1, 0, b"x" * 11, 15, 8)]  # over the cap on its own
+    assert stats(w)[3:] == (2, 25)
+
+
+def test_segment_implausibly_far_ahead_is_dropped() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1 + MAX_AHEAD + 1, b"far") == []
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 5)]
+    assert w.finish() == [("end", 1, "eof", 6.0)]
+
+
+def test_holding_counts_directions_waiting_behind_a_hole() -> None:
+    # The layer above asks the packet parser for pure ACKs only while this is non-zero.
+    w = Wire(max_ooo_bytes=30)
+    handshake(w)
+    assert w.reasm.holding == 0
+    assert w.c(CISN + 21, D) == []
+    assert w.c(CISN + 31, E) == []
+    assert w.reasm.holding == 1
+    assert w.s(SISN + 11, b"x") == []
+    assert w.reasm.holding == 2
+    assert w.c(CISN + 1, A + B) == [("data", 1, 0, A + B, 0, 7), ("data", 1, 0, D, 0, 4), ("data", 1, 0, E, 0, 5)]
+    assert w.reasm.holding == 1
+    assert w.c(CISN + 41, ack=SISN + 12) == [("data", 1, 1, b"x", 10, 6)]  # the client has the server's hole
+    assert w.reasm.holding == 0
+    assert w.c(CISN + 61, b"y" * 31) == [("data", 1, 0, b"y" * 31, 20, 9)]  # over the cap at once
+    assert w.reasm.holding == 0
+    assert w.c(CISN + 100, b"z") == []
+    assert w.reasm.holding == 1
+    assert w.c(90000, flags=SYN) == [("data", 1, 0, b"z", 8, 10), ("end", 1, "reused", 11.0)]
+    assert w.reasm.holding == 0
+    assert w.c(90005, b"w") == []
+    assert w.s(70000, b"v") == [("data", 2, 1, b"v", 0, 13)]
+    assert w.reasm.holding == 1
+    assert w.finish() == [("data", 2, 0, b"w", 4, 12), ("end", 2, "eof", 14.0)]
+    assert w.reasm.holding == 0
+
+
+# --- connection life ---------------------------------------------------------------------------------------------
+
+
+def test_rst_ends_the_connection() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A, ack=SISN + 1) == [("data", 1, 0, A, 0, 4)]
+    assert w.s(SISN + 1, flags=RST | ACK, ack=CISN + 11) == [("end", 1, "rst", 5.0)]
+    assert w.c(CISN + 11, B) == []  # the flow is closed
+    assert w.s(SISN + 1, flags=RST) == []
+    assert w.finish() == []
+    assert stats(w)[0] == 1
+
+
+def test_rst_answering_a_syn() -> None:
+    w = Wire()
+    assert w.c(CISN, flags=SYN) == []
+    assert w.s(0, flags=RST | ACK, ack=CISN + 1) == [("end", 1, "rst", 2.0)]
+    assert w.conns[1].client == 0
+
+
+def test_new_syn_with_a_different_isn_reuses_the_ports() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.c(CISN + 21, D) == []  # held behind a hole when the old connection goes
+    assert w.c(90000, flags=SYN) == [("data", 1, 0, D, 10, 5), ("end", 1, "reused", 6.0)]
+    assert w.s(70000, flags=SYN | ACK, ack=90001) == []
+    assert w.c(90001, b"new", ack=70001) == [("data", 2, 0, b"new", 0, 8)]
+    assert w.s(70001, b"NEW") == [("data", 2, 1, b"NEW", 0, 9)]
+    assert w.conns[2].client == 0
+    assert w.conns[1] is not w.conns[2]
+    assert w.finish() == [("end", 2, "eof", 10.0)]
+    assert stats(w)[0] == 2
+
+
+def test_syn_retransmission_is_the_same_connection() -> None:
+    w = Wire()
+    assert w.c(CISN, flags=SYN) == []
+    assert w.c(CISN, flags=SYN) == []
+    assert w.s(SISN, flags=SYN | ACK, ack=CISN + 1) == []
+    assert w.s(SISN, flags=SYN | ACK, ack=CISN + 1) == []
+    assert w.c(CISN, flags=SYN) == []
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 6)]
+    assert stats(w)[0] == 1
+
+
+def test_new_syn_after_a_half_close() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, flags=FIN | ACK) == []  # the client's half is done
+    assert w.c(CISN, flags=SYN) == [("end", 1, "reused", 5.0)]
+    assert stats(w)[0] == 2
+
+
+@pytest.mark.parametrize("closing", ["fin", "rst"])
+def test_new_syn_after_close_is_a_new_connection(closing: str) -> None:
+    w = Wire()
+    handshake(w)
+    if closing == "fin":
+        assert w.c(CISN + 1, flags=FIN | ACK) == []
+        assert w.s(SISN + 1, flags=FIN | ACK, ack=CISN + 2) == [("end", 1, "fin", 5.0)]
+    else:
+        assert w.c(CISN + 1, flags=RST) == [("end", 1, "rst", 4.0)]
+    n = w.n
+    # The same ports, even the same ISN: no "reused" end, the old one is already over.
+    assert w.c(CISN, flags=SYN) == []
+    assert w.s(SISN, flags=SYN | ACK, ack=CISN + 1) == []
+    assert w.c(CISN + 1, A) == [("data", 2, 0, A, 0, n + 3)]
+    assert stats(w)[0] == 2
+
+
+def test_late_retransmissions_after_close_open_nothing() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.s(SISN + 1, RESPONSE) == [("data", 1, 1, RESPONSE, 0, 5)]
+    assert w.c(CISN + 11, flags=FIN | ACK) == []
+    assert w.s(SISN + 1 + len(RESPONSE), flags=FIN | ACK, ack=CISN + 12) == [("end", 1, "fin", 7.0)]
+    assert w.c(CISN + 1, A) == []
+    assert w.s(SISN + 1, RESPONSE) == []
+    assert w.c(CISN + 11, flags=FIN | ACK) == []
+    assert w.finish() == []
+    assert stats(w)[0] == 1
+
+
+def test_pure_acks_produce_nothing() -> None:
+    w = Wire()
+    # Of a flow not followed: no connection at all.
+    assert w.c(CISN, ack=SISN) == []
+    assert w.c(CISN, flags=FIN | ACK) == []
+    assert w.c(CISN, flags=RST) == []
+    assert w.finish() == []
+    assert stats(w)[0] == 0
+    # Of a followed flow.
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 8)]
+    for _ in range(3):
+        assert w.s(SISN + 1, ack=CISN + 11) == []
+        assert w.c(CISN + 11, ack=SISN + 1) == []
+
+
+def test_mid_stream_start() -> None:
+    w = Wire()
+    assert w.s(70000, b"0123456789") == [("data", 1, 0, b"0123456789", 0, 1)]  # the first data sets the sequence
+    assert w.c(9000, b"hello") == [("data", 1, 1, b"hello", 0, 2)]
+    assert w.s(69990, b"older bytes") == []  # before where we joined
+    assert w.s(69995, b"xxxxx0123456789ABCDE") == [("data", 1, 0, b"ABCDE", 0, 4)]  # 15 bytes were seen
+    conn = w.conns[1]
+    assert (conn.client, conn.keys, conn.ts) == (None, (S, C), 1.0)
+
+
+def test_mid_stream_fin_from_a_silent_side() -> None:
+    w = Wire()
+    assert w.c(9000, b"hello") == [("data", 1, 0, b"hello", 0, 1)]
+    assert w.s(4242, flags=FIN | ACK, ack=9005) == []
+    assert w.c(9005, flags=FIN | ACK, ack=4243) == [("end", 1, "fin", 3.0)]
+
+
+def test_client_from_syn() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.conns[1].client == 0
+
+
+def test_client_from_syn_ack_when_the_syn_was_missed() -> None:
+    w = Wire()
+    assert w.s(SISN, flags=SYN | ACK, ack=CISN + 1) == []
+    assert w.c(CISN + 1, A, ack=SISN + 1) == [("data", 1, 1, A, 0, 2)]
+    assert w.s(SISN + 1, RESPONSE) == [("data", 1, 0, RESPONSE, 0, 3)]
+    conn = w.conns[1]
+    assert (conn.client, conn.keys) == (1, (S, C))
+
+
+def test_connections_are_kept_apart() -> None:
+    w = Wire()
+    assert w.send(C, CISN, flags=SYN) == []
+    assert w.send(C2, 7, flags=SYN) == []
+    assert w.send(S2, 8, b"two", ack=8) == [("data", 2, 1, b"two", 0, 3)]
+    assert w.send(C, CISN + 1, b"one") == [("data", 1, 0, b"one", 0, 4)]
+    assert w.send(C2, 8, flags=RST) == [("end", 2, "rst", 5.0)]
+    assert w.finish() == [("end", 1, "eof", 6.0)]
+    assert w.finish() == []
+
+
+def test_data_in_syn() -> None:
+    w = Wire()
+    assert w.c(CISN, REQUEST[:5], flags=SYN) == [("data", 1, 0, REQUEST[:5], 0, 1)]
+    assert w.c(CISN + 6, REQUEST[5:]) == [("data", 1, 0, REQUEST[5:], 0, 2)]
+
+
+def test_ack_declares_only_the_bytes_it_acknowledges_lost() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.s(SISN + 1, ack=CISN + 11) == []
+    assert w.s(SISN + 1, ack=CISN + 21) == []  # the receiver got B, which the capture missed
+    assert w.c(CISN + 31, E) == []  # packet 7: E overtook D, which is still on its way
+    assert w.c(CISN + 21, D) == [("data", 1, 0, D, 10, 8), ("data", 1, 0, E, 0, 7)]
+    assert stats(w)[3:] == (1, 10)
+
+
+# --- properties ----------------------------------------------------------------------------------------------
+
+
+PROPERTY = settings(max_examples=150, deadline=None)
+
+
+@st.composite
+def cut_stream(draw: st.DrawFn, min_pieces: int = 1) -> tuple[bytes, list[tuple[int, int]], int]:
+    """Random bytes, cut into pieces (start, end), and an ISN (often just below 2^32)."""
+    size = draw(st.integers(min_pieces, 300))
+    payload = random.Random(draw(st.integers(0, 1 << 32))).randbytes(size)
+    cuts = draw(st.sets(st.integers(1, size - 1), min_size=min_pieces - 1, max_size=40)) if size > 1 else set()
+    bounds = [0, *sorted(cuts), size]
+    isn = draw(st.one_of(st.integers(0, MASK), st.integers(MASK - 320, MASK)))
+    return payload, list(itertools.pairwise(bounds)), isn
+
+
+def slices(size: int) -> st.SearchStrategy[tuple[int, int]]:
+    """A repacketized retransmission: any non-empty range of the stream."""
+    return st.integers(0, size - 1).flatmap(lambda a: st.tuples(st.just(a), st.integers(a + 1, size)))
+
+
+@PROPERTY
+@given(st.data())
+def test_any_arrival_order_delivers_the_stream_once(data: st.DataObject) -> None:
+    payload, pieces, isn = data.draw(cut_stream())
+    size = len(payload)
+    extra = data.draw(st.lists(st.one_of(st.sampled_from(pieces), slices(size)), max_size=12))
+    order = data.draw(st.permutations(pieces + extra))
+    acks = data.draw(st.lists(st.booleans(), min_size=len(order), max_size=len(order)))
+    w = Wire()
+    out = w.c(isn, flags=SYN) + w.s(SISN, flags=SYN | ACK, ack=isn + 1)
+    received = bytearray(size)
+    for (a, b), ack in zip(order, acks, strict=True):
+        out += w.c(isn + 1 + a, payload[a:b], ACK | PSH, ack=SISN + 1)
+        received[a:b] = b"\1" * (b - a)
+        if ack:  # the receiver acknowledges what it holds in order
+            contiguous = received.find(0)
+            out += w.s(SISN + 1, ack=isn + 1 + (size if contiguous < 0 else contiguous))
+    end = w.finish()
+    assert end == [("end", 1, "eof", float(w.n))]
+    delivered = [e for e in out if e[0] == "data"]
+    assert b"".join(e[3] for e in delivered) == payload
+    assert [e[4] for e in delivered] == [0] * len(delivered)
+    assert (w.reasm.stats.gaps, w.reasm.holding) == (0, 0)
+
+
+@PROPERTY
+@given(st.data())
+def test_one_lost_segment_is_one_gap(data: st.DataObject) -> None:
+    payload, pieces, isn = data.draw(cut_stream(min_pieces=2))
+    size = len(payload)
+    lost = data.draw(st.integers(0, len(pieces) - 2))  # a hole with bytes after it
+    hole_start, hole_end = pieces[lost]
+    kept = pieces[:lost] + pieces[lost + 1 :]
+    order = data.draw(st.permutations(kept + data.draw(st.lists(st.sampled_from(kept), max_size=8))))
+    ending = data.draw(st.sampled_from(["ack", "rst", "finish"]))
+    w = Wire()
+    out = w.c(isn, flags=SYN) + w.s(SISN, flags=SYN | ACK, ack=isn + 1)
+    for a, b in order:
+        out += w.c(isn + 1 + a, payload[a:b], ACK | PSH, ack=SISN + 1)
+    if ending == "ack":  # the receiver got everything, the hole included
+        out += w.s(SISN + 1, ack=isn + 1 + size)
+        assert w.finish() == [("end", 1, "eof", float(w.n))]
+    elif ending == "rst":
+        out += w.s(SISN + 1, flags=RST)
+        assert out[-1] == ("end", 1, "rst", float(w.n))
+    else:
+        out += w.finish()
+        assert out[-1] == ("end", 1, "eof", float(w.n))
+    delivered = [e for e in out if e[0] == "data"]
+    gaps = [i for i, e in enumerate(delivered) if e[4]]
+    assert len(gaps) == 1
+    assert delivered[gaps[0]][4] == hole_end - hole_start
+    assert b"".join(e[3] for e in delivered[: gaps[0]]) == payload[:hole_start]
+    assert b"".join(e[3] for e in delivered[gaps[0] :]) == payload[hole_end:]
+    assert (w.reasm.stats.gaps, w.reasm.stats.gap_bytes) == (1, hole_end - hole_start)
+    assert w.reasm.holding == 0
