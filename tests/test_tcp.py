@@ -595,3 +595,15 @@ def test_one_lost_segment_is_one_gap(data: st.DataObject) -> None:
     assert b"".join(e[3] for e in delivered[gaps[0] :]) == payload[hole_end:]
     assert (w.reasm.stats.gaps, w.reasm.stats.gap_bytes) == (1, hole_end - hole_start)
     assert w.reasm.holding == 0
+
+
+def test_loss_at_the_very_end_is_reported_when_acknowledged() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    # B and C are lost; the server acknowledges them with its FIN
+    out = w.s(SISN + 1, flags=FIN | ACK, ack=CISN + 31)
+    assert out == []
+    out = w.c(CISN + 31, flags=FIN | ACK, ack=SISN + 2)
+    assert out == [("data", 1, 0, b"", 20, 6), ("end", 1, "fin", 6.0)]
+    assert stats(w)[3:] == (1, 20)

@@ -121,7 +121,7 @@ class Reassembler:
                 half = conn.halves[d]
                 if (half.next_seq is not None and (seg.seq + 1) & SEQ_MASK != half.next_seq) or half.done:
                     # A new connection on the same 4-tuple (RFC 9293 3.10.7.4).
-                    out = self._end(conn, "reused", seg.ts)
+                    out = self._end(conn, "reused", seg.ts, packet)
                     conn, d = self._open(seg), 0
                 else:
                     out = []
@@ -145,16 +145,14 @@ class Reassembler:
             half.fin_seq = (seg.seq + len(payload)) & SEQ_MASK
             if half.next_seq is None:
                 half.next_seq = half.fin_seq
+            self._acked_loss(conn, d, half, out)
         if flags & ACK:
             other = conn.halves[1 - d]
             other.last_ack = seg.ack
-            if other.ooo:
-                ahead = (seg.ack - (other.next_seq or 0)) & SEQ_MASK
-                if 0 < ahead < HALF_SPACE:
-                    # The receiver has bytes the capture never saw: the hole is loss.
-                    self._skip_hole(conn, 1 - d, other, out, seg.ack)
+            if other.ooo or other.fin_seq is not None:
+                self._acked_loss(conn, 1 - d, other, out)
         if flags & RST:
-            out.extend(self._end(conn, "rst", seg.ts))
+            out.extend(self._end(conn, "rst", seg.ts, packet))
         elif half.fin_seq is not None or conn.halves[1 - d].fin_seq is not None:
             # This segment may complete its own direction, or (an ACK that gave up a
             # hole) the other one.
@@ -162,7 +160,7 @@ class Reassembler:
                 if h.fin_seq is not None and h.next_seq == h.fin_seq and not h.ooo:
                     h.done = True
             if conn.halves[0].done and conn.halves[1].done:
-                out.extend(self._end(conn, "fin", seg.ts))
+                out.extend(self._end(conn, "fin", seg.ts, packet))
         return out
 
     def finish(self, ts: float) -> list[StreamData | StreamEnd]:
@@ -172,7 +170,7 @@ class Reassembler:
         for conn, _ in list(self._flows.values()):
             if conn.index not in seen:
                 seen.add(conn.index)
-                out.extend(self._end(conn, "eof", ts))
+                out.extend(self._end(conn, "eof", ts, 0))
         return out
 
     def _open(self, seg: Segment) -> Connection:
@@ -246,6 +244,21 @@ class Reassembler:
                         half.next_seq = (next_seq + len(data) - skip) & SEQ_MASK
                     progress = True
 
+    def _acked_loss(self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd]) -> None:
+        """The receiver acknowledged bytes the capture never saw: the hole before
+        them (up to the next held segment, or to the FIN) is loss, not delay."""
+        next_seq, ack = half.next_seq, half.last_ack
+        if next_seq is None or ack is None or not 0 < (ack - next_seq) & SEQ_MASK < HALF_SPACE:
+            return
+        if half.ooo:
+            self._skip_hole(conn, d, half, out, ack)
+        elif half.fin_seq is not None and 0 < (half.fin_seq - next_seq) & SEQ_MASK < HALF_SPACE:
+            lost = (half.fin_seq - next_seq) & SEQ_MASK
+            self.stats.gaps += 1
+            self.stats.gap_bytes += lost
+            half.gap += lost
+            half.next_seq = half.fin_seq
+
     def _skip_hole(
         self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd], ack: int | None = None
     ) -> None:
@@ -278,14 +291,15 @@ class Reassembler:
             self.holding -= 1
         return held
 
-    def _end(self, conn: Connection, reason: str, ts: float) -> list[StreamData | StreamEnd]:
+    def _end(self, conn: Connection, reason: str, ts: float, packet: int) -> list[StreamData | StreamEnd]:
+        """End a connection at ``packet`` (0 at the end of the capture)."""
         out: list[StreamData | StreamEnd] = []
         for d, half in enumerate(conn.halves):
             while half.ooo:
                 self._skip_hole(conn, d, half, out)
             if half.gap:
                 # A hole at the very end: tell the layer above, with no data after it.
-                out.append(StreamData(conn, d, ts, b"", half.gap, 0))
+                out.append(StreamData(conn, d, ts, b"", half.gap, packet))
                 half.gap = 0
         for key in conn.keys:
             if self._flows.get(key, (None,))[0] is conn:
