@@ -14,13 +14,11 @@ import os
 import re
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from wsinspect import __version__
 from wsinspect.errors import WsinspectError
-
-if TYPE_CHECKING:
-    from wsinspect.session import SessionSummary
+from wsinspect.session import Event, Message, SessionOpened, SessionSummary
 
 # Modules with an add_commands(subparsers) function; each command sets func(args, parser) -> int.
 COMMAND_MODULES = ("wsinspect.live",)
@@ -167,6 +165,10 @@ class Printer:
         self.opcodes = args.opcode
         self.grep = args.grep
         self.remaining = args.count
+        # -q without filters or a count: messages need no look at all.
+        self._every_message = not (
+            args.quiet and args.count is None and args.session is None and args.opcode is None and args.grep is None
+        )
         self.summaries: list[SessionSummary] = []  # text mode prints the table at the end
         color = args.color == "always" or (args.color == "auto" and _isatty(out))
         self.text = text.TextWriter(text.Colors(color), text.TimeFormat(args.time_format, ts_origin))
@@ -176,12 +178,12 @@ class Printer:
     def done(self) -> bool:
         return self.remaining is not None and self.remaining <= 0
 
-    def events(self, events: Iterable[object]) -> None:
-        from wsinspect.session import Message, SessionOpened, SessionSummary
-
+    def events(self, events: Iterable[Event]) -> None:
+        every_message = self._every_message
         for ev in events:
-            if isinstance(ev, Message):
-                self._message(ev)
+            if ev.__class__ is Message:
+                if every_message:
+                    self._message(ev)
             elif isinstance(ev, SessionSummary):
                 if self.sessions_wanted is None or ev.session in self.sessions_wanted:
                     if self.json:
@@ -191,10 +193,7 @@ class Printer:
             elif isinstance(ev, SessionOpened):
                 self.text.opened(ev.session, ev.client, ev.server)
 
-    def _message(self, m: object) -> None:
-        from wsinspect.session import Message
-
-        assert isinstance(m, Message)
+    def _message(self, m: Message) -> None:
         if self.done:
             return
         if self.sessions_wanted is not None and m.session not in self.sessions_wanted:
