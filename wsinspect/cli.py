@@ -21,7 +21,7 @@ from wsinspect.errors import WsinspectError
 from wsinspect.session import Event, Message, SessionOpened, SessionSummary
 
 # Modules with an add_commands(subparsers) function; each command sets func(args, parser) -> int.
-COMMAND_MODULES = ("wsinspect.live",)
+COMMAND_MODULES = ("wsinspect.live", "wsinspect.tui")
 
 OPCODES = {"text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10, "continuation": 0}
 
@@ -39,7 +39,7 @@ exit status:
 """
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -49,7 +49,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def _size(text: str) -> int:
+def size_arg(text: str) -> int:
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
     t = text.strip().lower().removesuffix("b").removesuffix("i")
     mult = units.get(t[-1:], 1)
@@ -64,7 +64,7 @@ def _size(text: str) -> int:
     return value
 
 
-def _opcodes(text: str) -> set[int]:
+def opcode_list(text: str) -> set[int]:
     result = set()
     for name in text.split(","):
         name = name.strip().lower()
@@ -77,7 +77,7 @@ def _opcodes(text: str) -> set[int]:
     return result
 
 
-def _regex(text: str) -> re.Pattern[str]:
+def regex_arg(text: str) -> re.Pattern[str]:
     try:
         return re.compile(text)
     except re.error as exc:
@@ -105,17 +105,17 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     )
     out.add_argument("-q", "--quiet", action="store_true", help="no message lines: only the session summary")
     filt = p.add_argument_group("filters")
-    filt.add_argument("-c", dest="count", type=_positive, metavar="COUNT", help="stop after COUNT messages")
+    filt.add_argument("-c", dest="count", type=positive_int, metavar="COUNT", help="stop after COUNT messages")
     filt.add_argument(
-        "--session", type=_positive, action="append", metavar="N", help="only session N (may be repeated)"
+        "--session", type=positive_int, action="append", metavar="N", help="only session N (may be repeated)"
     )
     filt.add_argument(
-        "--opcode", type=_opcodes, metavar="LIST", help="only these opcodes, e.g. text,binary or close,0x3"
+        "--opcode", type=opcode_list, metavar="LIST", help="only these opcodes, e.g. text,binary or close,0x3"
     )
-    filt.add_argument("--grep", type=_regex, metavar="REGEX", help="only text messages matching REGEX")
+    filt.add_argument("--grep", type=regex_arg, metavar="REGEX", help="only text messages matching REGEX")
     p.add_argument(
         "--max-message-size",
-        type=_size,
+        type=size_arg,
         default=64 << 20,
         metavar="SIZE",
         help="cut messages (after decompression) beyond SIZE, e.g. 64M (default)",

@@ -1,0 +1,374 @@
+"""The TUI driven with Textual's Pilot on bundled captures, as a user would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from textual.widgets import Checkbox, Input, Select, TabbedContent
+
+from tests.tui.conftest import CAPTURES, ROOT, run, settle, shown, tui, wait_for
+from wsinspect.capture import RawPacket, open_capture
+from wsinspect.tui.app import WsinspectApp
+from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen
+from wsinspect.tui.widgets import HexView, TextView
+
+BASIC = CAPTURES / "websockets_basic.pcap"
+VIOLATIONS = CAPTURES / "violations.pcap"
+
+
+def read_json(*args: str) -> list[dict[str, Any]]:
+    """`wsinspect read --json ARGS` as JSON objects."""
+    out = subprocess.run(
+        [sys.executable, "-m", "wsinspect", "read", "--json", *args],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def lines(view: TextView | HexView) -> list[str]:
+    return [view.get_line(y).plain for y in range(view.line_count)]
+
+
+def active_tab(app: WsinspectApp) -> str:
+    return app.query_one("#detail", TabbedContent).active
+
+
+def test_select_session_open_message_switch_tabs() -> None:
+    async def go() -> None:
+        async with tui(VIOLATIONS) as (app, pilot):
+            assert app.focused is app.table
+            assert app.scope == 1
+            await pilot.press(*["down"] * 8)  # session 9: invalid UTF-8
+            await wait_for(pilot, lambda: app.scope == 9 and shown(app))
+            assert app.sessions[9].summary is not None
+            assert "invalid-utf8" in app.sessions[9].summary.handshake.path
+            await pilot.press("enter")
+            assert app.focused is app.messages
+            assert len(app.view) == 3
+            m = app.detail
+            assert m is not None and m.session == 9 and m.text is None
+            payload = lines(app.query_one("#payload", TextView))
+            assert any("not valid UTF-8" in line for line in payload)
+            await pilot.press("enter")  # into the detail pane
+            assert app.focused is app.query_one("#payload")
+            await pilot.press("2")
+            assert active_tab(app) == "tab-hex"
+            assert "62 61 64 20 ff fe 20 75" in lines(app.query_one("#hex", HexView))[1]
+            await pilot.press("3")
+            assert active_tab(app) == "tab-frames"
+            frames = lines(app.query_one("#frames", TextView))
+            assert frames[1].split()[:4] == ["1", "1", "000", "text"]
+            await pilot.press("4")
+            handshake = "\n".join(lines(app.query_one("#handshake", TextView)))
+            assert "GET /invalid-utf8 HTTP/1.1" in handshake
+            assert "Sec-WebSocket-Key:" in handshake and "✓ valid" in handshake
+            expected = app.sessions[9].summary.handshake.accept_expected
+            assert f"expected  {expected}" in handshake
+            await pilot.press("5")
+            issues = "\n".join(lines(app.query_one("#issues", TextView)))
+            assert "invalid-utf8" in issues and "not valid UTF-8" in issues
+            await pilot.press("escape")
+            assert app.focused is app.messages
+            await pilot.press("escape")
+            assert app.focused is app.table
+
+    run(go())
+
+
+def test_payload_json_pretty_and_sanitised() -> None:
+    async def go() -> None:
+        async with tui(BASIC) as (app, pilot):
+            await pilot.press("enter")
+            texts = [m.text for m in (app.store.message(i) for i in app.view)]
+            await pilot.press(*["down"] * texts.index(next(t for t in texts if t and t.startswith("{"))))
+            await wait_for(pilot, lambda: shown(app))
+            payload = lines(app.query_one("#payload", TextView))
+            assert "JSON, pretty-printed" in payload[1]
+            assert '  "type": "chat",' in payload
+            await pilot.press(*["down"] * 6)  # the message with escape sequences
+            await wait_for(pilot, lambda: shown(app) and app.detail is not None and "\x1b" in (app.detail.text or ""))
+            payload = lines(app.query_one("#payload", TextView))
+            assert "\\e[31mred\\e[0m\\r" in payload and "bell\\x07" in payload
+            # Nothing from the wire reaches the terminal as a control character.
+            svg = app.export_screenshot()
+            assert "\x1b" not in svg and "\x07" not in svg
+
+    run(go())
+
+
+def test_search_next_previous() -> None:
+    async def go() -> None:
+        async with tui(BASIC) as (app, pilot):
+            await pilot.press("enter", "slash")
+            assert isinstance(app.screen, SearchScreen)
+            app.screen.query_one("#search-regex", Checkbox).value = True
+            await pilot.press(*"^bye|bye$", "enter")
+            await wait_for(pilot, lambda: not app.busy and shown(app))
+            assert app.detail is not None and app.detail.text == "bye soon"
+            first = app.messages.cursor
+            await pilot.press("n")
+            await wait_for(pilot, lambda: app.messages.cursor != first and shown(app))
+            assert app.detail is not None and app.detail.opcode == 8 and app.detail.close_reason == "bye"
+            await pilot.press("N")
+            await wait_for(pilot, lambda: app.messages.cursor == first)
+            # Matches are marked in the payload.
+            payload = app.query_one("#payload", TextView)
+            assert payload.pattern is not None and payload.pattern.search("BYE")
+            await pilot.press("slash")
+            app.screen.query_one(Input).value = "no such thing"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: not app.busy)
+            assert app.messages.cursor == first
+
+    run(go())
+
+
+def test_filter_dialog() -> None:
+    async def go() -> None:
+        async with tui(VIOLATIONS) as (app, pilot):
+            await pilot.press("a")  # all sessions' messages
+            total = len(app.store)
+            assert len(app.view) == total
+            await pilot.press("f")
+            dialog = app.screen
+            assert isinstance(dialog, FilterScreen)
+            dialog.query_one("#filter-direction", Select).value = "c2s"
+            for name in ("binary", "close", "ping", "pong", "other"):
+                dialog.query_one(f"#filter-op-{name}", Checkbox).value = False
+            await pilot.click("#filter-apply")
+            await wait_for(pilot, lambda: not app.busy and not isinstance(app.screen, FilterScreen))
+            chosen = [app.store.message(i) for i in app.view]
+            assert chosen and all(m.dir == "c2s" and m.opcode == 1 for m in chosen)
+            await pilot.press("f")
+            dialog = app.screen
+            assert isinstance(dialog, FilterScreen)
+            assert dialog.query_one("#filter-direction", Select).value == "c2s"
+            await pilot.click("#filter-clear")
+            await wait_for(pilot, lambda: len(app.view) == total)
+            await pilot.press("f")
+            dialog = app.screen
+            dialog.query_one("#filter-text", Input).value = "^(not|second)"
+            dialog.query_one("#filter-regex", Checkbox).value = True
+            await pilot.click("#filter-apply")
+            await wait_for(pilot, lambda: not app.busy and len(app.view) == 2)
+            assert [app.store.message(i).text for i in app.view] == ["not masked", "second message"]
+            await pilot.press("f")
+            dialog = app.screen
+            dialog.query_one("#filter-text", Input).value = ""
+            dialog.query_one("#filter-issues", Checkbox).value = True
+            await pilot.click("#filter-apply")
+            await wait_for(pilot, lambda: not app.busy and 0 < len(app.view) < total)
+            assert all(app.store.message(i).issues for i in app.view)
+            await pilot.press("f")
+            dialog = app.screen
+            dialog.query_one("#filter-text", Input).value = "(unclosed"
+            dialog.query_one("#filter-regex", Checkbox).value = True
+            await pilot.click("#filter-apply")
+            assert isinstance(app.screen, FilterScreen)  # a bad regex keeps the dialog open
+            await pilot.press("escape")
+            assert not isinstance(app.screen, FilterScreen)
+
+    run(go())
+
+
+def export(app: WsinspectApp, pilot: Any, path: Path) -> Any:
+    async def go() -> None:
+        await pilot.press("e")
+        dialog = app.screen
+        assert isinstance(dialog, ExportScreen)
+        dialog.query_one(Input).value = str(path)
+        await pilot.press("enter")
+        await app.workers.wait_for_complete([w for w in app.workers if w.group == "export"])
+        assert path.exists()
+
+    return go()
+
+
+def test_export_session_matches_read_json(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with tui(VIOLATIONS) as (app, pilot):
+            await pilot.press("down", "down")  # session 3
+            await wait_for(pilot, lambda: app.scope == 3)
+            await export(app, pilot, tmp_path / "s3.jsonl")
+        exported = [json.loads(line) for line in (tmp_path / "s3.jsonl").read_text().splitlines()]
+        assert exported == read_json("--session", "3", str(VIOLATIONS))
+        assert exported[-1]["type"] == "session" and len(exported) > 1
+
+    run(go())
+
+
+def test_export_filtered_messages_matches_read_json(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with tui(BASIC, message_filter=_text_only()) as (app, pilot):
+            await export(app, pilot, tmp_path / "text.jsonl")
+        exported = [json.loads(line) for line in (tmp_path / "text.jsonl").read_text().splitlines()]
+        expected = [r for r in read_json("--opcode", "text", str(BASIC)) if r["type"] == "message"]
+        assert exported == expected
+
+    run(go())
+
+
+def _text_only() -> Any:
+    from wsinspect.tui.store import MessageFilter
+
+    return MessageFilter(opcodes=frozenset({1}))
+
+
+def test_copy_payload() -> None:
+    async def go() -> None:
+        async with tui(BASIC) as (app, pilot):
+            await pilot.press("enter", "c")
+            assert app.clipboard == "hello"
+            await pilot.press(*["down"] * 4)  # binary
+            await wait_for(pilot, lambda: shown(app))
+            await pilot.press("c")
+            assert app.detail is not None and app.detail.opcode == 2
+            assert app.clipboard == app.detail.payload.hex()
+
+    run(go())
+
+
+def test_help_sort_zoom_palette() -> None:
+    async def go() -> None:
+        async with tui(VIOLATIONS) as (app, pilot):
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HelpScreen)
+            table = app.table
+            await pilot.press("o")  # sort by the client column
+            assert table.sort_column == "client"
+            assert "client ▲" in table.get_header().plain
+            await pilot.press("O")
+            assert table.sort_reverse and table.order == sorted(table.order, key=lambda n: app.sessions[n].client)[::-1]
+            assert table.selected == app.scope
+            await pilot.press("enter", "z")
+            assert app.screen.maximized is not None
+            await pilot.press("z")
+            assert app.screen.maximized is None
+            titles = {c.title for c in app.get_system_commands(app.screen)}
+            for title in ("Search payloads", "Filter messages", "Export to JSON Lines", "Copy payload", "Keys"):
+                assert title in titles
+
+    run(go())
+
+
+def test_compressed_messages_show_wire_size() -> None:
+    async def go() -> None:
+        async with tui(CAPTURES / "deflate_websockets.pcap") as (app, pilot):
+            await pilot.press("a")
+            compressed = [i for i in app.view if app.store.message(i).compressed]
+            assert compressed
+            await pilot.press("enter")
+            app.messages.move_to(list(app.view).index(compressed[0]))
+            await wait_for(pilot, lambda: shown(app))
+            m = app.store.message(compressed[0])
+            assert str(m.wire_length) in app.messages.get_line(app.messages.cursor).plain
+            assert "deflate" in lines(app.query_one("#payload", TextView))[0]
+
+    run(go())
+
+
+def gated_source(path: Path, first: int, gate: threading.Event) -> Any:
+    """A live-like source: ``first`` packets, then None (no packet yet) until ``gate`` opens."""
+
+    def source() -> Iterator[RawPacket | None]:
+        reader = open_capture(str(path))
+        try:
+            for n, raw in enumerate(reader):
+                if n == first:
+                    while not gate.is_set():
+                        yield None
+                        time.sleep(0.01)
+                yield raw
+        finally:
+            reader.close()
+
+    return source
+
+
+def test_live_source_follows_the_tail() -> None:
+    async def go() -> None:
+        gate = threading.Event()
+        app = WsinspectApp(gated_source(BASIC, 40, gate), title="live test", live=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: len(app.view) > 3)
+            assert not app.done and app.follow and app.all_sessions
+            assert "live" in str(app.table.border_title)
+            before = len(app.view)
+            assert app.messages.cursor == before - 1
+            await pilot.press("question_mark")  # batches keep coming under a dialog
+            gate.set()
+            await wait_for(pilot, lambda: app.done)
+            await pilot.press("escape")
+            await settle(app, pilot)
+            assert len(app.view) > before
+            assert app.messages.cursor == len(app.view) - 1  # followed
+            await pilot.press("s")
+            assert not app.follow
+
+    run(go())
+
+
+def test_quit_while_decoding(tmp_path: Path) -> None:
+    """q during decoding stops the decoder and removes the spill file cleanly."""
+
+    async def go() -> None:
+        gate = threading.Event()
+        app = WsinspectApp(gated_source(BASIC, 40, gate), title="quit test")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: len(app.store) > 0)
+            await pilot.press("q")
+        assert not app.done
+        assert app.spill.read(0, 10) == b""
+
+    run(go())
+
+
+def test_big_payload_and_theme_switch() -> None:
+    async def go() -> None:
+        async with tui(BASIC) as (app, pilot):
+            await pilot.press("enter")
+            big = next(row for row, i in enumerate(app.view) if app.store.cols.length[i] > 1_000_000)
+            app.messages.move_to(big)
+            await wait_for(pilot, lambda: shown(app))
+            m = app.detail
+            assert m is not None
+            heading = lines(app.query_one("#payload", TextView))[:3]
+            assert any("the Hex tab (2) shows every byte" in line for line in heading)
+            hex_view = app.query_one("#hex", HexView)
+            assert hex_view.line_count == 1 + (len(m.payload) + 15) // 16
+            last = hex_view.get_line(hex_view.line_count - 1).plain
+            assert last.startswith(f"{(len(m.payload) - 1) // 16 * 16:08x}")
+            dark = app.messages.palette["c2s"]
+            app.theme = "textual-light"
+            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: shown(app))
+            assert app.messages.palette["c2s"] != dark
+            assert app.messages.get_line(0).plain
+
+    run(go())
+
+
+def test_cli_errors_before_the_screen_changes(tmp_path: Path) -> None:
+    def wsinspect(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "wsinspect", "tui", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+
+    missing = wsinspect(str(tmp_path / "missing.pcap"))
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("wsinspect: ") and "no such file" in missing.stderr
+    assert missing.stdout == ""
+    stdin = wsinspect("-")
+    assert stdin.returncode == 2 and "stdin" in stdin.stderr

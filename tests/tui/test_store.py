@@ -1,0 +1,122 @@
+"""The TUI's message store and decode loop, without Textual."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import decode_file, messages
+from tests.tui.conftest import CAPTURES
+from wsinspect import jsonl
+from wsinspect.capture import open_capture
+from wsinspect.tui import render
+from wsinspect.tui.store import Batch, Decoder, FileSource, MessageFilter, MessageStore, Spill, search
+
+CAPTURE_FILES = sorted(p for p in CAPTURES.iterdir() if p.name.endswith((".pcap", ".pcapng", ".pcap.gz")))
+
+
+def load(path: Path, interval: float = 0.1) -> tuple[MessageStore, list[Batch]]:
+    spill = Spill()
+    store = MessageStore(spill)
+    batches: list[Batch] = []
+
+    def deliver(batch: Batch) -> bool:
+        store.extend(batch.columns)
+        batches.append(batch)
+        return True
+
+    Decoder(spill).run(lambda: open_capture(str(path)), deliver, threading.Event(), interval)
+    return store, batches
+
+
+@pytest.mark.parametrize("path", CAPTURE_FILES, ids=lambda p: p.name)
+def test_messages_come_back_as_decoded(path: Path) -> None:
+    """A message read back from the index and spill file gives the same JSON record."""
+    store, batches = load(path)
+    try:
+        decoded = messages(decode_file(path))
+        assert len(store) == len(decoded)
+        for i, m in enumerate(decoded):
+            assert jsonl.message_record(store.message(i)) == jsonl.message_record(m)
+            assert store.payload(i) == m.payload
+        assert batches[-1].done
+        assert sum(len(b.columns) for b in batches) == len(decoded)
+    finally:
+        store.spill.close()
+
+
+def test_batches_carry_sessions_and_per_session_indices() -> None:
+    store, batches = load(CAPTURES / "violations.pcap", interval=0.0)
+    try:
+        opened = [ev.session for b in batches for ev in b.opened]
+        summarised = [s.session for b in batches for s in b.summaries]
+        assert sorted(opened) == sorted(summarised) == list(range(1, len(opened) + 1))
+        per_session: dict[int, list[int]] = {}
+        for b in batches:
+            for number, delta in b.sessions.items():
+                per_session.setdefault(number, []).extend(delta.indices)
+        for number, indices in per_session.items():
+            assert all(store.cols.session[i] == number for i in indices)
+        assert sorted(i for v in per_session.values() for i in v) == list(range(len(store)))
+    finally:
+        store.spill.close()
+
+
+def test_filter_and_search() -> None:
+    store, _ = load(CAPTURES / "violations.pcap")
+    try:
+        everything = range(len(store))
+        s2c = MessageFilter(direction="s2c").select(store, everything)
+        assert s2c and all(store.message(i).dir == "s2c" for i in s2c)
+        closes = MessageFilter(opcodes=frozenset({8})).select(store, everything)
+        assert closes and all(store.message(i).opcode == 8 for i in closes)
+        other = MessageFilter(opcodes=frozenset({MessageFilter.OTHER})).select(store, everything)
+        assert other and all(store.message(i).opcode not in MessageFilter.KNOWN for i in other)
+        flagged = MessageFilter(issues_only=True).select(store, everything)
+        assert flagged and all(store.message(i).issues for i in flagged)
+        masked = MessageFilter(pattern=re.compile("masked")).select(store, everything)
+        assert [store.message(i).text for i in masked] == ["not masked", "masked by the server"]
+        first = search(store, everything, re.compile("second"), 0, 1)
+        assert first is not None and store.message(first).text == "second message"
+        assert search(store, everything, re.compile("no such text"), 0, 1) is None
+        back = search(store, everything, re.compile("not masked"), 5, -1)
+        assert back is not None and store.message(back).text == "not masked"
+    finally:
+        store.spill.close()
+
+
+def test_rows_are_sanitised() -> None:
+    """Escape sequences in a payload are shown escaped in the message row."""
+    store, _ = load(CAPTURES / "websockets_basic.pcap")
+    try:
+        rows = [render.message_row(store, i, None, 0.0, 200, {}).plain for i in range(len(store))]
+        assert not any(ch in row for row in rows for ch in "\x1b\x07\x00\r\n")
+        assert any("\\e[31mred\\e[0m\\r\\nbell\\x07" in row for row in rows)
+    finally:
+        store.spill.close()
+
+
+def test_file_source_fails_early(tmp_path: Path) -> None:
+    from wsinspect.errors import CaptureError
+
+    with pytest.raises(CaptureError):
+        FileSource(str(tmp_path / "missing.pcap"))
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all")
+    with pytest.raises(CaptureError):
+        FileSource(str(bad))
+    source = FileSource(str(CAPTURES / "websockets_basic.pcap"))
+    source.close()  # never used: the reader opened for the check is closed
+
+
+def test_json_payload_lines_keep_json_escapes() -> None:
+    """Pretty JSON stays JSON: its escapes are not doubled, what it leaves raw is escaped."""
+    lines = render.json_lines('{"a": "x\\"y\\u001b", "b": "\\u202e\\u0085"}')
+    assert lines is not None
+    text = "\n".join(lines)
+    assert '"x\\"y\\u001b"' in text
+    assert "\\u202e" in text and "\\x85" in text
+    assert "\u202e" not in text and "\x85" not in text

@@ -1,0 +1,86 @@
+"""`wsinspect tui FILE`: browse a capture's WebSocket sessions and messages in the terminal.
+
+Textual is imported only when the TUI runs, so that `wsinspect read` starts fast. The
+app takes any packet source (a capture file here; `wsinspect live --tui` passes a live
+capture), see ``run_tui``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wsinspect.tui.store import Source
+
+TUI_EPILOG = """\
+keys:
+  ↑ ↓ j k move, Tab next pane, Enter drill in, / search (n / N), f filter,
+  e export to JSON Lines, c copy the payload, ? every key, q quit.
+"""
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from wsinspect.cli import opcode_list, positive_int, regex_arg, size_arg
+
+    p = sub.add_parser(
+        "tui",
+        help="browse the sessions and messages of a capture in the terminal",
+        description="Browse the WebSocket sessions and messages of a capture file in an interactive terminal UI.",
+        epilog=TUI_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", nargs="?", help="capture file (pcap, pcapng, optionally .gz)")
+    p.add_argument("-r", dest="read_file", metavar="FILE", help="capture file, as with tshark -r")
+    filt = p.add_argument_group("filters (the f key changes them)")
+    filt.add_argument(
+        "--session", type=positive_int, action="append", metavar="N", help="only session N (may be repeated)"
+    )
+    filt.add_argument(
+        "--opcode", type=opcode_list, metavar="LIST", help="only these opcodes, e.g. text,binary or close,0x3"
+    )
+    filt.add_argument("--grep", type=regex_arg, metavar="REGEX", help="only messages whose payload matches REGEX")
+    p.add_argument(
+        "--max-message-size",
+        type=size_arg,
+        default=64 << 20,
+        metavar="SIZE",
+        help="cut messages (after decompression) beyond SIZE, e.g. 64M (default)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from wsinspect.session import Options
+    from wsinspect.tui.store import FileSource, MessageFilter
+
+    path = args.read_file or args.file
+    if path is None:
+        parser.error("tui: a capture file is required")
+    if args.read_file and args.file:
+        parser.error("tui: give the capture file once (either FILE or -r FILE)")
+    if path == "-":
+        parser.error("tui: the terminal is needed for the keys, so the capture cannot come from stdin; give a file")
+    source = FileSource(path)  # a missing or non-capture file fails here, before the screen changes
+    flt = MessageFilter()
+    if args.opcode is not None:
+        flt.opcodes = frozenset(args.opcode)
+    if args.grep is not None:
+        flt.pattern, flt.query, flt.regex = args.grep, args.grep.pattern, True
+    return run_tui(
+        source,
+        title=source.name,
+        options=Options(max_message_size=args.max_message_size),
+        sessions=set(args.session) if args.session else None,
+        message_filter=flt,
+    )
+
+
+def run_tui(source: Source, **kwargs: Any) -> int:
+    """Run the TUI over ``source`` (a callable returning an iterable of RawPacket, or
+    None while a live capture waits); see wsinspect.tui.app.run_tui for the options:
+    title, live (follow the tail, all sessions' messages), options (Options),
+    sessions (numbers to keep), message_filter (MessageFilter)."""
+    from wsinspect.tui.app import run_tui as run_app
+
+    return run_app(source, **kwargs)

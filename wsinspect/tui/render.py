@@ -1,0 +1,437 @@
+"""What the TUI shows, as rich Text: message rows, session cells and the detail tabs.
+
+Pure functions, no Textual: every wire string goes through sanitize() and into a Text
+object (never into markup), so captured bytes can neither drive the terminal nor be
+read as Rich markup. Styles come in a Palette built from the theme's component classes.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from rich.style import Style
+from rich.text import Text
+
+from wsinspect.frames import close_code_name, opcode_name
+from wsinspect.http import HttpHead
+from wsinspect.session import C2S, Message, SessionSummary
+from wsinspect.text import human_bytes, preview, sanitize
+from wsinspect.tui.store import F_COMPRESSED, F_ISSUES, F_S2C, F_TEXT, MessageStore
+
+Palette = Mapping[str, Style]
+"""Styles by role: c2s, s2c, control, issue, muted, key, ok, bad, heading, match."""
+
+OPNAMES = {0: "cont", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
+HEX_WIDTH = 16
+# A binary payload beyond this shows its start in the Payload tab (the Hex tab has it all).
+HEX_IN_PAYLOAD = 64 << 10
+# Pretty-printing a JSON payload larger than this would stall the detail pane.
+JSON_LIMIT = 16 << 20
+
+_EMPTY = Style()
+
+
+def _style(palette: Palette, role: str) -> Style:
+    return palette.get(role, _EMPTY)
+
+
+def seconds(x: float) -> str:
+    """Nine characters of seconds, as precise as fits."""
+    if x < 100:
+        return f"{x:9.6f}"
+    if x < 100_000:
+        return f"{x:9.3f}"
+    return f"{x:9.0f}"
+
+
+def delta(x: float) -> str:
+    if x < 10:
+        return f"+{x:.6f}"
+    if x < 10_000:
+        return f"+{x:8.3f}"
+    return f"+{x:8.0f}"
+
+
+# Message rows: marker, time in session, delta, direction, opcode, length, wire size,
+# frames, preview. The header is laid out by the same widths.
+ROW_FIXED = 1 + 9 + 1 + 9 + 1 + 1 + 1 + 6 + 1 + 8 + 1 + 7 + 1 + 3 + 1
+
+
+def message_header(width: int) -> Text:
+    head = f" {'time':>9} {'delta':>9} ↔ {'opcode':<6} {'length':>8} {'wire':>7} {'fr':>3} preview"
+    return Text(head[:width], no_wrap=True)
+
+
+def message_row(
+    store: MessageStore,
+    i: int,
+    previous_ts: float | None,
+    session_start: float,
+    width: int,
+    palette: Palette,
+    show_session: bool = False,
+) -> Text:
+    """One line of the messages view for message ``i``."""
+    cols = store.cols
+    flags = cols.flags[i]
+    opcode = cols.opcode[i]
+    ts = cols.ts[i]
+    length = cols.length[i]
+    nframes = cols.nframes[i]
+    s2c = flags & F_S2C
+    row = Text(no_wrap=True, end="")
+    row.append("!" if flags & F_ISSUES else " ", _style(palette, "issue"))
+    row.append(seconds(max(0.0, ts - session_start)), _style(palette, "muted"))
+    row.append(" ")
+    row.append(delta(max(0.0, ts - previous_ts)) if previous_ts is not None else " " * 9, _style(palette, "muted"))
+    row.append(" ")
+    row.append("←" if s2c else "→", _style(palette, "s2c" if s2c else "c2s"))
+    control = opcode >= 8
+    body = Text(no_wrap=True, end="")
+    body.append(f" {OPNAMES.get(opcode) or f'0x{opcode:x}':<6} {length:>8} ")
+    wire = f"{cols.wire_length[i]:>7}" if flags & F_COMPRESSED else " " * 7
+    body.append(wire, _style(palette, "muted"))
+    body.append(f" {f'×{nframes}' if nframes > 1 else '':>3} ")
+    room = max(8, width - ROW_FIXED)
+    if show_session:
+        body.append(f"#{cols.session[i]} ", _style(palette, "muted"))
+        room -= len(str(cols.session[i])) + 2
+    body.append(row_preview(store, i, room))
+    if control:
+        body.stylize(_style(palette, "control"))
+    row.append_text(body)
+    return row
+
+
+def row_preview(store: MessageStore, i: int, width: int) -> str:
+    """text.preview() of message ``i``, reading only the bytes it needs."""
+    cols = store.cols
+    opcode = cols.opcode[i]
+    if opcode == 8:
+        return preview(store.message(i), width)
+    # 4 bytes per character at most, and one more to know that there is more.
+    payload = store.prefix(i, 4 * width + 1)
+    text = payload.decode("utf-8", "ignore") if cols.flags[i] & F_TEXT else None
+    light = Message(
+        cols.session[i], cols.ts[i], "c2s", opcode, [], False, False, payload, 0, text, None, None, [], (0, 0)
+    )
+    return preview(light, width)
+
+
+# -- sessions table ---------------------------------------------------------
+
+SESSION_COLUMNS = (
+    ("n", "#"),
+    ("client", "client"),
+    ("server", "server"),
+    ("where", "host/path"),
+    ("status", "HTTP"),
+    ("msgs", "msgs →/←"),
+    ("bytes", "bytes →/←"),
+    ("close", "close"),
+    ("issues", "issues"),
+    ("start", "start"),
+    ("duration", "duration"),
+    ("proto", "subprotocol"),
+    ("ext", "extensions"),
+)
+
+
+@dataclass
+class SessionInfo:
+    """A session as the UI knows it: opened, counted while messages arrive, summarised at its end."""
+
+    number: int
+    client: str
+    server: str
+    start: float
+    end: float
+    messages: list[int]
+    bytes: list[int]
+    issues: int = 0
+    summary: SessionSummary | None = None
+    indices: array[int] = field(default_factory=lambda: array("I"))  # its message numbers
+
+    def sort_key(self, column: str) -> object:
+        s = self.summary
+        match column:
+            case "client":
+                return self.client
+            case "server":
+                return self.server
+            case "where":
+                return (s.host or "", s.path or "") if s else ("", "")
+            case "status":
+                return (s.status or 0) if s else 0
+            case "msgs":
+                return sum(self.messages)
+            case "bytes":
+                return sum(self.bytes)
+            case "close":
+                return (s.close.code or 0) if s and s.close else -1
+            case "issues":
+                return self.issue_count
+            case "start":
+                return self.start
+            case "duration":
+                return self.end - self.start
+            case "proto":
+                return (s.handshake.subprotocol or "") if s else ""
+            case "ext":
+                return ", ".join(str(e) for e in s.handshake.extensions) if s else ""
+        return self.number
+
+    @property
+    def issue_count(self) -> int:
+        return self.summary.issue_count if self.summary else self.issues
+
+
+def session_cells(info: SessionInfo, origin: float, palette: Palette) -> dict[str, Text]:
+    """The sessions table's cells for one session."""
+    s = info.summary
+    flagged = info.issue_count > 0
+    cells: dict[str, Text] = {}
+    cells["n"] = Text(f"{'!' if flagged else ' '}{info.number}", _style(palette, "issue") if flagged else _EMPTY)
+    cells["client"] = Text(sanitize(info.client))
+    cells["server"] = Text(sanitize(info.server))
+    if s is None:
+        cells["where"] = Text("(open)", _style(palette, "muted"))
+        cells["status"] = Text("")
+        cells["close"] = Text("still open", _style(palette, "muted"))
+        cells["proto"] = Text("")
+        cells["ext"] = Text("")
+    else:
+        hs = s.handshake
+        where = f"{s.host or '?'}{s.path or ''}" if hs.request else "(no handshake)"
+        cells["where"] = Text(sanitize(where))
+        status = "-" if s.status is None else str(s.status)
+        accept = {True: " ok", False: " BAD", None: ""}[hs.accept_valid]
+        cells["status"] = Text(status + accept, _style(palette, "bad") if hs.accept_valid is False else _EMPTY)
+        cells["close"] = Text(close_text(s))
+        cells["proto"] = Text(sanitize(hs.subprotocol or ""))
+        cells["ext"] = Text(sanitize(", ".join(str(e) for e in hs.extensions)))
+    cells["msgs"] = Text(f"{info.messages[0]}/{info.messages[1]}")
+    cells["bytes"] = Text(f"{human_bytes(info.bytes[0])}/{human_bytes(info.bytes[1])}")
+    cells["issues"] = Text(str(info.issue_count) if flagged else "-", _style(palette, "issue") if flagged else _EMPTY)
+    cells["start"] = Text(f"{info.start - origin:.3f}")
+    cells["duration"] = Text(f"{info.end - info.start:.3f}")
+    return cells
+
+
+def close_text(s: SessionSummary) -> str:
+    if s.close is None:
+        return f"no close: {s.ended_by.upper() if s.ended_by in ('fin', 'rst') else s.ended_by}"
+    code = "no status" if s.close.code is None else str(s.close.code)
+    reason = f' "{sanitize(s.close.reason)}"' if s.close.reason else ""
+    return f"{code}{reason} by {s.close.initiator}"
+
+
+# -- detail tabs ------------------------------------------------------------
+
+
+@dataclass
+class Payload:
+    """The Payload tab: a few heading lines, then the body as sanitised lines."""
+
+    heading: list[Text]
+    lines: list[str]
+    json: bool = False  # highlight the lines as JSON
+
+
+def json_lines(text: str) -> list[str] | None:
+    """Pretty-printed JSON lines, or None when ``text`` is not JSON."""
+    stripped = text.lstrip()
+    if not stripped.startswith(("{", "[")) or len(text) > JSON_LIMIT:
+        return None
+    try:
+        pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to print
+        return None
+    # JSON already escapes every control character below 0x20 and its backslashes
+    # mean something: sanitize() escapes what JSON leaves raw (DEL, C1 controls,
+    # bidi and invisible characters), and its doubling of backslashes is undone.
+    return [sanitize(line).replace("\\\\", "\\") for line in pretty.split("\n")]
+
+
+def text_lines(text: str) -> list[str]:
+    return [sanitize(line) for line in text.split("\n")]
+
+
+def hex_line(data: bytes, offset: int) -> str:
+    """One line of a Wireshark-style hex dump: offset, 16 bytes in two groups, ASCII."""
+    chunk = data[offset : offset + HEX_WIDTH]
+    hexes = chunk.hex(" ")
+    left, right = hexes[:23], hexes[24:]
+    ascii_ = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
+    return f"{offset:08x}  {left:<23}  {right:<23}  {ascii_}"
+
+
+def hex_lines(data: bytes) -> list[str]:
+    return [hex_line(data, off) for off in range(0, len(data), HEX_WIDTH)]
+
+
+def describe(m: Message, palette: Palette) -> Text:
+    """One heading line: opcode, size, frames, masking, compression, completeness."""
+    parts = [opcode_name(m.opcode), human_bytes(len(m.payload)), f"{len(m.frames)} frame{'s' * (len(m.frames) != 1)}"]
+    parts.append("client → server" if m.dir == C2S else "server → client")
+    if m.masked:
+        parts.append("masked")
+    if m.compressed:
+        parts.append(f"deflate, {human_bytes(m.wire_length)} on the wire")
+    line = Text(" · ".join(parts), _style(palette, "heading"))
+    if not m.complete:
+        line.append(" · incomplete", _style(palette, "bad"))
+    if m.issues:
+        line.append(f" · {len(m.issues)} issue{'s' * (len(m.issues) != 1)} (see Issues)", _style(palette, "issue"))
+    return line
+
+
+def payload_view(m: Message, palette: Palette) -> Payload:
+    heading = [describe(m, palette)]
+    data = m.payload
+    if m.opcode == 8:
+        if m.close_code is None:
+            heading.append(Text("no status code" if not data else "status code cut short (1 byte)"))
+            return Payload(heading, hex_lines(data))
+        heading.append(Text(f"code {m.close_code} {close_code_name(m.close_code)}"))
+        reason = m.close_reason or ""
+        return Payload(heading, text_lines(reason) if reason else ["(no reason)"])
+    if not data:
+        return Payload(heading, ["(empty payload)"])
+    text = m.text
+    if text is None and m.opcode != 1:
+        try:
+            text = data.decode("utf-8")
+            heading.append(Text("shown as UTF-8 text", _style(palette, "muted")))
+        except UnicodeDecodeError:
+            text = None
+    if text is None:
+        if m.opcode == 1:
+            heading.append(Text("not valid UTF-8: shown as hex", _style(palette, "bad")))
+        if len(data) > HEX_IN_PAYLOAD:
+            shown = HEX_IN_PAYLOAD // 16
+            note = f"the first {human_bytes(shown)} of {human_bytes(len(data))}: the Hex tab (2) shows every byte"
+            heading.append(Text(note, _style(palette, "muted")))
+            return Payload(heading, hex_lines(data[:shown]))
+        return Payload(heading, hex_lines(data))
+    if len(text.encode("utf-8")) < len(data):
+        heading.append(Text("the end of the payload is cut inside a character", _style(palette, "bad")))
+    pretty = json_lines(text)
+    if pretty is not None:
+        heading.append(Text("JSON, pretty-printed", _style(palette, "muted")))
+        return Payload(heading, pretty, json=True)
+    return Payload(heading, text_lines(text))
+
+
+def frames_lines(m: Message, palette: Palette) -> list[Text]:
+    head = f"{'#':>4}  fin  rsv  {'opcode':<12}  {'mask key':<8}  {'header':>6}  {'payload':>9}  packets"
+    lines = [Text(head, _style(palette, "heading"))]
+    for n, f in enumerate(m.frames, 1):
+        rsv = "".join("1" if f.rsv & bit else "0" for bit in (4, 2, 1))
+        key = f.masking_key.hex() if f.masking_key else "-"
+        packets = _ranges(f.packets)
+        line = Text(
+            f"{n:>4}  {'1' if f.fin else '0':^3}  {rsv}  {opcode_name(f.opcode):<12}  {key:<8}  "
+            f"{f.header_length:>6}  {f.length:>9}  {packets}"
+        )
+        if not f.complete:
+            line.append("  incomplete", _style(palette, "bad"))
+        lines.append(line)
+        for issue in f.issues:
+            lines.append(Text(f"        ! {issue}: {issue.description}", _style(palette, "issue")))
+    first, last = m.packets
+    lines.append(Text(""))
+    lines.append(
+        Text(f"message: packets {first}–{last}, {m.wire_length} payload bytes on the wire", _style(palette, "muted"))
+    )
+    return lines
+
+
+def _ranges(packets: list[int]) -> str:
+    """Packet numbers, runs shortened: 3,4,5,9 -> 3–5,9."""
+    if not packets:
+        return "-"
+    out: list[str] = []
+    start = prev = packets[0]
+    for p in [*packets[1:], None]:
+        if p is not None and p == prev + 1:
+            prev = p
+            continue
+        out.append(str(start) if start == prev else f"{start}–{prev}")
+        if p is not None:
+            start = prev = p
+    return ",".join(out)
+
+
+def _head_lines(head: HttpHead) -> list[Text]:
+    text = head.raw.decode("latin-1").removesuffix("\r\n\r\n").removesuffix("\n\n")
+    return [Text(sanitize(line.removesuffix("\r"))) for line in text.split("\n")]
+
+
+def handshake_lines(s: SessionSummary | None, palette: Palette) -> list[Text]:
+    if s is None:
+        return [Text("The session is still open: its handshake is shown when it ends.", _style(palette, "muted"))]
+    hs = s.handshake
+    lines = [Text(f"session #{s.session}  {sanitize(s.client)} → {sanitize(s.server)}", _style(palette, "heading"))]
+    if s.mid_stream:
+        lines.append(Text("the capture starts after the handshake: there is none to show", _style(palette, "bad")))
+    for title, head in (("request", hs.request), ("response", hs.response)):
+        lines.append(Text(""))
+        lines.append(Text(title, _style(palette, "heading")))
+        if head is None:
+            lines.append(Text("(not in the capture)", _style(palette, "muted")))
+        else:
+            lines.extend(_head_lines(head))
+    lines.append(Text(""))
+    lines.append(Text("accept check (RFC 6455 4.2.2)", _style(palette, "heading")))
+    if hs.key is None:
+        lines.append(Text("no Sec-WebSocket-Key to check against", _style(palette, "muted")))
+    else:
+        lines.append(Text(f"key       {sanitize(hs.key)}"))
+        lines.append(Text(f"expected  {hs.accept_expected}"))
+        got = Text(f"got       {sanitize(hs.accept) if hs.accept is not None else '(none)'}  ")
+        if hs.accept_valid is True:
+            got.append("✓ valid", _style(palette, "ok"))
+        elif hs.accept_valid is False:
+            got.append("✗ mismatch", _style(palette, "bad"))
+        else:
+            got.append("not checked (no 101 response)", _style(palette, "muted"))
+        lines.append(got)
+    lines.append(Text(""))
+    ext = ", ".join(str(e) for e in hs.extensions) or "none"
+    lines.append(Text(f"subprotocol {sanitize(hs.subprotocol or 'none')}; extensions {sanitize(ext)}"))
+    lines.append(Text(f"close: {close_text(s)}; connection ended by {s.ended_by}"))
+    return lines
+
+
+def issues_lines(m: Message | None, s: SessionSummary | None, palette: Palette) -> list[Text]:
+    lines: list[Text] = []
+    if m is not None:
+        lines.append(Text("this message", _style(palette, "heading")))
+        if not m.issues:
+            lines.append(Text("no issues", _style(palette, "muted")))
+        for issue in m.issues:
+            lines.append(_issue_line(issue, palette))
+        for n, f in enumerate(m.frames, 1):
+            for issue in f.issues:
+                if issue not in m.issues:
+                    lines.append(_issue_line(issue, palette, f"frame {n}: "))
+        lines.append(Text(""))
+    if s is not None:
+        lines.append(Text(f"session #{s.session} ({s.issue_count} in all)", _style(palette, "heading")))
+        if not s.issues:
+            lines.append(Text("no session-level issues", _style(palette, "muted")))
+        for issue in s.issues:
+            lines.append(_issue_line(issue, palette))
+    return lines
+
+
+def _issue_line(issue: str, palette: Palette, prefix: str = "") -> Text:
+    description = getattr(issue, "description", "")
+    line = Text(f"! {prefix}", _style(palette, "issue"))
+    line.append(str(issue), _style(palette, "issue") + Style(bold=True))
+    line.append(f"  {description}")
+    return line

@@ -1,0 +1,199 @@
+"""Dialogs: help, search, filter, export."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+from wsinspect.tui.store import MessageFilter
+
+KEYS = (
+    ("Moving", None),
+    ("↑ ↓  j k", "previous / next row or line"),
+    ("PgUp PgDn  g G", "page up / down, first / last"),
+    ("Tab  Shift+Tab", "next / previous pane"),
+    ("Enter", "sessions → messages → message detail"),
+    ("Esc", "back to the previous pane"),
+    ("1 … 5", "detail tab: Payload, Hex, Frames, Handshake, Issues"),
+    ("z", "maximise the pane in use (again: restore)"),
+    ("Finding", None),
+    ("/", "search payloads of the listed messages"),
+    ("n  N", "next / previous match"),
+    ("f", "filter: direction, opcode, text or regex, issues only"),
+    ("a", "all sessions' messages / the selected session's"),
+    ("o  O", "sort sessions by the next column / reverse (or click a header)"),
+    ("Doing", None),
+    ("e", "export the session, or the listed messages when filtered, to JSON Lines"),
+    ("c", "copy the payload (text as is, binary as hex)"),
+    ("s", "follow the tail: jump to new messages as they arrive"),
+    ("Ctrl+P", "command palette: every action, and the theme (dark / light)"),
+    ("?", "this help"),
+    ("q", "quit"),
+)
+
+HELP_INTRO = (
+    "wsinspect shows the WebSocket sessions of a capture (top), the messages of the "
+    "selected session (middle) and the selected message (bottom). Payload text is shown "
+    "with control characters escaped (\\e, \\x07, \\u202e …) and never sent to the terminal."
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark,enter", "dismiss", "Close", show=True),
+    ]
+
+    def compose(self) -> ComposeResult:
+        text = Text(HELP_INTRO + "\n")
+        for key, what in KEYS:
+            if what is None:
+                text.append(f"\n{key}\n", "bold underline")
+            else:
+                text.append(f"  {key:<16}", "bold")
+                text.append(f"{what}\n")
+        with Vertical(id="help-box", classes="dialog"):
+            yield Label("wsinspect keys", classes="dialog-title")
+            with VerticalScroll():
+                yield Static(text)
+
+    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
+        self.dismiss(None)
+
+
+class SearchScreen(ModalScreen[tuple[str, bool] | None]):
+    """Asks for a search: text (case-insensitive unless it has capitals) or a regex."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=True)]
+
+    def __init__(self, text: str = "", regex: bool = False) -> None:
+        super().__init__()
+        self._text = text
+        self._regex = regex
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="search-bar", classes="bar"):
+            yield Input(self._text, placeholder="search payloads…", id="search-input")
+            yield Checkbox("regex", self._regex, id="search-regex")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss((event.value, self.query_one("#search-regex", Checkbox).value))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def compile_pattern(text: str, regex: bool) -> re.Pattern[str]:
+    """Smart case: a query with a capital letter is case-sensitive. Raises re.error."""
+    flags = 0 if any(c.isupper() for c in text) else re.IGNORECASE
+    return re.compile(text if regex else re.escape(text), flags)
+
+
+OPCODE_BOXES = (("text", 1), ("binary", 2), ("close", 8), ("ping", 9), ("pong", 10), ("other", MessageFilter.OTHER))
+
+
+class FilterScreen(ModalScreen[MessageFilter | None]):
+    """Edits the message filter; Apply returns the new one, Clear an empty one."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=True)]
+
+    def __init__(self, current: MessageFilter) -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        f = self.current
+        with Vertical(id="filter-box", classes="dialog"):
+            yield Label("Filter messages", classes="dialog-title")
+            with Horizontal(classes="row"):
+                yield Label("direction", classes="field")
+                yield Select(
+                    [("both", "both"), ("→ client to server", "c2s"), ("← server to client", "s2c")],
+                    value=f.direction or "both",
+                    allow_blank=False,
+                    id="filter-direction",
+                )
+            with Horizontal(classes="row"):
+                for name, op in OPCODE_BOXES:
+                    yield Checkbox(name, f.opcodes is None or op in f.opcodes, id=f"filter-op-{name}", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("text", classes="field")
+                yield Input(f.query, placeholder="text in the payload", id="filter-text")
+                yield Checkbox("regex", f.regex, id="filter-regex", compact=True)
+            with Horizontal(classes="row"):
+                yield Checkbox("only messages with issues", f.issues_only, id="filter-issues", compact=True)
+            with Horizontal(classes="buttons"):
+                yield Button("Apply", variant="primary", id="filter-apply", compact=True)
+                yield Button("Clear", id="filter-clear", compact=True)
+                yield Button("Cancel", id="filter-cancel", compact=True)
+            yield Static("", id="filter-error")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._apply()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "filter-apply":
+            self._apply()
+        elif event.button.id == "filter-clear":
+            self.dismiss(MessageFilter())
+        else:
+            self.dismiss(None)
+
+    def _apply(self) -> None:
+        direction = self.query_one("#filter-direction", Select).value
+        ops = frozenset(op for name, op in OPCODE_BOXES if self.query_one(f"#filter-op-{name}", Checkbox).value)
+        text = self.query_one("#filter-text", Input).value
+        regex = self.query_one("#filter-regex", Checkbox).value
+        pattern = None
+        if text:
+            try:
+                pattern = compile_pattern(text, regex)
+            except re.error as exc:
+                self.query_one("#filter-error", Static).update(Text(f"bad regular expression: {exc}"))
+                return
+        self.dismiss(
+            MessageFilter(
+                direction=direction if direction in ("c2s", "s2c") else None,
+                opcodes=None if len(ops) == len(OPCODE_BOXES) else ops,
+                pattern=pattern,
+                issues_only=self.query_one("#filter-issues", Checkbox).value,
+                query=text,
+                regex=regex,
+            )
+        )
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ExportScreen(ModalScreen[str | None]):
+    """Asks where to write the JSON Lines file."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=True)]
+
+    def __init__(self, what: str, path: str) -> None:
+        super().__init__()
+        self.what = what
+        self.path = path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="export-box", classes="dialog"):
+            yield Label(f"Export {self.what} to JSON Lines", classes="dialog-title")
+            yield Input(self.path, id="export-path")
+            yield Static("Enter: write the file (replacing it)   Esc: cancel", classes="hint")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

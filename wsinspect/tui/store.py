@@ -1,0 +1,469 @@
+"""Decoded messages kept out of memory: a compact index in arrays, payloads in a spill file.
+
+A capture may hold a million messages, so the TUI holds neither a million Message
+objects nor a widget per message. The decode worker writes each message's payload and
+details (frames, issues, close code) to an unnamed temporary file and keeps about 50
+bytes of numbers per message in arrays; views read back only what is on screen, and a
+Message is rebuilt on demand, equal to the decoded one except that its frames carry no
+payload bytes (the message payload is kept whole).
+
+Nothing here imports Textual: the decode loop and the store are tested on their own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+import time
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import orjson
+
+from wsinspect.capture import CaptureReader, RawPacket, open_capture
+from wsinspect.errors import WsinspectError
+from wsinspect.frames import Frame
+from wsinspect.issues import Issue
+from wsinspect.session import S2C, Inspector, Message, Options, SessionOpened, SessionSummary
+
+# Per-message flag bits.
+F_S2C = 1
+F_MASKED = 2
+F_COMPRESSED = 4
+F_COMPLETE = 8
+F_ISSUES = 16
+F_TEXT = 32
+
+# How long the decode loop gathers results before handing them to the UI: often
+# enough to look live, rarely enough that the UI does one update per batch, not per event.
+BATCH_INTERVAL = 0.1
+# Batches handed over but not yet applied by the UI; the decoder waits beyond this.
+MAX_PENDING_BATCHES = 4
+
+# Issues by their JSON value, to read records back.
+ISSUES = {issue.value: issue for issue in Issue}
+
+Source = Callable[[], Iterable[RawPacket | None]]
+"""Where packets come from. Called once, in the decode thread. A live source may yield
+None now and then while no packet arrives, so that the loop can notice it must stop; the
+iterable's ``close()`` (if any) is called at the end, and its ``warnings`` (if any)
+are shown."""
+
+
+class FileSource:
+    """A capture file as a Source. Opening it checks it is a capture, so that a bad
+    file fails before the TUI starts (raises CaptureError)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = os.path.basename(path)
+        self._reader: CaptureReader | None = open_capture(path)
+        with open(path, "rb") as f:
+            compressed = f.read(2) == b"\x1f\x8b"
+        # Progress is estimated from the bytes of packets read: only for a plain file.
+        self.size: int | None = None if compressed else os.path.getsize(path)
+
+    def __call__(self) -> CaptureReader:
+        reader, self._reader = self._reader, None
+        return reader if reader is not None else open_capture(self.path)
+
+    def close(self) -> None:
+        """Close the reader opened for the check if it was never used."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+class Spill:
+    """An unnamed temporary file that message records are appended to.
+
+    One thread appends (the decoder); any thread reads with pread, which does not move
+    the file position. After close(), appends are dropped and reads return nothing, so
+    a thread still finishing cannot touch a reused file descriptor.
+    """
+
+    def __init__(self) -> None:
+        self._file: BinaryIO = tempfile.TemporaryFile(prefix="wsinspect-")  # noqa: SIM115 - closed by close()
+        self._fd = self._file.fileno()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.size = 0
+
+    def append(self, parts: list[bytes]) -> None:
+        data = b"".join(parts)
+        with self._lock:
+            if self._closed:
+                return
+            self._file.write(data)
+            # Readers use the file descriptor directly: the buffered bytes must reach it first.
+            self._file.flush()
+            self.size += len(data)
+
+    def read(self, offset: int, n: int) -> bytes:
+        if n <= 0:
+            return b""
+        with self._lock:
+            if self._closed:
+                return b""
+            return os.pread(self._fd, n, offset)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._file.close()
+
+
+class Columns:
+    """The per-message index: one array per field, indexed by message number (from 0)."""
+
+    __slots__ = ("flags", "length", "meta_len", "nframes", "offset", "opcode", "session", "ts", "wire_length")
+
+    def __init__(self) -> None:
+        self.ts = array("d")
+        self.session = array("I")
+        self.flags = array("B")
+        self.opcode = array("B")
+        self.length = array("Q")
+        self.wire_length = array("Q")
+        self.nframes = array("I")
+        self.offset = array("Q")  # payload at offset, meta (JSON) right after it
+        self.meta_len = array("I")
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def extend(self, other: Columns) -> None:
+        for name in self.__slots__:
+            getattr(self, name).extend(getattr(other, name))
+
+    def nbytes(self) -> int:
+        return sum(len(a) * a.itemsize for a in (getattr(self, name) for name in self.__slots__))
+
+
+@dataclass
+class SessionDelta:
+    """What one batch adds to one session: message numbers and running totals."""
+
+    indices: array[int] = field(default_factory=lambda: array("I"))
+    messages: list[int] = field(default_factory=lambda: [0, 0])  # c2s, s2c
+    bytes: list[int] = field(default_factory=lambda: [0, 0])
+    issues: int = 0
+    last_ts: float = 0.0
+
+
+@dataclass
+class Batch:
+    """The results of ~0.1 s of decoding, handed from the decode thread to the UI."""
+
+    opened: list[SessionOpened] = field(default_factory=list)
+    summaries: list[SessionSummary] = field(default_factory=list)
+    columns: Columns = field(default_factory=Columns)
+    sessions: dict[int, SessionDelta] = field(default_factory=dict)
+    packets: int = 0  # totals so far
+    bytes_read: int = 0
+    first_ts: float | None = None
+    done: bool = False
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _meta(m: Message) -> bytes:
+    if m.text is None:
+        text_end = -1
+    elif m.complete or len(m.text) == len(m.payload):
+        text_end = len(m.payload)
+    else:
+        # A cut text message decodes up to the last whole character only.
+        text_end = len(m.text.encode("utf-8"))
+    frames = [
+        (
+            f.fin,
+            f.rsv,
+            f.opcode,
+            f.masked,
+            f.masking_key.hex() if f.masking_key else None,
+            f.length,
+            f.header_length,
+            f.ts,
+            f.packets,
+            f.issues,
+            f.complete,
+        )
+        for f in m.frames
+    ]
+    return orjson.dumps((m.issues, m.close_code, m.close_reason, text_end, m.packets, frames))
+
+
+class Decoder:
+    """The sans-I/O loop of the TUI: packets in, batches of compact results out."""
+
+    def __init__(self, spill: Spill, options: Options | None = None, sessions: set[int] | None = None) -> None:
+        self.spill = spill
+        self.inspector = Inspector(options)
+        self.wanted = sessions
+        self.count = 0  # messages indexed so far: the next message's number
+        self.packets = 0
+        self.bytes_read = 0
+        self._parts: list[bytes] = []  # records not yet written to the spill file
+        self._offset = spill.size
+
+    def run(
+        self,
+        source: Source,
+        deliver: Callable[[Batch], bool],
+        cancelled: threading.Event,
+        interval: float = BATCH_INTERVAL,
+    ) -> None:
+        """Decode everything ``source`` yields; ``deliver`` gets each batch and returns
+        False when nobody wants more. Stops early when ``cancelled`` is set."""
+        packets = source()
+        batch = Batch()
+        try:
+            feed = self.inspector.feed
+            clock = time.monotonic
+            deadline = clock() + interval
+            for raw in packets:
+                if raw is not None:
+                    self.packets += 1
+                    # Record header included: the progress is an estimate of the file offset.
+                    self.bytes_read += len(raw.data) + 16
+                    events = feed(raw)
+                    if events:
+                        self._events(events, batch)
+                if cancelled.is_set():
+                    return
+                if clock() >= deadline:
+                    if not deliver(self._seal(batch)):
+                        return
+                    batch = Batch()
+                    deadline = clock() + interval
+            self._events(self.inspector.finish(), batch)
+        except (WsinspectError, OSError) as exc:
+            batch.error = str(exc)
+        finally:
+            close = getattr(packets, "close", None)
+            if close is not None:
+                close()
+        batch.warnings.extend(getattr(packets, "warnings", ()))
+        batch.done = True
+        deliver(self._seal(batch))
+
+    def _seal(self, batch: Batch) -> Batch:
+        # Records reach the spill file before their index entries reach the UI.
+        if self._parts:
+            self.spill.append(self._parts)
+            self._parts = []
+        batch.packets = self.packets
+        batch.bytes_read = self.bytes_read
+        batch.first_ts = self.inspector.first_ts
+        return batch
+
+    def _events(self, events: Iterable[object], batch: Batch) -> None:
+        wanted = self.wanted
+        cols = batch.columns
+        parts = self._parts
+        for ev in events:
+            if isinstance(ev, Message):
+                session = ev.session
+                if wanted is not None and session not in wanted:
+                    continue
+                payload = ev.payload
+                n = len(payload)
+                meta = _meta(ev)
+                flags = (
+                    (F_S2C if ev.dir == S2C else 0)
+                    | (F_MASKED if ev.masked else 0)
+                    | (F_COMPRESSED if ev.compressed else 0)
+                    | (F_COMPLETE if ev.complete else 0)
+                    | (F_ISSUES if ev.issues else 0)
+                    | (F_TEXT if ev.text is not None else 0)
+                )
+                cols.ts.append(ev.ts)
+                cols.session.append(session)
+                cols.flags.append(flags)
+                cols.opcode.append(ev.opcode)
+                cols.length.append(n)
+                cols.wire_length.append(ev.wire_length)
+                cols.nframes.append(len(ev.frames))
+                cols.offset.append(self._offset)
+                cols.meta_len.append(len(meta))
+                parts.append(payload)
+                parts.append(meta)
+                self._offset += n + len(meta)
+                delta = batch.sessions.get(session)
+                if delta is None:
+                    delta = batch.sessions[session] = SessionDelta()
+                delta.indices.append(self.count)
+                d = flags & F_S2C
+                delta.messages[d] += 1
+                delta.bytes[d] += n
+                delta.issues += len(ev.issues)
+                delta.last_ts = ev.ts
+                self.count += 1
+            elif isinstance(ev, SessionOpened):
+                if wanted is None or ev.session in wanted:
+                    batch.opened.append(ev)
+            elif isinstance(ev, SessionSummary) and (wanted is None or ev.session in wanted):
+                batch.summaries.append(ev)
+
+
+class MessageStore:
+    """Every message decoded so far, read back from the index and the spill file.
+
+    Only the UI thread extends it; search and export threads read it (the arrays only
+    grow, and a record is in the spill file before its index entry exists).
+    """
+
+    def __init__(self, spill: Spill) -> None:
+        self.spill = spill
+        self.cols = Columns()
+
+    def __len__(self) -> int:
+        return len(self.cols)
+
+    def extend(self, cols: Columns) -> None:
+        self.cols.extend(cols)
+
+    def payload(self, i: int) -> bytes:
+        return self.spill.read(self.cols.offset[i], self.cols.length[i])
+
+    def prefix(self, i: int, n: int) -> bytes:
+        """The first ``n`` payload bytes (for a preview line)."""
+        return self.spill.read(self.cols.offset[i], min(n, self.cols.length[i]))
+
+    def text(self, i: int) -> str:
+        """The payload as text to search in: text messages as decoded, anything else
+        as UTF-8 with invalid bytes replaced (so a close reason or an ASCII-ish binary
+        protocol can be searched too)."""
+        payload = self.payload(i)
+        if self.cols.flags[i] & F_TEXT:
+            return payload.decode("utf-8", "ignore")
+        return payload.decode("utf-8", "replace")
+
+    def message(self, i: int) -> Message:
+        """Rebuild message ``i`` as the decoder produced it (frames without payload bytes)."""
+        cols = self.cols
+        offset, length = cols.offset[i], cols.length[i]
+        record = self.spill.read(offset, length + cols.meta_len[i])
+        payload = record[:length]
+        issues, close_code, close_reason, text_end, packets, frames = orjson.loads(record[length:])
+        flags = cols.flags[i]
+        text = payload[:text_end].decode("utf-8") if text_end >= 0 else None
+        return Message(
+            session=cols.session[i],
+            ts=cols.ts[i],
+            dir="s2c" if flags & F_S2C else "c2s",
+            opcode=cols.opcode[i],
+            frames=[_frame(f) for f in frames],
+            masked=bool(flags & F_MASKED),
+            compressed=bool(flags & F_COMPRESSED),
+            payload=payload,
+            wire_length=cols.wire_length[i],
+            text=text,
+            close_code=close_code,
+            close_reason=close_reason,
+            issues=[ISSUES[v] for v in issues],
+            packets=(packets[0], packets[1]),
+            complete=bool(flags & F_COMPLETE),
+        )
+
+
+def _frame(f: list[Any]) -> Frame:
+    fin, rsv, opcode, masked, key, length, header_length, ts, packets, issues, complete = f
+    return Frame(
+        fin=fin,
+        rsv=rsv,
+        opcode=opcode,
+        masked=masked,
+        masking_key=bytes.fromhex(key) if key is not None else None,
+        length=length,
+        payload=b"",
+        header_length=header_length,
+        ts=ts,
+        packets=packets,
+        issues=[ISSUES[v] for v in issues],
+        complete=complete,
+    )
+
+
+@dataclass
+class MessageFilter:
+    """What the messages view shows: direction, opcodes, a text pattern, issues only."""
+
+    direction: str | None = None  # "c2s", "s2c" or None for both
+    opcodes: frozenset[int] | None = None  # None: any; 0x100 stands for every other opcode
+    pattern: re.Pattern[str] | None = None
+    issues_only: bool = False
+    query: str = ""  # the text the pattern was made from, as typed
+    regex: bool = False
+
+    OTHER = 0x100
+    KNOWN = frozenset((0, 1, 2, 8, 9, 10))
+
+    @property
+    def active(self) -> bool:
+        return self.direction is not None or self.opcodes is not None or self.pattern is not None or self.issues_only
+
+    def describe(self) -> str:
+        parts = []
+        if self.direction:
+            parts.append("→ only" if self.direction == "c2s" else "← only")
+        if self.opcodes is not None:
+            names = {0: "cont", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong", self.OTHER: "other"}
+            parts.append(",".join(names[o] for o in sorted(self.opcodes)))
+        if self.pattern is not None:
+            parts.append(f"/{self.query}/" if self.regex else repr(self.query))
+        if self.issues_only:
+            parts.append("issues")
+        return " ".join(parts)
+
+    def matches(self, store: MessageStore, i: int) -> bool:
+        cols = store.cols
+        flags = cols.flags[i]
+        if self.direction is not None and (self.direction == "s2c") != bool(flags & F_S2C):
+            return False
+        if self.opcodes is not None:
+            op = cols.opcode[i]
+            if op not in self.opcodes and not (self.OTHER in self.opcodes and op not in self.KNOWN):
+                return False
+        if self.issues_only and not flags & F_ISSUES:
+            return False
+        return self.pattern is None or self.pattern.search(store.text(i)) is not None
+
+    def select(
+        self, store: MessageStore, indices: Sequence[int], cancelled: threading.Event | None = None
+    ) -> array[int] | None:
+        """The messages of ``indices`` that match; None when cancelled."""
+        out = array("I")
+        append = out.append
+        matches = self.matches
+        for n, i in enumerate(indices):
+            if cancelled is not None and not n & 0x3FF and cancelled.is_set():
+                return None
+            if matches(store, i):
+                append(i)
+        return out
+
+
+def search(
+    store: MessageStore,
+    indices: Sequence[int],
+    pattern: re.Pattern[str],
+    start: int,
+    step: int,
+    cancelled: threading.Event | None = None,
+) -> int | None:
+    """The position in ``indices`` of the next message (after ``start``, wrapping
+    around, going by ``step`` = 1 or -1) whose payload matches ``pattern``."""
+    n = len(indices)
+    for k in range(1, n + 1):
+        if cancelled is not None and not k & 0x3FF and cancelled.is_set():
+            return None
+        pos = (start + k * step) % n
+        if pattern.search(store.text(indices[pos])):
+            return pos
+    return None
