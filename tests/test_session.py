@@ -8,7 +8,7 @@ import zlib
 from tests.conftest import decode_packets, messages, summaries
 from tests.packets import Flow, upgrade_request, upgrade_response, ws_frame
 from wsinspect.issues import Issue
-from wsinspect.session import Options, SessionOpened
+from wsinspect.session import Options, SessionOpened, SessionUpgraded
 
 
 def compress_stream(msgs: list[bytes], takeover: bool = True) -> list[bytes]:
@@ -290,3 +290,14 @@ def test_deflate_frame_inflates_each_compressed_frame_even_after_a_plain_one() -
     f.s(ws_frame(1, b"hello", fin=False) + ws_frame(0, part, rsv=4))
     (m,) = messages(decode_packets(f.packets))
     assert (m.text, m.compressed, m.issues) == ("hello world", True, [])
+
+
+def test_handshake_is_announced_when_the_response_arrives() -> None:
+    f = Flow().websocket("/live")
+    f.c(ws_frame(1, b"x", mask=True))
+    events = decode_packets(f.packets)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["SessionOpened", "SessionUpgraded", "Message", "SessionSummary"]
+    upgraded = events[1]
+    assert isinstance(upgraded, SessionUpgraded)
+    assert (upgraded.session, upgraded.handshake.path, upgraded.handshake.status) == (1, "/live", 101)

@@ -139,7 +139,17 @@ class SessionOpened:
     ts: float
 
 
-Event = Message | SessionSummary | SessionOpened
+@dataclass(slots=True)
+class SessionUpgraded:
+    """A session's handshake got its response, accepted or refused (for live views,
+    which would otherwise learn host, path and status only when the session ends)."""
+
+    session: int
+    handshake: Handshake
+    ts: float
+
+
+Event = Message | SessionSummary | SessionOpened | SessionUpgraded
 
 
 class _Direction:
@@ -427,6 +437,7 @@ class Inspector:
         session.handshake = check_handshake(session.handshake.request, response)
         for issue in session.handshake.issues:
             session.flag(issue)
+        out.append(SessionUpgraded(session.number, session.handshake, ev.ts))
         session.end = ev.ts
         client_buf = st.buf[st.client]
         server_buf = st.buf[1 - st.client]
