@@ -88,3 +88,7 @@ def test_ping_preview_shows_printable_text_else_hex() -> None:
     assert preview(_message(9, b"keepalive")) == '"keepalive"'
     assert preview(_message(10, b"\x00\x01")) == "00 01"
     assert preview(_message(9, b"\x1b[2J")) == "1b 5b 32 4a"
+
+
+def test_long_ping_text_is_cut_like_any_text() -> None:
+    assert preview(_message(9, b"p" * 200), width=5) == '"ppppp"…'

@@ -54,12 +54,7 @@ def preview(message: Message, width: int = PREVIEW_CHARS) -> str:
         reason = f' "{sanitize(message.close_reason)}"' if message.close_reason else ""
         return f"{message.close_code} {close_code_name(message.close_code)}{reason}"
     if message.text is not None:
-        text = message.text
-        cut = len(text) > width
-        shown = sanitize(text[:width])
-        if len(shown) > width:
-            shown, cut = shown[:width], True
-        return f'"{shown}"' + ("…" if cut else "")
+        return _quoted(message.text, width)
     payload = message.payload
     if not payload:
         return ""
@@ -71,9 +66,17 @@ def preview(message: Message, width: int = PREVIEW_CHARS) -> str:
             pass
         else:
             if text.isprintable():
-                return f'"{sanitize(text)}"'
+                return _quoted(text, width)
     shown = payload[:HEX_PREVIEW_BYTES].hex(" ")
     return shown + (" …" if len(payload) > HEX_PREVIEW_BYTES else "")
+
+
+def _quoted(text: str, width: int) -> str:
+    cut = len(text) > width
+    shown = sanitize(text[:width])
+    if len(shown) > width:
+        shown, cut = shown[:width], True
+    return f'"{shown}"' + ("…" if cut else "")
 
 
 def human_bytes(n: int) -> str:
