@@ -1,0 +1,1 @@
+"""Benchmark against tshark: capture generator (gen), runner (bench), profiler (hotspots), README table (table)."""
