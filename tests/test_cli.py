@@ -117,3 +117,23 @@ def test_broken_pipe_is_quiet() -> None:
         timeout=60,
     )
     assert p.stdout.count(b"\n") == 1 and p.stderr == b""
+
+
+def test_parallel_read_prints_exactly_what_a_single_process_prints() -> None:
+    for name in ("websockets_many.pcap", "violations.pcap", "deflate_websockets.pcap", "gappy.pcap"):
+        path = str(CAPTURES / name)
+        for extra in ([], ["--json"], ["--json", "--frames"], ["--session", "3", "--session", "12"], ["-q"]):
+            one = run_cli("read", "-j", "1", *extra, path)
+            many = run_cli("read", "-j", "3", *extra, path)
+            assert one.returncode == many.returncode == 0
+            assert many.stdout == one.stdout, (name, extra)
+            assert many.stderr == one.stderr
+
+
+def test_parallel_read_reports_a_cut_capture_once(tmp_path: Path) -> None:
+    data = Path(MANY).read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) - 5])
+    one, many = run_cli("read", "-j", "1", str(cut)), run_cli("read", "-j", "2", str(cut))
+    assert many.stdout == one.stdout and many.stderr == one.stderr
+    assert many.stderr.decode().count("\n") == 1

@@ -76,6 +76,16 @@ class CaptureReader:
                 " their missing bytes are reported as TCP gaps"
             )
 
+    @property
+    def mapped(self) -> bool:
+        """Whether the file is read through a mapping (a regular, uncompressed file),
+        which several processes can read at once for the price of one."""
+        return isinstance(self._source, _MmapSource)
+
+    @property
+    def size(self) -> int | None:
+        return len(self._source.mm) if isinstance(self._source, _MmapSource) else None
+
     def close(self) -> None:
         if self._closer is not None:
             self._closer.close()
@@ -205,7 +215,7 @@ class _MmapSource(_Source):
 
     def __init__(self, name: str, parse: Callable[[_Source], Iterator[RawPacket]], mm: mmap.mmap) -> None:
         super().__init__(name, parse)
-        self._mm = mm
+        self.mm = mm
         self._view = memoryview(mm)
         self._base = 0  # file offset of buf[0]
         self._released = 0  # file offset up to which pages were dropped
@@ -214,13 +224,13 @@ class _MmapSource(_Source):
     def refill(self, pos: int) -> bool:
         start = self._base + pos
         end = self._base + len(self.buf)
-        if end >= len(self._mm):
+        if end >= len(self.mm):
             return False
         drop = start - start % mmap.PAGESIZE
         if drop - self._released >= MMAP_WINDOW:
             # Safe even where a packet still refers to these pages: a file-backed
             # mapping faults them back in from the file.
-            self._mm.madvise(mmap.MADV_DONTNEED, self._released, drop - self._released)
+            self.mm.madvise(mmap.MADV_DONTNEED, self._released, drop - self._released)
             self._released = drop
         self._base = start
         self.buf = self._view[start : end + MMAP_WINDOW]

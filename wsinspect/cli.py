@@ -23,6 +23,9 @@ from wsinspect.session import Event, Message, SessionOpened, SessionSummary
 # Modules with an add_commands(subparsers) function; each command sets func(args, parser) -> int.
 COMMAND_MODULES = ("wsinspect.live", "wsinspect.tui")
 
+# Files at least this large are decoded on every core unless -j says otherwise.
+PARALLEL_MIN_SIZE = 16 << 20
+
 OPCODES = {"text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10, "continuation": 0}
 
 READ_EPILOG = """\
@@ -138,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     read.add_argument("file", nargs="?", help="capture file (pcap, pcapng, optionally .gz); - for stdin")
     read.add_argument("-r", dest="read_file", metavar="FILE", help="capture file, as with tshark -r")
+    read.add_argument(
+        "-j",
+        "--jobs",
+        type=positive_int,
+        metavar="N",
+        help="decode with N processes, each taking a share of the connections (default: every core for"
+        " uncompressed files over 16 MB; output is the same as with -j 1)",
+    )
     add_output_options(read)
     read.set_defaults(func=cmd_read)
     # Other commands register themselves; their modules import nothing heavy at the
@@ -187,33 +198,46 @@ class Printer:
             elif isinstance(ev, SessionSummary):
                 if self.sessions_wanted is None or ev.session in self.sessions_wanted:
                     if self.json:
-                        self._buf.append(self.jsonl.dumps(self.jsonl.session_record(ev)))
+                        self._buf.append(self.render_summary(ev))
                     else:
                         self.summaries.append(ev)
             elif isinstance(ev, SessionOpened):
                 self.text.opened(ev.session, ev.client, ev.server)
+
+    def selected(self, m: Message) -> bool:
+        """Whether the message passes --opcode and --grep (filters on the message alone)."""
+        if self.opcodes is not None and m.opcode not in self.opcodes:
+            return False
+        return self.grep is None or (m.text is not None and self.grep.search(m.text) is not None)
+
+    def render(self, m: Message) -> list[bytes]:
+        """The output records of a message: its frames (--frames) and itself."""
+        if self.json:
+            jsonl = self.jsonl
+            records = [jsonl.dumps(jsonl.frame_record(m, f)) for f in m.frames] if self.args.frames else []
+            records.append(jsonl.dumps(jsonl.message_record(m)))
+            return records
+        return [self.text.message(m).encode("utf-8")]
+
+    def render_summary(self, s: SessionSummary) -> bytes:
+        """A session's JSON record."""
+        return self.jsonl.dumps(self.jsonl.session_record(s))
 
     def _message(self, m: Message) -> None:
         if self.done:
             return
         if self.sessions_wanted is not None and m.session not in self.sessions_wanted:
             return
-        if self.opcodes is not None and m.opcode not in self.opcodes:
-            return
-        if self.grep is not None and (m.text is None or not self.grep.search(m.text)):
+        if not self.selected(m):
             return
         if self.remaining is not None:
             self.remaining -= 1
-        if self.args.quiet:
-            return
-        if self.json:
-            jsonl = self.jsonl
-            if self.args.frames:
-                for f in m.frames:
-                    self._buf.append(jsonl.dumps(jsonl.frame_record(m, f)))
-            self._buf.append(jsonl.dumps(jsonl.message_record(m)))
-        else:
-            self._buf.append(self.text.message(m).encode("utf-8"))
+        if not self.args.quiet:
+            self._buf.extend(self.render(m))
+
+    def write(self, records: list[bytes]) -> None:
+        """Write rendered records (buffered until flush)."""
+        self._buf.extend(records)
 
     def flush(self) -> None:
         if self._buf:
@@ -245,11 +269,26 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.read_file and args.file:
         parser.error("read: give the capture file once (either FILE or -r FILE)")
     reader = open_capture(path)
-    inspector = Inspector(Options(max_message_size=args.max_message_size))
     packets = iter(reader)
     first = next(packets, None)
     # Relative times count from the first packet of the capture, as in tshark.
     printer = Printer(args, sys.stdout.buffer, first.ts if first else None)
+    jobs = args.jobs
+    if jobs is None:
+        size = reader.size or 0
+        jobs = min(os.cpu_count() or 1, 8) if size >= PARALLEL_MIN_SIZE else 1
+    # -c stops early, which sharded workers cannot do in step; pipes and gzip
+    # streams cannot be read by several processes.
+    if jobs > 1 and reader.mapped and args.count is None:
+        from wsinspect.parallel import read_parallel
+
+        reader.close()
+        warnings = read_parallel(path, args, jobs, printer)
+        printer.close()
+        for warning in warnings:
+            print(f"wsinspect: {warning}", file=sys.stderr)
+        return 0
+    inspector = Inspector(Options(max_message_size=args.max_message_size))
     feed = inspector.feed
     events = printer.events
     pending = 0

@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from wsinspect.capture import RawPacket
+from wsinspect.capture import LINKTYPE_ETHERNET, RawPacket
 from wsinspect.deflate import DeflateParams, Inflater, negotiate
 from wsinspect.frames import (
     DEFAULT_MAX_PAYLOAD,
@@ -59,6 +59,10 @@ _WEBSOCKET = State.WEBSOCKET
 @dataclass(slots=True)
 class Options:
     max_message_size: int = DEFAULT_MAX_PAYLOAD
+    # Decode only the connections of one shard out of ``shards`` (worker processes
+    # of a parallel read share the connections out by their ports).
+    shard: int = 0
+    shards: int = 1
 
 
 @dataclass(slots=True)
@@ -150,6 +154,12 @@ class SessionUpgraded:
 
 
 Event = Message | SessionSummary | SessionOpened | SessionUpgraded
+
+
+def shard_of(key: bytes, shards: int) -> int:
+    """The shard of a TCP flow, the same for both directions: its ports' low bytes
+    XORed (ephemeral client ports vary in their low byte, so flows spread evenly)."""
+    return (key[-1] ^ key[-3]) % shards
 
 
 class _Direction:
@@ -246,6 +256,20 @@ class Inspector:
         """Take the next captured packet (packets are numbered from 1 in feed order)."""
         self.packets += 1
         ts = raw.ts
+        shards = self.options.shards
+        if shards > 1:
+            data = raw.data
+            # Ethernet/IPv4 without options to TCP: the ports' low bytes at fixed
+            # offsets tell another shard's packet before any parsing.
+            if (
+                raw.linktype == LINKTYPE_ETHERNET
+                and len(data) >= 38
+                and data[12] == 0x08
+                and data[13] == 0
+                and data[14] == 0x45
+                and (data[35] ^ data[37]) % shards != self.options.shard
+            ):
+                return []
         if self.first_ts is None:
             self.first_ts = ts
         self.last_ts = ts
@@ -253,6 +277,8 @@ class Inspector:
         # Pure ACKs matter only while some stream waits behind a hole.
         seg = parse_segment(ts, raw.linktype, raw.data, tcp.holding > 0)
         if seg is None:
+            return []
+        if shards > 1 and shard_of(seg.key, shards) != self.options.shard:
             return []
         out: list[Event] = []
         for ev in tcp.feed(seg, self.packets):

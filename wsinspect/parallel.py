@@ -1,0 +1,179 @@
+"""`wsinspect read -j N`: decode a capture file on every core.
+
+Each worker process reads the whole file (the kernel's page cache serves it once)
+but decodes only the TCP connections of its shard (session.shard_of), so each
+connection is decoded by exactly one worker, with the same code as a plain read.
+Workers render their output records themselves (the costly part) and send them
+in batches that cover the same packet ranges in every worker; the parent merges
+each batch in packet order, numbers sessions in the order they were recognised
+across all workers (so the output is the same as with -j 1), applies --session,
+and writes.
+
+Records travel as (packet, worker, sequence, kind, local session, head, tail): the
+line is head + global session number + tail, so that renumbering costs one join.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import itertools
+import multiprocessing
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from wsinspect.capture import open_capture
+from wsinspect.cli import Printer
+from wsinspect.errors import WsinspectError
+from wsinspect.session import Inspector, Message, Options, SessionOpened, SessionSummary
+
+# Packets per batch: small enough that output streams, large enough to amortise pickling.
+BATCH_PACKETS = 1 << 14
+OPEN, MESSAGE, RECORD, SUMMARY = range(4)
+
+Record = tuple[int, int, int, int, int, bytes, bytes]
+
+
+def _split(line: bytes, json: bool, number: int) -> tuple[bytes, bytes]:
+    """Cut a rendered line around its (worker-local) session number."""
+    width = len(str(number))
+    if json:
+        at = line.index(b'"session":') + 10
+        return line[:at], line[at + width :]
+    # Text: "TIME #N<pad> ..." with the number left-aligned in three columns.
+    at = line.index(b"#") + 1
+    return line[:at], line[at + max(3, width) :]
+
+
+def _worker(path: str, shard: int, shards: int, args: argparse.Namespace, conn: Connection) -> None:
+    reader = None
+    try:
+        reader = open_capture(path)
+        packets = iter(reader)
+        first = next(packets, None)
+        inspector = Inspector(Options(args.max_message_size, shard, shards))
+        # This printer only selects and renders; the parent writes.
+        printer = Printer(args, io.BytesIO(), first.ts if first else None)
+        json = printer.json
+        quiet = args.quiet  # -q: only sessions go to the parent (-c never runs in parallel)
+        batch: list[Record] = []
+        summaries: list[SessionSummary] = []
+        feed = inspector.feed
+        seq = itertools.count()  # orders a worker's records within a packet
+
+        def take(events: list[Any], packet: int) -> None:
+            for ev in events:
+                if ev.__class__ is Message:
+                    if quiet or not printer.selected(ev):
+                        continue
+                    number = ev.session
+                    rendered = printer.render(ev)
+                    for line in rendered[:-1]:
+                        batch.append((packet, shard, next(seq), RECORD, number, *_split(line, json, number)))
+                    batch.append((packet, shard, next(seq), MESSAGE, number, *_split(rendered[-1], json, number)))
+                elif ev.__class__ is SessionOpened:
+                    batch.append((packet, shard, next(seq), OPEN, ev.session, b"", b""))
+                    printer.text.opened(ev.session, ev.client, ev.server)
+                elif ev.__class__ is SessionSummary:
+                    if json:
+                        line = printer.render_summary(ev)
+                        batch.append((packet, shard, next(seq), SUMMARY, ev.session, *_split(line, json, ev.session)))
+                    else:
+                        summaries.append(ev)
+                        batch.append((packet, shard, next(seq), SUMMARY, ev.session, b"", b""))
+
+        if first is not None:
+            take(feed(first), 1)
+        for raw in packets:
+            evs = feed(raw)
+            if evs:
+                take(evs, inspector.packets)
+            if inspector.packets % BATCH_PACKETS == 0:
+                conn.send(("batch", batch))
+                batch = []
+        take(inspector.finish(), inspector.packets + 1)
+        conn.send(("batch", batch))
+        conn.send(("end", summaries, reader.warnings))
+    except WsinspectError as exc:
+        conn.send(("error", str(exc)))
+        return
+    except BaseException:  # a bug: report it in full rather than hang the parent
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        if reader is not None:
+            reader.close()
+        conn.close()
+
+
+def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Printer) -> list[str]:
+    """Decode ``path`` with ``jobs`` worker processes, writing through ``printer``.
+
+    Returns the capture's warnings. Raises WsinspectError when a worker fails.
+    """
+    ctx = multiprocessing.get_context("fork")
+    # Workers render colour as the parent's stdout wants it.
+    args = argparse.Namespace(**vars(args))
+    args.color = "always" if printer.text.c.reset else "never"
+    pipes: list[Connection] = []
+    workers = []
+    for shard in range(jobs):
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker, args=(path, shard, jobs, args, send), daemon=True)
+        proc.start()
+        send.close()
+        pipes.append(receive)
+        workers.append(proc)
+    numbers: dict[tuple[int, int], int] = {}
+    sessions = 0
+    wanted = printer.sessions_wanted
+    json = printer.json
+    summaries: list[tuple[int, SessionSummary]] = []
+    warnings: list[str] = []
+    try:
+        open_pipes = list(range(jobs))
+        while open_pipes:
+            records: list[Record] = []
+            for w in list(open_pipes):
+                msg = pipes[w].recv()
+                if msg[0] == "batch":
+                    records.extend(msg[1])
+                elif msg[0] == "end":
+                    summaries.extend((w, s) for s in msg[1])
+                    warnings = msg[2]
+                    open_pipes.remove(w)
+                else:
+                    raise WsinspectError(msg[1].rstrip())
+            out = []
+            # Each worker's records are sorted already: sorting their concatenation
+            # merges the runs in C.
+            records.sort()
+            for _packet, w, _i, kind, local, head, tail in records:
+                if kind == OPEN:
+                    sessions += 1
+                    numbers[w, local] = sessions
+                    continue
+                number = numbers[w, local]
+                if wanted is not None and number not in wanted:
+                    continue
+                if not head:
+                    continue  # a session in text mode: its table row comes at the end
+                if json:
+                    out.append(b"%b%d%b" % (head, number, tail))
+                else:
+                    out.append(b"%b%-3d%b" % (head, number, tail))
+            printer.write(out)
+            printer.flush()
+        for proc in workers:
+            proc.join()
+    finally:
+        for proc in workers:
+            if proc.is_alive():
+                proc.kill()
+    if not json:
+        for w, s in summaries:
+            number = numbers[w, s.session]
+            if wanted is None or number in wanted:
+                printer.summaries.append(dataclasses.replace(s, session=number))
+    return warnings
