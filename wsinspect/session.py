@@ -655,13 +655,19 @@ class Inspector:
         as a whole (interrupted, cut by the end of the stream or by a hole)."""
         first = frames[0]
         opcode = first.opcode
-        issues: list[Issue] = [extra] if extra is not None else []
-        for f in frames:
-            if f.issues:
-                issues.extend(i for i in f.issues if i not in issues)
-            if not f.complete:
-                complete = False
-        wire = first.payload if len(frames) == 1 else b"".join(f.payload for f in frames)
+        if len(frames) == 1 and extra is None:
+            # Most messages: one frame, whose findings are the message's.
+            issues = first.issues[:]
+            complete = complete and first.complete
+            wire = first.payload
+        else:
+            issues = [extra] if extra is not None else []
+            for f in frames:
+                if f.issues:
+                    issues.extend(i for i in f.issues if i not in issues)
+                if not f.complete:
+                    complete = False
+            wire = b"".join(f.payload for f in frames)
         payload = wire
         compressed = False
         inflater = direction.inflater
