@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from wsinspect.frames import Frame, opcode_name
+from wsinspect.frames import Frame, close_code_name, opcode_name
 from wsinspect.session import Message, SessionSummary
 
 
@@ -40,6 +40,8 @@ def message_record(m: Message) -> dict[str, Any]:
         record["data"] = base64.b64encode(m.payload).decode("ascii")
     record["close_code"] = m.close_code
     record["close_reason"] = m.close_reason
+    if m.close_code is not None:
+        record["close_name"] = close_code_name(m.close_code)
     record["complete"] = m.complete
     record["packets"] = m.packets
     record["issues"] = m.issues
