@@ -9,13 +9,17 @@ delete the namespaces they created.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import pty
+import re
 import shutil
 import signal
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -360,6 +364,8 @@ def test_usage_errors() -> None:
     assert run_live("-i", "any", "-i", "lo").returncode == 2
     assert run_live("-i", "lo", "-f", "tcp", "port", "80").returncode == 2
     assert run_live().returncode == 2
+    tui_json = run_live("-i", "lo", "--tui", "--json")
+    assert tui_json.returncode == 2 and b"--tui" in tui_json.stderr
 
 
 def test_not_permitted() -> None:
@@ -428,7 +434,11 @@ def test_veth_segmented(procs: Callable[..., Proc], netns: dict[str, str], tmp_p
     assert client.finish() == 0, client.stderr
     want = expected(large)
     for cap in (one, both):
-        cap.wait_for(lambda c=cap: len(records(c.stdout)) >= len(want), label="veth messages")
+
+        def complete(c: Proc = cap) -> bool:
+            return len(records(c.stdout)) >= len(want)
+
+        cap.wait_for(complete, label="veth messages")
         assert cap.stop() == 0, cap.stderr
         assert [sent(m) for m in records(cap.stdout)] == want
         assert " 0 dropped by kernel, 0 dropped by wsinspect" in stats(cap)
@@ -612,3 +622,123 @@ def _pcap_records(pcap: Path) -> list[tuple[int, int, bytes]]:
         out.append((caplen, origlen, data[pos + 16 : pos + 16 + caplen]))
         pos += 16 + caplen
     return out
+
+
+# -- live --tui, in a pseudo-terminal -------------------------------------------
+
+# What a terminal interprets rather than shows: CSI (cursor, colours, modes), OSC, charset and keypad.
+_ESCAPES = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-B]|\x1b[=>78]")
+ALT_SCREEN_OFF = b"\x1b[?1049l"
+
+
+class PtyProc:
+    """A process on a pseudo-terminal of 120x30, as a user runs it; the terminal's output is collected."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+        try:
+            self.popen = subprocess.Popen(
+                cmd, cwd=ROOT, env=dict(ENV, TERM="xterm-256color"), stdin=slave, stdout=slave, stderr=slave
+            )
+        finally:
+            os.close(slave)
+        self.master = master
+        self.output = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: every process holding the terminal has ended
+                return
+            if not data:
+                return
+            self.output.extend(data)
+
+    @property
+    def screen(self) -> str:
+        """Everything written, the escape sequences left out: each text drawn, in order."""
+        return _ESCAPES.sub(b"", bytes(self.output)).decode("utf-8", "replace")
+
+    def wait_shown(self, *texts: str, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while not all(t in self.screen for t in texts):
+            if self.popen.poll() is not None or time.monotonic() > deadline:
+                missing = [t for t in texts if t not in self.screen]
+                pytest.fail(f"{missing} not on the screen (exit {self.popen.poll()}): {self.screen[-2000:]!r}")
+            time.sleep(0.05)
+
+    def keys(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def finish(self, timeout: float = 20) -> int:
+        rc = self.popen.wait(timeout)
+        self._reader.join(5)
+        return rc
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(10)
+        self._reader.join(5)
+        os.close(self.master)
+
+
+@pytest.fixture
+def ptys() -> Iterator[Callable[[list[str]], PtyProc]]:
+    started: list[PtyProc] = []
+
+    def start(cmd: list[str]) -> PtyProc:
+        p = PtyProc(cmd)
+        started.append(p)
+        return p
+
+    yield start
+    for p in reversed(started):
+        p.kill()
+
+
+def test_lo_tui(procs: Callable[..., Proc], ptys: Callable[[list[str]], PtyProc], tmp_path: Path) -> None:
+    """`live --tui` in a terminal: the session (handshake checked) and its messages appear as
+    they cross lo; q quits, restores the terminal and prints the packet counts; the -w file
+    holds the conversation."""
+    _, port = server(procs)
+    pcap = tmp_path / "tui.pcap"
+    tui = ptys([*WSINSPECT, "live", "-i", "lo", "--tui", "-f", f"tcp port {port}", "-w", str(pcap)])
+    tui.wait_shown(f"lo · tcp port {port} · → tui.pcap", "live")
+    client = procs([*PEER, "client", f"ws://127.0.0.1:{port}/tui"])
+    assert client.finish() == 0, client.stderr
+    n = len(expected())
+    tui.wait_shown(f"1 session · {n} messages", f"127.0.0.1:{port}/tui", "101 ok", '"last"', '1000 "bye" by client')
+    tui.keys(b"q")
+    assert tui.finish() == 0, tui.screen[-2000:]
+    after = bytes(tui.output).rpartition(ALT_SCREEN_OFF)[2].decode()
+    (line,) = [line for line in after.splitlines() if "packets captured" in line]
+    assert " 0 dropped by kernel, 0 dropped by wsinspect" in line and f"written to {pcap}" in line
+    assert [sent(m) for m in records(read_json(pcap))] == expected()
+    assert tcpdump_count(pcap) == int(line.split()[1])
+
+
+def test_tui_count_then_sigterm(procs: Callable[..., Proc], ptys: Callable[[list[str]], PtyProc]) -> None:
+    """-c stops the capture and the TUI stays to browse it; SIGTERM quits as q does."""
+    _, port = server(procs)
+    tui = ptys([*WSINSPECT, "live", "-i", "lo", "--tui", "-c", "4", "-f", f"tcp port {port}"])
+    tui.wait_shown(f"lo · tcp port {port}", "live")
+    client = procs([*PEER, "client", f"ws://127.0.0.1:{port}/"])
+    assert client.finish() == 0, client.stderr
+    tui.wait_shown("1 session · 4 messages · capture stopped")
+    tui.popen.send_signal(signal.SIGTERM)
+    assert tui.finish() == 0, tui.screen[-2000:]
+    assert "packets captured" in bytes(tui.output).rpartition(ALT_SCREEN_OFF)[2].decode()
+
+
+def test_tui_errors_leave_the_terminal_alone(ptys: Callable[[list[str]], PtyProc]) -> None:
+    """A capture that cannot start fails before the TUI takes the terminal: one line, exit 1."""
+    tui = ptys([*WSINSPECT, "live", "-i", "nosuch0", "--tui"])
+    assert tui.finish() == 1
+    assert b"\x1b" not in tui.output
+    (line,) = bytes(tui.output).decode().splitlines()
+    assert line.startswith("wsinspect: no such interface: nosuch0")

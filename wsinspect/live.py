@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -131,6 +132,7 @@ examples:
   wsinspect live -i lo -f 'tcp port 8765'            messages as they cross lo
   wsinspect live -i eth0 --json 'tcp port 443' | jq  filter as trailing words
   wsinspect live -i any -w ws.pcap --duration 60     save a minute of traffic
+  wsinspect live -i lo --tui 'tcp port 8765'         browse them as they come (q quits)
 
 Needs root or the CAP_NET_RAW capability. The filter uses tcpdump's syntax
 (pcap-filter) and runs in the kernel. Stop with Ctrl-C (or SIGTERM, -c, --duration):
@@ -138,6 +140,8 @@ the remaining packets are decoded, the sessions summarised, and the packet count
 (captured, received by the filter, dropped by the kernel, dropped by wsinspect
 because decoding fell behind) printed on stderr. The -w file is a pcap with
 nanosecond timestamps that tcpdump, tshark and `wsinspect read` open.
+With --tui the messages appear in the terminal UI of `wsinspect tui` instead; -c and
+--duration stop the capture there, q quits, and the packet counts follow on stderr.
 
 exit status:
   0  the capture ran and was stopped (protocol issues found are not errors)
@@ -671,7 +675,11 @@ def _filter_expression(args: argparse.Namespace, parser: argparse.ArgumentParser
 def cmd_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     names = _interface_names(args, parser)
     expression = _filter_expression(args, parser)
+    if args.tui and (args.json or args.frames or args.quiet):
+        parser.error("live: --tui shows the messages on screen; --json, --frames and -q are for printed output")
     interfaces = list_interfaces(addresses=False)
+    # Every failure to start (permission, interface, filter, -w file) is raised here,
+    # before a TUI takes the terminal.
     taps = open_taps(names, expression, not args.no_promisc, interfaces)
     try:
         writer = PcapWriter(args.write, taps[0].linktype) if args.write else None
@@ -679,6 +687,8 @@ def cmd_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _close(taps)
         raise
     capture = Capture(taps, writer, {i.index for i in interfaces if i.loopback})
+    if args.tui:
+        return _live_tui(args, names, expression, capture)
     decoder = _Decoder(args)
     stop = threading.Event()
     previous = _on_stop_signals(stop)
@@ -707,9 +717,102 @@ def cmd_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         raise capture.failure
     _report(capture, time.monotonic() - started)
     if capture.error is not None:
-        saved = f" ({writer.packets} packets saved in {writer.path})" if writer is not None else ""
-        raise CaptureError(capture.error + saved)
+        raise CaptureError(capture.error + _saved(capture))
     return 0
+
+
+def _live_tui(args: argparse.Namespace, names: list[str], expression: str | None, capture: Capture) -> int:
+    """`live --tui`: the capture as the TUI's packet source; the counts once it has quit."""
+    from wsinspect.session import Options
+    from wsinspect.tui import message_filter, run_tui
+
+    started = time.monotonic()
+    source = _TuiSource(capture, None if args.duration is None else started + args.duration)
+    title = [", ".join(names)]
+    if expression:
+        title.append(expression)
+    if capture.writer is not None:
+        title.append(f"→ {os.path.basename(capture.writer.path)}")
+    try:
+        capture.start()
+        status = run_tui(
+            source,
+            title=" · ".join(title),
+            live=True,
+            options=Options(max_message_size=args.max_message_size),
+            sessions=set(args.session) if args.session else None,
+            message_filter=message_filter(args),
+            count=args.count,
+        )
+    finally:
+        source.close()
+    if capture.failure is not None:
+        raise capture.failure
+    _report(capture, source.stopped - started)
+    if capture.error is not None:
+        raise CaptureError(capture.error + _saved(capture))
+    return status
+
+
+class _TuiSource:
+    """The capture as a packet source of the TUI (wsinspect.tui.store.Source).
+
+    Called once, in the TUI's decode thread, it yields the queued packets, and None
+    every POLL_MS while none come, so that the decoder sees when the TUI quits. When
+    --duration is over or the capture stopped by itself, what was queued before the
+    stop is decoded too (the pcap holds it), then the packets end. close() (from
+    either thread) stops the capture and closes the sockets and the pcap.
+    """
+
+    def __init__(self, capture: Capture, deadline: float | None) -> None:
+        self.capture = capture
+        self.deadline = deadline
+        self.warnings: list[str] = []  # shown by the TUI when the packets end
+        self.stopped = 0.0  # when the capture stopped (time.monotonic)
+        self._lock = threading.Lock()
+
+    @property
+    def dropped(self) -> int:
+        """Packets dropped because decoding fell behind (the status line shows them)."""
+        return self.capture.queue.dropped
+
+    def __call__(self) -> _TuiSource:
+        return self
+
+    def __iter__(self) -> Iterator[RawPacket | None]:
+        capture = self.capture
+        get = capture.queue.get
+        while capture.running:
+            timeout = POLL_MS / 1000
+            if self.deadline is not None:
+                timeout = min(timeout, self.deadline - time.monotonic())
+                if timeout <= 0:
+                    break
+            batch = get(timeout)
+            if batch is None:
+                yield None
+            else:
+                yield from batch
+        capture.stop()
+        while (batch := get(0)) is not None:
+            yield from batch
+
+    def close(self) -> None:
+        with self._lock:
+            if self.stopped:
+                return
+            self.capture.close()
+            self.stopped = time.monotonic()
+            capture = self.capture
+            if capture.error is not None:
+                self.warnings.append(capture.error + _saved(capture))
+            elif capture.failure is not None:
+                self.warnings.append(f"the capture failed: {capture.failure!r} (details on quitting)")
+
+
+def _saved(capture: Capture) -> str:
+    writer = capture.writer
+    return f" ({writer.packets} packets saved in {writer.path})" if writer is not None else ""
 
 
 def _on_stop_signals(stop: threading.Event) -> dict[int, Any]:
@@ -821,6 +924,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         dest="no_promisc",
         action="store_true",
         help="do not put the interface into promiscuous mode (only traffic to and from this host)",
+    )
+    live.add_argument(
+        "--tui",
+        action="store_true",
+        help="show the messages in the terminal UI (as `wsinspect tui`) instead of printing them",
     )
     add_output_options(live)
     live.set_defaults(func=cmd_live)

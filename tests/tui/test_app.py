@@ -15,6 +15,7 @@ from textual.widgets import Checkbox, Input, Select, TabbedContent
 
 from tests.tui.conftest import CAPTURES, ROOT, run, settle, shown, tui, wait_for
 from wsinspect.capture import RawPacket, open_capture
+from wsinspect.session import Inspector, SessionUpgraded
 from wsinspect.tui.app import WsinspectApp
 from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen
 from wsinspect.tui.widgets import HexView, TextView
@@ -39,6 +40,11 @@ def lines(view: TextView | HexView) -> list[str]:
     return [view.get_line(y).plain for y in range(view.line_count)]
 
 
+def focused(app: WsinspectApp) -> object:
+    """The focused widget (as a call: mypy would keep it narrowed from an earlier assert)."""
+    return app.focused
+
+
 def active_tab(app: WsinspectApp) -> str:
     return app.query_one("#detail", TabbedContent).active
 
@@ -51,9 +57,9 @@ def test_select_session_open_message_switch_tabs() -> None:
             await pilot.press(*["down"] * 8)  # session 9: invalid UTF-8
             await wait_for(pilot, lambda: app.scope == 9 and shown(app))
             assert app.sessions[9].summary is not None
-            assert "invalid-utf8" in app.sessions[9].summary.handshake.path
+            assert "invalid-utf8" in (app.sessions[9].summary.handshake.path or "")
             await pilot.press("enter")
-            assert app.focused is app.messages
+            assert focused(app) is app.messages
             assert len(app.view) == 3
             m = app.detail
             assert m is not None and m.session == 9 and m.text is None
@@ -78,9 +84,9 @@ def test_select_session_open_message_switch_tabs() -> None:
             issues = "\n".join(lines(app.query_one("#issues", TextView)))
             assert "invalid-utf8" in issues and "not valid UTF-8" in issues
             await pilot.press("escape")
-            assert app.focused is app.messages
+            assert focused(app) is app.messages
             await pilot.press("escape")
-            assert app.focused is app.table
+            assert focused(app) is app.table
 
     run(go())
 
@@ -372,3 +378,46 @@ def test_cli_errors_before_the_screen_changes(tmp_path: Path) -> None:
     assert missing.stdout == ""
     stdin = wsinspect("-")
     assert stdin.returncode == 2 and "stdin" in stdin.stderr
+
+
+def packets_until_upgraded(path: Path) -> int:
+    """How many packets the decoder needs to see the first handshake's response."""
+    inspector = Inspector()
+    reader = open_capture(str(path))
+    try:
+        for n, raw in enumerate(reader, 1):
+            if any(isinstance(ev, SessionUpgraded) for ev in inspector.feed(raw)):
+                return n
+    finally:
+        reader.close()
+    raise AssertionError("no handshake in the capture")
+
+
+def test_live_handshake_before_the_session_ends() -> None:
+    """SessionUpgraded fills in the session's row and Handshake tab while it is still open."""
+
+    async def go() -> None:
+        gate = threading.Event()
+        app = WsinspectApp(gated_source(BASIC, packets_until_upgraded(BASIC) + 2, gate), title="live", live=True)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_for(pilot, lambda: 1 in app.sessions and app.sessions[1].upgrade is not None)
+            info = app.sessions[1]
+            assert info.summary is None and not app.done
+            await wait_for(pilot, lambda: "101 ok" in app.table.get_line(0).plain)
+            row = app.table.get_line(0).plain
+            assert "127.0.0.1:47001/chat?room=1&user=alice" in row and "still open" in row
+            await pilot.press("4")
+            handshake = app.query_one("#handshake", TextView)
+            await wait_for(pilot, lambda: "GET /chat?room=1&user=alice HTTP/1.1" in lines(handshake))
+            text = "\n".join(lines(handshake))
+            assert "HTTP/1.1 101 Switching Protocols" in text and "✓ valid" in text
+            assert "close: the session is still open" in text
+            assert "(0 so far; still open)" in "\n".join(lines(app.query_one("#issues", TextView)))
+            gate.set()
+            await wait_for(pilot, lambda: app.done and info.summary is not None)
+            await wait_for(pilot, lambda: 'close: 1000 "bye" by client' in "\n".join(lines(handshake)))
+            assert '1000 "bye" by client' in app.table.get_line(0).plain
+            await pilot.press("ctrl+c")  # quits, as it stops `wsinspect live`
+            await wait_for(pilot, lambda: not app.is_running)
+
+    run(go())

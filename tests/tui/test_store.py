@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from tests.conftest import decode_file, messages
 from tests.tui.conftest import CAPTURES
 from wsinspect import jsonl
-from wsinspect.capture import open_capture
+from wsinspect.capture import RawPacket, open_capture
+from wsinspect.session import SessionUpgraded
 from wsinspect.tui import render
 from wsinspect.tui.store import Batch, Decoder, FileSource, MessageFilter, MessageStore, Spill, search
 
@@ -78,6 +80,7 @@ def test_filter_and_search() -> None:
         flagged = MessageFilter(issues_only=True).select(store, everything)
         assert flagged and all(store.message(i).issues for i in flagged)
         masked = MessageFilter(pattern=re.compile("masked")).select(store, everything)
+        assert masked is not None
         assert [store.message(i).text for i in masked] == ["not masked", "masked by the server"]
         first = search(store, everything, re.compile("second"), 0, 1)
         assert first is not None and store.message(first).text == "second message"
@@ -120,3 +123,114 @@ def test_json_payload_lines_keep_json_escapes() -> None:
     assert '"x\\"y\\u001b"' in text
     assert "\\u202e" in text and "\\x85" in text
     assert "\u202e" not in text and "\x85" not in text
+
+
+def test_filter_accepts_a_message_as_matches_its_record() -> None:
+    """accepts() (for -c, before a message is stored) agrees with matches() (the view)."""
+    store, _ = load(CAPTURES / "violations.pcap")
+    try:
+        filters = [
+            MessageFilter(direction="c2s"),
+            MessageFilter(opcodes=frozenset({1, 8})),
+            MessageFilter(opcodes=frozenset({MessageFilter.OTHER})),
+            MessageFilter(issues_only=True),
+            MessageFilter(pattern=re.compile("mask|\ufffd")),
+        ]
+        for flt in filters:
+            chosen = [i for i in range(len(store)) if flt.accepts(store.message(i))]
+            assert chosen == list(flt.select(store, range(len(store))) or ()), flt
+            assert 0 < len(chosen) < len(store), flt
+    finally:
+        store.spill.close()
+
+
+def test_count_stops_reading_the_source() -> None:
+    """-c: after ``count`` counted messages the source is no longer read but closed;
+    messages after the last counted one are left out, sessions still summarised."""
+    path = CAPTURES / "websockets_basic.pcap"
+    pulled = 0
+    closed = threading.Event()
+
+    class Source:
+        def __call__(self) -> Source:
+            return self
+
+        def __iter__(self) -> Iterator[RawPacket]:
+            nonlocal pulled
+            reader = open_capture(str(path))
+            try:
+                for raw in reader:
+                    pulled += 1
+                    yield raw
+            finally:
+                reader.close()
+
+        def close(self) -> None:
+            closed.set()
+
+    spill = Spill()
+    store = MessageStore(spill)
+    batches: list[Batch] = []
+
+    def deliver(batch: Batch) -> bool:
+        store.extend(batch.columns)
+        batches.append(batch)
+        return True
+
+    text = MessageFilter(opcodes=frozenset({1}))
+    try:
+        Decoder(spill, count=3, counted=text.accepts).run(Source(), deliver, threading.Event())
+        decoded = messages(decode_file(path))
+        texts = [n for n, m in enumerate(decoded) if m.opcode == 1]
+        assert len(store) == texts[2] + 1 < len(decoded)
+        assert [store.message(i).opcode for i in range(len(store))].count(1) == 3
+        assert closed.is_set() and batches[-1].done
+        reader = open_capture(str(path))
+        total = sum(1 for _ in reader)
+        reader.close()
+        assert pulled < total
+        assert [s.session for b in batches for s in b.summaries] == [1]
+    finally:
+        spill.close()
+
+
+def test_batches_carry_upgrades() -> None:
+    """Each handshake's response comes as SessionUpgraded, before its session's messages."""
+    path = CAPTURES / "violations.pcap"
+    store, batches = load(path, interval=0.0)
+    try:
+        upgraded = {ev.session: ev.handshake for b in batches for ev in b.upgraded}
+        summaries = {s.session: s for b in batches for s in b.summaries}
+        assert upgraded
+        for number, summary in summaries.items():
+            if summary.handshake.response is not None:
+                assert upgraded[number] == summary.handshake
+            else:
+                assert number not in upgraded
+    finally:
+        store.spill.close()
+
+
+def test_open_sessions_render_what_is_known() -> None:
+    """A session still open: waiting for its response, upgraded, or joined mid-stream."""
+    events = decode_file(CAPTURES / "websockets_basic.pcap")
+    (upgraded,) = [ev for ev in events if isinstance(ev, SessionUpgraded)]
+    info = render.SessionInfo(1, "10.0.0.1:5000", "10.0.0.2:80", 0.0, 0.0, [0, 0], [0, 0])
+    cells = render.session_cells(info, 0.0, {})
+    assert (cells["where"].plain, cells["status"].plain, cells["close"].plain) == ("(open)", "", "still open")
+    assert "waiting for the response" in render.handshake_lines(info, {})[-1].plain
+
+    info.upgrade = upgraded.handshake
+    cells = render.session_cells(info, 0.0, {})
+    assert cells["where"].plain == "127.0.0.1:47001/chat?room=1&user=alice"
+    assert (cells["status"].plain, cells["close"].plain) == ("101 ok", "still open")
+    assert info.sort_key("status") == 101
+    shown = [line.plain for line in render.handshake_lines(info, {})]
+    assert "GET /chat?room=1&user=alice HTTP/1.1" in shown and shown[-1] == "close: the session is still open"
+
+    midstream = render.SessionInfo(2, "10.0.0.1:5001", "10.0.0.2:80", 0.0, 0.0, [1, 0], [5, 0])
+    assert midstream.mid_stream
+    assert render.session_cells(midstream, 0.0, {})["where"].plain == "(no handshake)"
+    shown = [line.plain for line in render.handshake_lines(midstream, {})]
+    assert "the capture starts after the handshake: there is none to show" in shown
+    assert shown.count("(not in the capture)") == 2

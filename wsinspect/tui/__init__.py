@@ -11,7 +11,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from wsinspect.tui.store import Source
+    from wsinspect.tui.store import MessageFilter, Source
 
 TUI_EPILOG = """\
 keys:
@@ -52,7 +52,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from wsinspect.session import Options
-    from wsinspect.tui.store import FileSource, MessageFilter
+    from wsinspect.tui.store import FileSource
 
     path = args.read_file or args.file
     if path is None:
@@ -62,25 +62,33 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if path == "-":
         parser.error("tui: the terminal is needed for the keys, so the capture cannot come from stdin; give a file")
     source = FileSource(path)  # a missing or non-capture file fails here, before the screen changes
-    flt = MessageFilter()
-    if args.opcode is not None:
-        flt.opcodes = frozenset(args.opcode)
-    if args.grep is not None:
-        flt.pattern, flt.query, flt.regex = args.grep, args.grep.pattern, True
     return run_tui(
         source,
         title=source.name,
         options=Options(max_message_size=args.max_message_size),
         sessions=set(args.session) if args.session else None,
-        message_filter=flt,
+        message_filter=message_filter(args),
     )
+
+
+def message_filter(args: argparse.Namespace) -> MessageFilter:
+    """The starting filter from --opcode and --grep (the f key changes it)."""
+    from wsinspect.tui.store import MessageFilter
+
+    flt = MessageFilter()
+    if args.opcode is not None:
+        flt.opcodes = frozenset(args.opcode)
+    if args.grep is not None:
+        flt.pattern, flt.query, flt.regex = args.grep, args.grep.pattern, True
+    return flt
 
 
 def run_tui(source: Source, **kwargs: Any) -> int:
     """Run the TUI over ``source`` (a callable returning an iterable of RawPacket, or
     None while a live capture waits); see wsinspect.tui.app.run_tui for the options:
     title, live (follow the tail, all sessions' messages), options (Options),
-    sessions (numbers to keep), message_filter (MessageFilter)."""
+    sessions (numbers to keep), message_filter (MessageFilter), count (stop reading
+    the source after that many messages, as -c)."""
     from wsinspect.tui.app import run_tui as run_app
 
     return run_app(source, **kwargs)

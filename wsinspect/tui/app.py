@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import threading
 import time
 from array import array
@@ -50,6 +51,7 @@ from wsinspect.tui.widgets import HexView, Layout, LineView, MessageList, Sessio
 TABS = ("payload", "hex", "frames", "handshake", "issues")
 # How often the screen shows what the decoder found (a batch arrives every 0.1 s).
 REFRESH_INTERVAL = 0.25
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Decoded(Message):
@@ -92,6 +94,8 @@ class WsinspectApp(App[None]):
     TITLE = "wsinspect"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        # Textual only hints at q for Ctrl+C; here it quits, as it stops `wsinspect live`.
+        Binding("ctrl+c", "quit", "Quit", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("slash", "search", "Search"),
         Binding("n", "search_next(1)", "Next", show=False),
@@ -114,6 +118,7 @@ class WsinspectApp(App[None]):
         options: Options | None = None,
         sessions: set[int] | None = None,
         message_filter: MessageFilter | None = None,
+        count: int | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -121,9 +126,11 @@ class WsinspectApp(App[None]):
         self.live = live
         self.spill = Spill()
         self.store = MessageStore(self.spill)
-        self.decoder = Decoder(self.spill, options, sessions)
         self.sessions: dict[int, SessionInfo] = {}
         self.filter = message_filter or MessageFilter()
+        # -c counts the messages of the starting filter, the ones the view shows.
+        counted = self.filter.accepts if self.filter.active else None
+        self.decoder = Decoder(self.spill, options, sessions, count, counted)
         self.follow = live
         self.all_sessions = live
         self.scope: int | None = None  # the selected session
@@ -148,10 +155,11 @@ class WsinspectApp(App[None]):
         # What batches brought since the screen was last refreshed.
         self._new: list[SessionInfo] = []
         self._changed: set[int] = set()
-        self._summarised: set[int] = set()
+        self._described: set[int] = set()  # sessions whose handshake or summary arrived
         self._first = True  # nothing shown yet: refresh at once
         self._shown_messages = 0
         self._shown_done = False
+        self._shown_dropped = 0
         self.table = SessionList(self.sessions, id="sessions")
         self.messages_pane = Vertical(id="messages-pane")
         self.messages = MessageList(self.store, id="messages")
@@ -192,10 +200,20 @@ class WsinspectApp(App[None]):
         table.focus()
         self.set_interval(REFRESH_INTERVAL, self._refresh_screen)
         self.run_worker(self._decode, name="decode", group="decode", thread=True)
+        # SIGTERM, or SIGINT sent with kill (the keyboard's Ctrl+C is a key here): quit
+        # as q does, so that the terminal is restored and a live capture stops cleanly.
+        with suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread, or no signals
+            loop = asyncio.get_running_loop()
+            for signum in STOP_SIGNALS:
+                loop.add_signal_handler(signum, self.exit)
 
     async def on_unmount(self) -> None:
         # Thread workers cannot be stopped, only asked to: the spill file stays open
         # until every one that reads it has returned.
+        with suppress(NotImplementedError, RuntimeError, ValueError):
+            loop = asyncio.get_running_loop()
+            for signum in STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
         self.workers.cancel_all()
         deadline = time.monotonic() + 10
         while not self._idle.is_set() and time.monotonic() < deadline:
@@ -269,6 +287,13 @@ class WsinspectApp(App[None]):
             self.origin = batch.first_ts
         for opened in batch.opened:
             self._new.append(self._open(opened))
+        for upgraded in batch.upgraded:
+            # Host, path, status and the accept check, long before the session ends.
+            info = self.sessions.get(upgraded.session)
+            if info is not None:
+                info.upgrade = upgraded.handshake
+                self._changed.add(upgraded.session)
+                self._described.add(upgraded.session)
         for number, delta in batch.sessions.items():
             info = self.sessions.get(number)
             if info is None:
@@ -288,7 +313,7 @@ class WsinspectApp(App[None]):
             info.summary = summary
             info.start, info.end = summary.start, summary.end
             self._changed.add(summary.session)
-            self._summarised.add(summary.session)
+            self._described.add(summary.session)
         if batch.done:
             self.done = True
             for warning in batch.warnings:
@@ -301,10 +326,17 @@ class WsinspectApp(App[None]):
     def _refresh_screen(self) -> None:
         """Show what the batches since the last refresh brought (a timer calls this a
         few times a second: the screen follows the decoder without redrawing per batch)."""
-        new, changed, summarised = self._new, self._changed, self._summarised
-        if not (new or changed or len(self.store) != self._shown_messages or self.done != self._shown_done):
+        new, changed, described = self._new, self._changed, self._described
+        dropped = getattr(self.source, "dropped", 0)
+        if not (
+            new
+            or changed
+            or len(self.store) != self._shown_messages
+            or self.done != self._shown_done
+            or dropped != self._shown_dropped
+        ):
             return
-        self._new, self._changed, self._summarised = [], set(), set()
+        self._new, self._changed, self._described = [], set(), set()
         self._first = not self.sessions
         self._update_table(new, changed)
         if self.scope is None and self.sessions:
@@ -312,8 +344,9 @@ class WsinspectApp(App[None]):
         self._grow_view()
         self._shown_messages = len(self.store)
         self._shown_done = self.done
+        self._shown_dropped = dropped
         shown = self.detail.session if self.detail is not None else self.scope
-        if shown in summarised:
+        if shown in described:
             # Its handshake and session issues are known now.
             self.messages.reannounce()
         self._update_status()
@@ -439,7 +472,6 @@ class WsinspectApp(App[None]):
         self.detail = m
         palette = self.payload_view.palette
         info = self.sessions.get(m.session if m is not None else self.scope or -1)
-        summary = info.summary if info is not None else None
         payload_view = self.payload_view
         hex_view = self.hex_view
         if m is None or payload is None:
@@ -454,9 +486,9 @@ class WsinspectApp(App[None]):
             )
             hex_view.show(m.payload, [render.describe(m, palette)])
             self.frames_view.show(render.frames_lines(m, palette), [])
-        self.handshake_view.show(render.handshake_lines(summary, palette), [])
-        self.issues_view.show(render.issues_lines(m, summary, palette), [])
-        issues = (m is not None and bool(m.issues)) or bool(summary and summary.issues)
+        self.handshake_view.show(render.handshake_lines(info, palette), [])
+        self.issues_view.show(render.issues_lines(m, info, palette), [])
+        issues = (m is not None and bool(m.issues)) or bool(info and render.session_issues(info))
         tab = self.detail_tabs.get_tab("tab-issues")
         tab.label = Text("Issues !" if issues else "Issues")
 
@@ -465,7 +497,7 @@ class WsinspectApp(App[None]):
     def _update_status(self) -> None:
         source_size = getattr(self.source, "size", None)
         if self.done:
-            state = "done"
+            state = "capture stopped" if self.live else "done"
         elif self.live:
             state = "live"
         elif source_size:
@@ -480,9 +512,13 @@ class WsinspectApp(App[None]):
             f"{len(self.store):,} messages",
             state,
         ]
+        dropped = getattr(self.source, "dropped", 0)
+        if dropped:
+            parts.append(f"{dropped:,} packets dropped (decoder behind)")
         if self.busy:
             parts.append(self.busy)
-        self.table.border_title = " · ".join(parts)
+        # Text, not markup: the title and a search may hold brackets.
+        self.table.border_title = Text(" · ".join(parts))
 
     def _update_header(self) -> None:
         if self.all_sessions:
@@ -498,7 +534,7 @@ class WsinspectApp(App[None]):
             parts.append(f"search {self.search_query[0]!r}")
         if self.follow:
             parts.append("following")
-        self.messages_pane.border_title = " · ".join(parts)
+        self.messages_pane.border_title = Text(" · ".join(parts))
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # The pane in use gets the room (see the .tcss file).
@@ -708,10 +744,18 @@ def run_tui(
     options: Options | None = None,
     sessions: set[int] | None = None,
     message_filter: MessageFilter | None = None,
+    count: int | None = None,
 ) -> int:
-    """Run the TUI until the user quits; returns the exit status."""
+    """Run the TUI until the user quits; returns the exit status. ``count``: stop
+    reading the source after that many messages (of ``message_filter``), as -c does."""
     app = WsinspectApp(
-        source, title=title, live=live, options=options, sessions=sessions, message_filter=message_filter
+        source,
+        title=title,
+        live=live,
+        options=options,
+        sessions=sessions,
+        message_filter=message_filter,
+        count=count,
     )
     app.run()
     return app.return_code or 0

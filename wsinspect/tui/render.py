@@ -16,7 +16,8 @@ from rich.style import Style
 from rich.text import Text
 
 from wsinspect.frames import close_code_name, opcode_name
-from wsinspect.http import HttpHead
+from wsinspect.http import Handshake, HttpHead
+from wsinspect.issues import Issue
 from wsinspect.session import C2S, Message, SessionSummary
 from wsinspect.text import human_bytes, preview, sanitize
 from wsinspect.tui.store import F_COMPRESSED, F_ISSUES, F_S2C, F_TEXT, MessageStore
@@ -142,7 +143,8 @@ SESSION_COLUMNS = (
 
 @dataclass
 class SessionInfo:
-    """A session as the UI knows it: opened, counted while messages arrive, summarised at its end."""
+    """A session as the UI knows it: opened, upgraded, counted while messages arrive,
+    summarised at its end."""
 
     number: int
     client: str
@@ -151,21 +153,28 @@ class SessionInfo:
     end: float
     messages: list[int]
     bytes: list[int]
-    issues: int = 0
+    issues: int = 0  # in its messages so far
     summary: SessionSummary | None = None
+    upgrade: Handshake | None = None  # from SessionUpgraded: as soon as the response arrives
     indices: array[int] = field(default_factory=lambda: array("I"))  # its message numbers
+
+    @property
+    def handshake(self) -> Handshake | None:
+        """The handshake as far as it is known: None until its response arrives."""
+        return self.summary.handshake if self.summary is not None else self.upgrade
 
     def sort_key(self, column: str) -> object:
         s = self.summary
+        hs = self.handshake
         match column:
             case "client":
                 return self.client
             case "server":
                 return self.server
             case "where":
-                return (s.host or "", s.path or "") if s else ("", "")
+                return (hs.host or "", hs.path or "") if hs else ("", "")
             case "status":
-                return (s.status or 0) if s else 0
+                return (hs.status or 0) if hs else 0
             case "msgs":
                 return sum(self.messages)
             case "bytes":
@@ -179,40 +188,52 @@ class SessionInfo:
             case "duration":
                 return self.end - self.start
             case "proto":
-                return (s.handshake.subprotocol or "") if s else ""
+                return (hs.subprotocol or "") if hs else ""
             case "ext":
-                return ", ".join(str(e) for e in s.handshake.extensions) if s else ""
+                return ", ".join(str(e) for e in hs.extensions) if hs else ""
         return self.number
 
     @property
     def issue_count(self) -> int:
-        return self.summary.issue_count if self.summary else self.issues
+        if self.summary is not None:
+            return self.summary.issue_count
+        return self.issues + len(self.handshake.issues if self.handshake else ())
+
+    @property
+    def mid_stream(self) -> bool:
+        """The capture joined the session after its handshake."""
+        if self.summary is not None:
+            return self.summary.mid_stream
+        # A session's frames come after its handshake's response (and its
+        # SessionUpgraded): messages without one mean there was none to see.
+        return self.handshake is None and sum(self.messages) > 0
 
 
 def session_cells(info: SessionInfo, origin: float, palette: Palette) -> dict[str, Text]:
     """The sessions table's cells for one session."""
     s = info.summary
+    hs = info.handshake
     flagged = info.issue_count > 0
     cells: dict[str, Text] = {}
     cells["n"] = Text(f"{'!' if flagged else ' '}{info.number}", _style(palette, "issue") if flagged else _EMPTY)
     cells["client"] = Text(sanitize(info.client))
     cells["server"] = Text(sanitize(info.server))
-    if s is None:
-        cells["where"] = Text("(open)", _style(palette, "muted"))
+    if hs is None or hs.request is None:
+        where = "(no handshake)" if info.mid_stream or hs is not None else "(open)"
+        cells["where"] = Text(where, _style(palette, "muted") if s is None else _EMPTY)
+    else:
+        cells["where"] = Text(sanitize(f"{hs.host or '?'}{hs.path or ''}"))
+    if hs is None:
         cells["status"] = Text("")
-        cells["close"] = Text("still open", _style(palette, "muted"))
         cells["proto"] = Text("")
         cells["ext"] = Text("")
     else:
-        hs = s.handshake
-        where = f"{s.host or '?'}{s.path or ''}" if hs.request else "(no handshake)"
-        cells["where"] = Text(sanitize(where))
-        status = "-" if s.status is None else str(s.status)
+        status = "-" if hs.status is None else str(hs.status)
         accept = {True: " ok", False: " BAD", None: ""}[hs.accept_valid]
         cells["status"] = Text(status + accept, _style(palette, "bad") if hs.accept_valid is False else _EMPTY)
-        cells["close"] = Text(close_text(s))
         cells["proto"] = Text(sanitize(hs.subprotocol or ""))
         cells["ext"] = Text(sanitize(", ".join(str(e) for e in hs.extensions)))
+    cells["close"] = Text(close_text(s)) if s is not None else Text("still open", _style(palette, "muted"))
     cells["msgs"] = Text(f"{info.messages[0]}/{info.messages[1]}")
     cells["bytes"] = Text(f"{human_bytes(info.bytes[0])}/{human_bytes(info.bytes[1])}")
     cells["issues"] = Text(str(info.issue_count) if flagged else "-", _style(palette, "issue") if flagged else _EMPTY)
@@ -371,13 +392,21 @@ def _head_lines(head: HttpHead) -> list[Text]:
     return [Text(sanitize(line.removesuffix("\r"))) for line in text.split("\n")]
 
 
-def handshake_lines(s: SessionSummary | None, palette: Palette) -> list[Text]:
-    if s is None:
-        return [Text("The session is still open: its handshake is shown when it ends.", _style(palette, "muted"))]
-    hs = s.handshake
-    lines = [Text(f"session #{s.session}  {sanitize(s.client)} → {sanitize(s.server)}", _style(palette, "heading"))]
-    if s.mid_stream:
+def handshake_lines(info: SessionInfo | None, palette: Palette) -> list[Text]:
+    """The Handshake tab: as soon as the response arrives, before the session ends."""
+    if info is None:
+        return [Text("no session selected", _style(palette, "muted"))]
+    s = info.summary
+    hs = info.handshake
+    lines = [
+        Text(f"session #{info.number}  {sanitize(info.client)} → {sanitize(info.server)}", _style(palette, "heading"))
+    ]
+    if info.mid_stream:
         lines.append(Text("the capture starts after the handshake: there is none to show", _style(palette, "bad")))
+        hs = hs or Handshake(None, None)
+    elif hs is None:
+        lines.append(Text("waiting for the response to the Upgrade request", _style(palette, "muted")))
+        return lines
     for title, head in (("request", hs.request), ("response", hs.response)):
         lines.append(Text(""))
         lines.append(Text(title, _style(palette, "heading")))
@@ -403,11 +432,14 @@ def handshake_lines(s: SessionSummary | None, palette: Palette) -> list[Text]:
     lines.append(Text(""))
     ext = ", ".join(str(e) for e in hs.extensions) or "none"
     lines.append(Text(f"subprotocol {sanitize(hs.subprotocol or 'none')}; extensions {sanitize(ext)}"))
-    lines.append(Text(f"close: {close_text(s)}; connection ended by {s.ended_by}"))
+    if s is None:
+        lines.append(Text("close: the session is still open", _style(palette, "muted")))
+    else:
+        lines.append(Text(f"close: {close_text(s)}; connection ended by {s.ended_by}"))
     return lines
 
 
-def issues_lines(m: Message | None, s: SessionSummary | None, palette: Palette) -> list[Text]:
+def issues_lines(m: Message | None, info: SessionInfo | None, palette: Palette) -> list[Text]:
     lines: list[Text] = []
     if m is not None:
         lines.append(Text("this message", _style(palette, "heading")))
@@ -420,13 +452,26 @@ def issues_lines(m: Message | None, s: SessionSummary | None, palette: Palette) 
                 if issue not in m.issues:
                     lines.append(_issue_line(issue, palette, f"frame {n}: "))
         lines.append(Text(""))
-    if s is not None:
-        lines.append(Text(f"session #{s.session} ({s.issue_count} in all)", _style(palette, "heading")))
-        if not s.issues:
+    if info is not None:
+        s = info.summary
+        issues = session_issues(info)
+        if s is not None:
+            lines.append(Text(f"session #{s.session} ({s.issue_count} in all)", _style(palette, "heading")))
+        else:
+            heading = f"session #{info.number} ({info.issue_count} so far; still open)"
+            lines.append(Text(heading, _style(palette, "heading")))
+        if not issues:
             lines.append(Text("no session-level issues", _style(palette, "muted")))
-        for issue in s.issues:
+        for issue in issues:
             lines.append(_issue_line(issue, palette))
     return lines
+
+
+def session_issues(info: SessionInfo) -> tuple[Issue, ...]:
+    """Session-level findings: the summary's, or the handshake's while the session is open."""
+    if info.summary is not None:
+        return info.summary.issues
+    return info.handshake.issues if info.handshake is not None else ()
 
 
 def _issue_line(issue: str, palette: Palette, prefix: str = "") -> Text:

@@ -35,7 +35,7 @@ KEYS = (
     ("s", "follow the tail: jump to new messages as they arrive"),
     ("Ctrl+P", "command palette: every action, and the theme (dark / light)"),
     ("?", "this help"),
-    ("q", "quit"),
+    ("q  Ctrl+C", "quit (in live mode: stop the capture)"),
 )
 
 HELP_INTRO = (

@@ -28,7 +28,7 @@ from wsinspect.capture import CaptureReader, RawPacket, open_capture
 from wsinspect.errors import WsinspectError
 from wsinspect.frames import Frame
 from wsinspect.issues import Issue
-from wsinspect.session import S2C, Inspector, Message, Options, SessionOpened, SessionSummary
+from wsinspect.session import S2C, Inspector, Message, Options, SessionOpened, SessionSummary, SessionUpgraded
 
 # Per-message flag bits.
 F_S2C = 1
@@ -51,7 +51,8 @@ Source = Callable[[], Iterable[RawPacket | None]]
 """Where packets come from. Called once, in the decode thread. A live source may yield
 None now and then while no packet arrives, so that the loop can notice it must stop; the
 iterable's ``close()`` (if any) is called at the end, and its ``warnings`` (if any)
-are shown."""
+are shown. The source's own ``close()`` (if any) is called when the app ends, and its
+``dropped`` (if any: packets lost before decoding) is shown in the status line."""
 
 
 class FileSource:
@@ -160,6 +161,7 @@ class Batch:
     """The results of ~0.1 s of decoding, handed from the decode thread to the UI."""
 
     opened: list[SessionOpened] = field(default_factory=list)
+    upgraded: list[SessionUpgraded] = field(default_factory=list)
     summaries: list[SessionSummary] = field(default_factory=list)
     columns: Columns = field(default_factory=Columns)
     sessions: dict[int, SessionDelta] = field(default_factory=dict)
@@ -201,10 +203,22 @@ def _meta(m: Message) -> bytes:
 class Decoder:
     """The sans-I/O loop of the TUI: packets in, batches of compact results out."""
 
-    def __init__(self, spill: Spill, options: Options | None = None, sessions: set[int] | None = None) -> None:
+    def __init__(
+        self,
+        spill: Spill,
+        options: Options | None = None,
+        sessions: set[int] | None = None,
+        count: int | None = None,
+        counted: Callable[[Message], bool] | None = None,
+    ) -> None:
         self.spill = spill
         self.inspector = Inspector(options)
         self.wanted = sessions
+        # -c: stop reading the source after ``count`` messages that ``counted`` accepts
+        # (every message when None), as `read -c` stops after so many printed ones;
+        # messages after the last counted one are left out.
+        self.remaining = count
+        self.counted = counted
         self.count = 0  # messages indexed so far: the next message's number
         self.packets = 0
         self.bytes_read = 0
@@ -234,6 +248,8 @@ class Decoder:
                     events = feed(raw)
                     if events:
                         self._events(events, batch)
+                        if self.remaining == 0:
+                            break
                 if cancelled.is_set():
                     return
                 if clock() >= deadline:
@@ -271,6 +287,11 @@ class Decoder:
                 session = ev.session
                 if wanted is not None and session not in wanted:
                     continue
+                if self.remaining is not None:
+                    if self.remaining == 0:
+                        continue
+                    if self.counted is None or self.counted(ev):
+                        self.remaining -= 1
                 payload = ev.payload
                 n = len(payload)
                 meta = _meta(ev)
@@ -307,6 +328,9 @@ class Decoder:
             elif isinstance(ev, SessionOpened):
                 if wanted is None or ev.session in wanted:
                     batch.opened.append(ev)
+            elif isinstance(ev, SessionUpgraded):
+                if wanted is None or ev.session in wanted:
+                    batch.upgraded.append(ev)
             elif isinstance(ev, SessionSummary) and (wanted is None or ev.session in wanted):
                 batch.summaries.append(ev)
 
@@ -433,6 +457,20 @@ class MessageFilter:
         if self.issues_only and not flags & F_ISSUES:
             return False
         return self.pattern is None or self.pattern.search(store.text(i)) is not None
+
+    def accepts(self, m: Message) -> bool:
+        """``matches`` for a decoded message (before it is in a store)."""
+        if self.direction is not None and self.direction != m.dir:
+            return False
+        opcodes, op = self.opcodes, m.opcode
+        if opcodes is not None and op not in opcodes and not (self.OTHER in opcodes and op not in self.KNOWN):
+            return False
+        if self.issues_only and not m.issues:
+            return False
+        if self.pattern is None:
+            return True
+        text = m.text if m.text is not None else m.payload.decode("utf-8", "replace")
+        return self.pattern.search(text) is not None
 
     def select(
         self, store: MessageStore, indices: Sequence[int], cancelled: threading.Event | None = None
