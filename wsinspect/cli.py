@@ -107,15 +107,42 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
         help="colour the text output (auto: only when stdout is a terminal)",
     )
     out.add_argument("-q", "--quiet", action="store_true", help="no message lines: only the session summary")
-    filt = p.add_argument_group("filters")
+    filt = add_filter_options(p, "filters", "only text messages matching REGEX")
     filt.add_argument("-c", dest="count", type=positive_int, metavar="COUNT", help="stop after COUNT messages")
+    add_size_option(p)
+
+
+def add_file_arguments(p: argparse.ArgumentParser, stdin: bool) -> None:
+    """The capture file, as FILE or as tshark's -r FILE."""
+    where = "; - for stdin" if stdin else ""
+    p.add_argument("file", nargs="?", help=f"capture file (pcap, pcapng, optionally .gz){where}")
+    p.add_argument("-r", dest="read_file", metavar="FILE", help="capture file, as with tshark -r")
+
+
+def capture_path(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The capture file named by add_file_arguments' options (a usage error if none or both)."""
+    if args.read_file and args.file:
+        parser.error(f"{args.command}: give the capture file once (either FILE or -r FILE)")
+    path: str | None = args.read_file or args.file
+    if path is None:
+        parser.error(f"{args.command}: a capture file is required")
+    return path
+
+
+def add_filter_options(p: argparse.ArgumentParser, title: str, grep_help: str) -> argparse._ArgumentGroup:
+    """--session, --opcode and --grep (read, live, tui)."""
+    filt = p.add_argument_group(title)
     filt.add_argument(
         "--session", type=positive_int, action="append", metavar="N", help="only session N (may be repeated)"
     )
     filt.add_argument(
         "--opcode", type=opcode_list, metavar="LIST", help="only these opcodes, e.g. text,binary or close,0x3"
     )
-    filt.add_argument("--grep", type=regex_arg, metavar="REGEX", help="only text messages matching REGEX")
+    filt.add_argument("--grep", type=regex_arg, metavar="REGEX", help=grep_help)
+    return filt
+
+
+def add_size_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-message-size",
         type=size_arg,
@@ -139,8 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=READ_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    read.add_argument("file", nargs="?", help="capture file (pcap, pcapng, optionally .gz); - for stdin")
-    read.add_argument("-r", dest="read_file", metavar="FILE", help="capture file, as with tshark -r")
+    add_file_arguments(read, stdin=True)
     read.add_argument(
         "-j",
         "--jobs",
@@ -263,11 +289,7 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from wsinspect.capture import open_capture
     from wsinspect.session import Inspector, Options
 
-    path = args.read_file or args.file
-    if path is None:
-        parser.error("read: a capture file is required (or - for stdin)")
-    if args.read_file and args.file:
-        parser.error("read: give the capture file once (either FILE or -r FILE)")
+    path = capture_path(args, parser)
     reader = open_capture(path)
     packets = iter(reader)
     first = next(packets, None)

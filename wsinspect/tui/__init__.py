@@ -21,7 +21,7 @@ keys:
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from wsinspect.cli import opcode_list, positive_int, regex_arg, size_arg
+    from wsinspect.cli import add_file_arguments, add_filter_options, add_size_option
 
     p = sub.add_parser(
         "tui",
@@ -30,35 +30,18 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         epilog=TUI_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("file", nargs="?", help="capture file (pcap, pcapng, optionally .gz)")
-    p.add_argument("-r", dest="read_file", metavar="FILE", help="capture file, as with tshark -r")
-    filt = p.add_argument_group("filters (the f key changes them)")
-    filt.add_argument(
-        "--session", type=positive_int, action="append", metavar="N", help="only session N (may be repeated)"
-    )
-    filt.add_argument(
-        "--opcode", type=opcode_list, metavar="LIST", help="only these opcodes, e.g. text,binary or close,0x3"
-    )
-    filt.add_argument("--grep", type=regex_arg, metavar="REGEX", help="only messages whose payload matches REGEX")
-    p.add_argument(
-        "--max-message-size",
-        type=size_arg,
-        default=64 << 20,
-        metavar="SIZE",
-        help="cut messages (after decompression) beyond SIZE, e.g. 64M (default)",
-    )
+    add_file_arguments(p, stdin=False)
+    add_filter_options(p, "filters (the f key changes them)", "only messages whose payload matches REGEX")
+    add_size_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from wsinspect.cli import capture_path
     from wsinspect.session import Options
     from wsinspect.tui.store import FileSource
 
-    path = args.read_file or args.file
-    if path is None:
-        parser.error("tui: a capture file is required")
-    if args.read_file and args.file:
-        parser.error("tui: give the capture file once (either FILE or -r FILE)")
+    path = capture_path(args, parser)
     if path == "-":
         parser.error("tui: the terminal is needed for the keys, so the capture cannot come from stdin; give a file")
     source = FileSource(path)  # a missing or non-capture file fails here, before the screen changes
