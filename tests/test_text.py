@@ -76,7 +76,7 @@ def test_lines_and_table_on_a_real_capture(basic_capture) -> None:  # type: igno
     assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines)
     assert all("\x1b" not in line for line in lines)
     assert any(" → " in line for line in lines) and any(" ← " in line for line in lines)
-    table = w.table([s])
+    table = w.table([w.session_row(s)])
     assert "1 WebSocket session(s)" in table and "HTTP 101" in table and "accept ok" in table
     assert 'close 1000 Normal Closure "bye" by client' in table and "no issues" in table
     colored = TextWriter(Colors(True), TimeFormat("r"))

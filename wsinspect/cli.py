@@ -206,7 +206,7 @@ class Printer:
         self._every_message = not (
             args.quiet and args.count is None and args.session is None and args.opcode is None and args.grep is None
         )
-        self.summaries: list[SessionSummary] = []  # text mode prints the table at the end
+        self.rows: list[tuple[int, str]] = []  # text mode prints the session table at the end
         color = args.color == "always" or (args.color == "auto" and _isatty(out))
         self.text = text.TextWriter(text.Colors(color), text.TimeFormat(args.time_format, ts_origin))
         self._buf: list[bytes] = []
@@ -226,7 +226,7 @@ class Printer:
                     if self.json:
                         self._buf.append(self.render_summary(ev))
                     else:
-                        self.summaries.append(ev)
+                        self.rows.append((ev.session, self.text.session_row(ev)))
             elif isinstance(ev, SessionOpened):
                 self.text.opened(ev.session, ev.client, ev.server)
 
@@ -273,8 +273,7 @@ class Printer:
 
     def close(self) -> None:
         if not self.json:
-            summaries = sorted(self.summaries, key=lambda s: s.session)
-            self._buf.append(self.text.table(summaries).encode("utf-8"))
+            self._buf.append(self.text.table([row for _, row in sorted(self.rows)]).encode("utf-8"))
         self.flush()
 
 

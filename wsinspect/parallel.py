@@ -16,7 +16,6 @@ line is head + global session number + tail, so that renumbering costs one join.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import itertools
 import multiprocessing
@@ -59,7 +58,6 @@ def _worker(path: str, shard: int, shards: int, args: argparse.Namespace, conn: 
         json = printer.json
         quiet = args.quiet  # -q: only sessions go to the parent (-c never runs in parallel)
         batch: list[Record] = []
-        summaries: list[SessionSummary] = []
         feed = inspector.feed
         seq = itertools.count()  # orders a worker's records within a packet
 
@@ -77,12 +75,9 @@ def _worker(path: str, shard: int, shards: int, args: argparse.Namespace, conn: 
                     batch.append((packet, shard, next(seq), OPEN, ev.session, b"", b""))
                     printer.text.opened(ev.session, ev.client, ev.server)
                 elif ev.__class__ is SessionSummary:
-                    if json:
-                        line = printer.render_summary(ev)
-                        batch.append((packet, shard, next(seq), SUMMARY, ev.session, *_split(line, json, ev.session)))
-                    else:
-                        summaries.append(ev)
-                        batch.append((packet, shard, next(seq), SUMMARY, ev.session, b"", b""))
+                    # JSON: the session's record; text: its row of the final table.
+                    line = printer.render_summary(ev) if json else printer.text.session_row(ev).encode()
+                    batch.append((packet, shard, next(seq), SUMMARY, ev.session, *_split(line, json, ev.session)))
 
         if first is not None:
             take(feed(first), 1)
@@ -95,7 +90,7 @@ def _worker(path: str, shard: int, shards: int, args: argparse.Namespace, conn: 
                 batch = []
         take(inspector.finish(), inspector.packets + 1)
         conn.send(("batch", batch))
-        conn.send(("end", summaries, reader.warnings))
+        conn.send(("end", reader.warnings))
     except WsinspectError as exc:
         conn.send(("error", str(exc)))
         return
@@ -129,7 +124,6 @@ def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Print
     sessions = 0
     wanted = printer.sessions_wanted
     json = printer.json
-    summaries: list[tuple[int, SessionSummary]] = []
     warnings: list[str] = []
     try:
         open_pipes = list(range(jobs))
@@ -140,8 +134,7 @@ def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Print
                 if msg[0] == "batch":
                     records.extend(msg[1])
                 elif msg[0] == "end":
-                    summaries.extend((w, s) for s in msg[1])
-                    warnings = msg[2]
+                    warnings = msg[1]
                     open_pipes.remove(w)
                 else:
                     raise WsinspectError(msg[1].rstrip())
@@ -157,10 +150,10 @@ def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Print
                 number = numbers[w, local]
                 if wanted is not None and number not in wanted:
                     continue
-                if not head:
-                    continue  # a session in text mode: its table row comes at the end
                 if json:
                     out.append(b"%b%d%b" % (head, number, tail))
+                elif kind == SUMMARY:
+                    printer.rows.append((number, (b"%b%-3d%b" % (head, number, tail)).decode()))
                 else:
                     out.append(b"%b%-3d%b" % (head, number, tail))
             printer.write(out)
@@ -171,9 +164,4 @@ def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Print
         for proc in workers:
             if proc.is_alive():
                 proc.kill()
-    if not json:
-        for w, s in summaries:
-            number = numbers[w, s.session]
-            if wanted is None or number in wanted:
-                printer.summaries.append(dataclasses.replace(s, session=number))
     return warnings

@@ -158,43 +158,47 @@ class TextWriter:
             f"  {preview(m)}{c.reset if dim else ''}{issues}\n"
         )
 
-    def table(self, sessions: list[SessionSummary]) -> str:
-        """The session table printed after the messages."""
+    def table(self, rows: list[str]) -> str:
+        """The session table printed after the messages, from session_row()s in order."""
+        return f"\n{self.c.bold}{len(rows)} WebSocket session(s){self.c.reset}\n" + "".join(rows)
+
+    def session_row(self, s: SessionSummary) -> str:
+        """One session's lines in the table. Kept as text until the table is printed:
+        a few hundred bytes instead of the whole summary, for captures of many sessions."""
         c = self.c
-        lines = [f"\n{c.bold}{len(sessions)} WebSocket session(s){c.reset}\n"]
-        for s in sessions:
-            hs = s.handshake
-            where = sanitize(f"{s.host or '?'}{s.path or ''}") if hs.request else "(no handshake in capture)"
-            status = "-" if s.status is None else str(s.status)
-            accept = {True: "accept ok", False: f"{c.issue}accept BAD{c.reset}", None: "accept -"}[hs.accept_valid]
-            lines.append(f"#{s.session:<3} {s.client} → {s.server}  {where}  HTTP {status}  {accept}\n")
-            details = []
-            if hs.subprotocol:
-                details.append(f"subprotocol {sanitize(hs.subprotocol)}")
-            if hs.extensions:
-                details.append("extensions " + sanitize(", ".join(str(e) for e in hs.extensions)))
-            if details:
-                lines.append("     " + "  ".join(details) + "\n")
-            ratio = ""
-            if s.wire_bytes != s.bytes:
-                parts = []
-                for label, wire, plain in (("→", s.wire_bytes[0], s.bytes[0]), ("←", s.wire_bytes[1], s.bytes[1])):
-                    if plain:
-                        parts.append(f"{label} {wire / plain:.0%}")
-                ratio = "  compressed to " + " ".join(parts)
-            lines.append(
-                f"     messages {s.messages[0]} → {s.messages[1]} ←  bytes {human_bytes(s.bytes[0])} →"
-                f" {human_bytes(s.bytes[1])} ←{ratio}  duration {s.duration:.3f} s\n"
-            )
-            if s.close is not None:
-                code = "(no status)" if s.close.code is None else f"{s.close.code} {close_code_name(s.close.code)}"
-                reason = f' "{sanitize(s.close.reason)}"' if s.close.reason else ""
-                close = f"close {code}{reason} by {s.close.initiator}"
-            else:
-                close = "no close frame"
-            issues = f"{c.issue}{s.issue_count} issue(s){c.reset}" if s.issue_count else "no issues"
-            flagged = f": {', '.join(s.issues)}" if s.issues else ""
-            lines.append(f"     {close}; connection ended by {s.ended_by}; {issues}{flagged}\n")
+        lines = []
+        hs = s.handshake
+        where = sanitize(f"{s.host or '?'}{s.path or ''}") if hs.request else "(no handshake in capture)"
+        status = "-" if s.status is None else str(s.status)
+        accept = {True: "accept ok", False: f"{c.issue}accept BAD{c.reset}", None: "accept -"}[hs.accept_valid]
+        lines.append(f"#{s.session:<3} {s.client} → {s.server}  {where}  HTTP {status}  {accept}\n")
+        details = []
+        if hs.subprotocol:
+            details.append(f"subprotocol {sanitize(hs.subprotocol)}")
+        if hs.extensions:
+            details.append("extensions " + sanitize(", ".join(str(e) for e in hs.extensions)))
+        if details:
+            lines.append("     " + "  ".join(details) + "\n")
+        ratio = ""
+        if s.wire_bytes != s.bytes:
+            parts = []
+            for label, wire, plain in (("→", s.wire_bytes[0], s.bytes[0]), ("←", s.wire_bytes[1], s.bytes[1])):
+                if plain:
+                    parts.append(f"{label} {wire / plain:.0%}")
+            ratio = "  compressed to " + " ".join(parts)
+        lines.append(
+            f"     messages {s.messages[0]} → {s.messages[1]} ←  bytes {human_bytes(s.bytes[0])} →"
+            f" {human_bytes(s.bytes[1])} ←{ratio}  duration {s.duration:.3f} s\n"
+        )
+        if s.close is not None:
+            code = "(no status)" if s.close.code is None else f"{s.close.code} {close_code_name(s.close.code)}"
+            reason = f' "{sanitize(s.close.reason)}"' if s.close.reason else ""
+            close = f"close {code}{reason} by {s.close.initiator}"
+        else:
+            close = "no close frame"
+        issues = f"{c.issue}{s.issue_count} issue(s){c.reset}" if s.issue_count else "no issues"
+        flagged = f": {', '.join(s.issues)}" if s.issues else ""
+        lines.append(f"     {close}; connection ended by {s.ended_by}; {issues}{flagged}\n")
         return "".join(lines)
 
 
