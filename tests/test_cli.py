@@ -137,3 +137,8 @@ def test_parallel_read_reports_a_cut_capture_once(tmp_path: Path) -> None:
     one, many = run_cli("read", "-j", "1", str(cut)), run_cli("read", "-j", "2", str(cut))
     assert many.stdout == one.stdout and many.stderr == one.stderr
     assert many.stderr.decode().count("\n") == 1
+
+
+def test_infinite_size_is_a_usage_error() -> None:
+    r = run_cli("read", "--max-message-size", "inf", BASIC)
+    assert r.returncode == 2 and b"not a size" in r.stderr and b"Traceback" not in r.stderr

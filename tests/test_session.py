@@ -301,3 +301,75 @@ def test_handshake_is_announced_when_the_response_arrives() -> None:
     upgraded = events[1]
     assert isinstance(upgraded, SessionUpgraded)
     assert (upgraded.session, upgraded.handshake.path, upgraded.handshake.status) == (1, "/live", 101)
+
+
+# Found in review: each of these once hung, misparsed or invented findings.
+
+
+def test_negative_chunk_size_does_not_hang() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    f.s(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-10\r\nabc")
+    f.fin()
+    assert decode_packets(f.packets) == []
+
+
+def test_a_head_arriving_one_byte_first_is_still_http() -> None:
+    f = Flow()
+    f.handshake()
+    req = upgrade_request()
+    f.c(req[:1])
+    f.c(req[1:])
+    resp = upgrade_response()
+    f.s(resp[:3])
+    f.s(resp[3:] + ws_frame(1, b"hi"))
+    events = decode_packets(f.packets)
+    (s,) = summaries(events)
+    assert (s.status, s.mid_stream, s.issues) == (101, False, ())
+    assert [m.text for m in messages(events)] == ["hi"]
+
+
+def test_requests_pipelined_after_a_refused_upgrade_are_parsed_as_requests() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request() + b"HEAD /fallback HTTP/1.1\r\nHost: x\r\n\r\n" + upgrade_request("/again"))
+    f.s(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    f.s(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n")  # HEAD: no body follows
+    f.s(upgrade_response() + ws_frame(1, b"second try"))
+    events = decode_packets(f.packets)
+    assert [(s.status, s.path) for s in summaries(events)] == [(400, "/ws"), (101, "/again")]
+    assert [m.text for m in messages(events)] == ["second try"]
+
+
+def test_refusal_with_a_body_until_close_is_not_taken_for_frames() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request())
+    f.s(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n<html><body>Forbidden</body></html>\n")
+    f.fin()
+    events = decode_packets(f.packets)
+    (s,) = summaries(events)
+    assert (s.status, s.issues, messages(events)) == (403, (), [])
+
+
+def test_session_end_never_goes_back_in_time() -> None:
+    f = Flow().websocket()
+    f.c(ws_frame(1, b"X1", mask=True))
+    f.c(ws_frame(1, b"X2", mask=True))
+    f.packets.pop()
+    f.c(ws_frame(1, b"X3", mask=True))
+    f.s(ws_frame(1, b"Y"))
+    events = decode_packets(f.packets)
+    (s,) = summaries(events)
+    assert s.end >= max(m.ts for m in messages(events))
+
+
+def test_reserved_data_opcode_with_rsv1_does_not_disturb_the_inflater() -> None:
+    texts = [b"repeat repeat repeat", b"repeat repeat repeat"]
+    comp = compress_stream(texts)
+    f = Flow().websocket(extensions="permessage-deflate")
+    f.s(ws_frame(1, comp[0], rsv=4) + ws_frame(3, b"\xff\xfe junk", rsv=4) + ws_frame(1, comp[1], rsv=4))
+    got = messages(decode_packets(f.packets))
+    assert [(m.opcode, m.payload) for m in got if m.opcode == 1] == [(1, texts[0]), (1, texts[1])]
+    assert all(not m.issues for m in got if m.opcode == 1)

@@ -60,7 +60,7 @@ def size_arg(text: str) -> int:
         t = t[:-1]
     try:
         value = int(float(t) * mult)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64M)") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")

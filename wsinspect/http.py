@@ -102,7 +102,7 @@ def parse_head(buf: bytes | bytearray) -> tuple[HttpHead | None, int, bool]:
         # Tolerate bare LF line endings, as browsers and servers do (RFC 9112 2.2).
         end_lf = buf.find(b"\n\n")
         if end_lf < 0:
-            return None, 0, len(buf) <= MAX_HEAD and _plausible_prefix(buf)
+            return None, 0, len(buf) <= MAX_HEAD and plausible_http_prefix(buf)
         end, sep = end_lf, 2
     else:
         lf = buf.find(b"\n\n", 0, end)
@@ -127,7 +127,8 @@ def parse_head(buf: bytes | bytearray) -> tuple[HttpHead | None, int, bool]:
     return HttpHead(start, tuple(headers), raw), end + sep, True
 
 
-def _plausible_prefix(buf: bytes | bytearray) -> bool:
+def plausible_http_prefix(buf: bytes | bytearray) -> bool:
+    """Whether these first bytes could still become an HTTP request or response."""
     head = bytes(buf[:8])
     return any(m.startswith(head) or head.startswith(m) for m in (*METHODS, b"HTTP/1."))
 

@@ -21,6 +21,7 @@ the state of the connection (one visible transition table, in ``_route``):
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
@@ -33,11 +34,22 @@ from wsinspect.frames import (
     FrameParser,
     Hunter,
     close_code_allowed,
+    find_boundary,
 )
-from wsinspect.http import Handshake, HttpHead, check_handshake, is_upgrade_request, looks_like_http, parse_head
+from wsinspect.http import (
+    Handshake,
+    HttpHead,
+    check_handshake,
+    is_upgrade_request,
+    looks_like_http,
+    parse_head,
+    plausible_http_prefix,
+)
 from wsinspect.issues import Issue
 from wsinspect.packet import endpoints, parse_segment
 from wsinspect.tcp import Connection, Reassembler, StreamData, StreamEnd
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 C2S = "c2s"
 S2C = "s2c"
@@ -327,11 +339,22 @@ class Inspector:
     def _http(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
         d = ev.direction
         if st.client is None:
-            st.client = self._client_side(d, ev.data)
-            if st.client is None:
-                st.state = State.HUNTING
-                self._hunt(conn, st, ev, out)
+            # The client is whoever sends a request, or receives a response, first;
+            # a head may arrive a few bytes at a time, so wait while it still could be one.
+            buf = st.buf[d]
+            buf += ev.data
+            head = bytes(buf[:8])
+            if looks_like_http(head):
+                st.client = d if not head.startswith(b"HTTP/") else 1 - d
+            elif len(head) < 8 and plausible_http_prefix(head):
                 return
+            else:
+                data = bytes(buf)
+                buf.clear()
+                st.state = State.HUNTING
+                self._hunt(conn, st, StreamData(conn, d, ev.ts, data, ev.gap, ev.packet), out)
+                return
+            ev = StreamData(conn, d, ev.ts, b"", 0, ev.packet)  # its bytes are in the buffer now
         if ev.gap:
             # A hole in HTTP: the heads around it cannot be trusted.
             if st.session is not None:
@@ -349,14 +372,6 @@ class Inspector:
         else:
             self._responses(conn, st, ev, out)
 
-    @staticmethod
-    def _client_side(d: int, data: bytes | memoryview) -> int | None:
-        """The client is whoever sends a request, or receives a response, first."""
-        head = bytes(data[:8])
-        if looks_like_http(head):
-            return d if not head.startswith(b"HTTP/") else 1 - d
-        return None
-
     def _body(self, st: _Conn, d: int) -> bool:
         """Skip body bytes; False when more are needed first."""
         buf = st.buf[d]
@@ -372,11 +387,11 @@ class Inspector:
                 if eol < 0:
                     return False
                 size_text = bytes(buf[:eol]).split(b";")[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
+                if not _CHUNK_SIZE.fullmatch(size_text):
+                    # Not a chunk size (int() would take "-10" or "0x10"): stop skipping.
                     st.skip[d] = 0
                     return True
+                size = int(size_text, 16)
                 if size == 0:
                     end = buf.find(b"\r\n\r\n", eol)
                     if end < 0:
@@ -483,25 +498,33 @@ class Inspector:
         st.state = State.HTTP
         st.skip[1 - st.client] = response.body_length("GET") or 0
         if client_buf:
-            self._requests(conn, st, ev, out)
+            self._requests(conn, st, StreamData(conn, st.client, ev.ts, b"", 0, ev.packet), out)
         return False
 
     def _not_http(self, conn: Connection, st: _Conn, d: int, ev: StreamData, out: list[Event]) -> None:
         """Bytes that are not HTTP where HTTP was expected."""
         session = st.session
         buf = bytes(st.buf[d])
-        other = bytes(st.buf[1 - d])
-        st.buf[0].clear()
-        st.buf[1].clear()
         if session is not None and session.dirs is None:
+            if find_boundary(buf, d == st.client, 7) != 0:
+                # Not frames either: after a refusal, a body that runs until the
+                # connection closes (RFC 9112 6.3), such as an error page.
+                st.buf[d].clear()
+                st.skip[d] = -2
+                return
             # An upgrade that was refused or never answered, and yet the peers go on:
             # decode what follows as frames, flagged (RFC 6455 4.1).
+            other = bytes(st.buf[1 - d])
+            st.buf[0].clear()
+            st.buf[1].clear()
             session.flag(Issue.NO_101)
             self._start_websocket(st, session)
             self._frames(st, d, buf, ev.ts, ev.packet, 0, out)
             if other:
                 self._frames(st, 1 - d, other, ev.ts, ev.packet, 0, out)
             return
+        st.buf[0].clear()
+        st.buf[1].clear()
         self._finish_session(st, out, "not-websocket")
         st.state = State.HUNTING
         self._hunt(conn, st, StreamData(conn, d, ev.ts, buf, 0, ev.packet), out)
@@ -595,7 +618,8 @@ class Inspector:
             direction.resynced = True
         for frame in frames:
             self._frame(session, direction, frame, out)
-        session.end = ts
+        if ts > session.end:
+            session.end = ts  # data released from behind a hole carries its earlier time
 
     def _lost_message(self, session: _Session, direction: _Direction, out: list[Event]) -> None:
         """The fragmented message in progress lost bytes: emit what there is."""
@@ -672,7 +696,7 @@ class Inspector:
         compressed = False
         inflater = direction.inflater
         deflate = session.deflate
-        if inflater is not None and deflate is not None and opcode < 8:
+        if inflater is not None and deflate is not None and opcode < 3:
             if deflate.per_frame:
                 # deflate-frame: RSV1 marks each compressed frame on its own.
                 if any(f.rsv & 4 for f in frames):
