@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 import zlib
 
 from tests.conftest import decode_packets, messages, summaries
@@ -373,3 +374,13 @@ def test_reserved_data_opcode_with_rsv1_does_not_disturb_the_inflater() -> None:
     got = messages(decode_packets(f.packets))
     assert [(m.opcode, m.payload) for m in got if m.opcode == 1] == [(1, texts[0]), (1, texts[1])]
     assert all(not m.issues for m in got if m.opcode == 1)
+
+
+def test_segments_arriving_in_reverse_are_drained_in_linear_time() -> None:
+    f = Flow().websocket()
+    segments = f.c(ws_frame(2, bytes(2_000_000), mask=True), mss=100)
+    head = f.packets[: -len(segments)]
+    start = time.monotonic()
+    got = messages(decode_packets(head + segments[::-1]))
+    assert [m.length for m in got] == [2_000_000]
+    assert time.monotonic() - start < 10  # quadratic draining took about 12 s here

@@ -226,11 +226,23 @@ class Reassembler:
             self._skip_hole(conn, d, half, out)
 
     def _drain(self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd]) -> None:
-        """Deliver held segments that the stream has now reached."""
+        """Deliver held segments that the stream has now reached.
+
+        Segments that start exactly where the stream stands are taken by key, one
+        after another (linear however they arrived); one pass over the rest then
+        takes those that overlap it, and the two repeat while either progresses.
+        """
         ooo = half.ooo
         progress = True
         while ooo and progress:
             progress = False
+            while half.next_seq in ooo:
+                next_seq = half.next_seq
+                data, ts, packet = self._release(half, next_seq)
+                out.append(StreamData(conn, d, ts, memoryview(data), half.gap, packet))
+                half.gap = 0
+                half.next_seq = (next_seq + len(data)) & SEQ_MASK
+                progress = True
             for seq in list(ooo):
                 next_seq = half.next_seq
                 assert next_seq is not None
