@@ -384,3 +384,27 @@ def test_segments_arriving_in_reverse_are_drained_in_linear_time() -> None:
     got = messages(decode_packets(head + segments[::-1]))
     assert [m.length for m in got] == [2_000_000]
     assert time.monotonic() - start < 10  # quadratic draining took about 12 s here
+
+
+def test_hole_inside_a_known_payload_cuts_only_that_message() -> None:
+    f = Flow().websocket()
+    f.s(ws_frame(1, b"A" * 100, fin=False))
+    cut = f.s(ws_frame(0, b"B" * 3000, fin=False))
+    f.s(ws_frame(0, b"C" * 100))
+    f.ack(0)
+    f.fin()
+    (m,) = messages(decode_packets([p for p in f.packets if p is not cut[1]]))
+    assert (m.opcode, m.complete, m.issues, len(m.frames)) == (1, False, [Issue.TCP_GAP], 3)
+
+
+def test_hole_inside_an_uncompressed_frame_keeps_the_inflater() -> None:
+    texts = [b"the same words again and again " * 3] * 2
+    comp = compress_stream(texts)
+    f = Flow().websocket(extensions="permessage-deflate")
+    f.s(ws_frame(1, comp[0], rsv=4))
+    cut = f.s(ws_frame(2, bytes(5000)))
+    f.s(ws_frame(1, comp[1], rsv=4))
+    f.ack(0)
+    got = messages(decode_packets([p for p in f.packets if p is not cut[1]]))
+    assert [m.issues for m in got] == [[], [Issue.TCP_GAP], []]
+    assert got[2].payload == texts[1]

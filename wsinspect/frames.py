@@ -107,6 +107,7 @@ class Frame:
     packets: list[int]
     issues: list[Issue] = field(default_factory=list)
     complete: bool = True  # False: bytes of the payload were lost or not stored
+    after_hunt: bool = False  # the first frame after bytes were lost before it
 
     @property
     def rsv1(self) -> bool:
@@ -153,6 +154,7 @@ class FrameParser:
         self._storing = True  # False after a hole inside the payload in progress
         self._need = 0  # payload bytes still to come for _frame
         self._hunter: Hunter | None = None if synced else Hunter(client, rsv_allowed)
+        self._after_hunt = False  # mark the next frame: it follows a hunt
 
     @property
     def mid_frame(self) -> bool:
@@ -271,12 +273,19 @@ class FrameParser:
             if end <= n and length <= self.max_payload:
                 body = data[start:end]
                 payload = unmask(body, key) if key else bytes(body)
-                out.append(
-                    Frame(bool(b0 & 0x80), rsv, opcode, bool(masked), key, length, payload, hdr, ts, [packet], issues)
+                frame = Frame(
+                    bool(b0 & 0x80), rsv, opcode, bool(masked), key, length, payload, hdr, ts, [packet], issues
                 )
+                if self._after_hunt:
+                    frame.after_hunt = self._after_hunt
+                    self._after_hunt = False
+                out.append(frame)
                 pos = end
                 continue
             frame = Frame(bool(b0 & 0x80), rsv, opcode, bool(masked), key, length, b"", hdr, ts, [packet], issues)
+            if self._after_hunt:
+                frame.after_hunt = self._after_hunt
+                self._after_hunt = False
             self._frame = frame
             self._parts = []
             self._stored = 0
@@ -381,6 +390,7 @@ class FrameParser:
         rest = bytes(hunter.buf[pos:])
         self._hunter = None
         self.synced = True
+        self._after_hunt = True
         return rest
 
 

@@ -603,20 +603,20 @@ class Inspector:
         session = st.session
         assert session is not None and session.dirs is not None
         direction = session.dirs[d]
-        parser = direction.parser
         if gap:
             session.flag(Issue.TCP_GAP)
-            direction.resynced = True
-            if direction.inflater is not None:
-                # Whatever the hole held, a compressed message may have been in it.
-                direction.inflater.lose()
-            if direction.frames:
-                self._lost_message(session, direction, out)
-        was_synced = parser.synced
-        frames = parser.feed(data, ts, packet, gap)
-        if not was_synced and parser.synced:
-            direction.resynced = True
-        for frame in frames:
+        for frame in direction.parser.feed(data, ts, packet, gap):
+            if frame.after_hunt:
+                # Frames were lost before this one (a hole over a header, a mid-stream
+                # join): the message in progress is cut, and a compressed message may
+                # have been among the lost ones. A hole inside a payload keeps the
+                # frame boundary instead: that frame arrives cut, and only its message
+                # suffers.
+                direction.resynced = True
+                if direction.inflater is not None:
+                    direction.inflater.lose()
+                if direction.frames:
+                    self._lost_message(session, direction, out)
             self._frame(session, direction, frame, out)
         if ts > session.end:
             session.end = ts  # data released from behind a hole carries its earlier time

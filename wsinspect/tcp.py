@@ -236,12 +236,12 @@ class Reassembler:
         progress = True
         while ooo and progress:
             progress = False
-            while half.next_seq in ooo:
-                next_seq = half.next_seq
-                data, ts, packet = self._release(half, next_seq)
+            at = half.next_seq
+            while at is not None and at in ooo:
+                data, ts, packet = self._release(half, at)
                 out.append(StreamData(conn, d, ts, memoryview(data), half.gap, packet))
                 half.gap = 0
-                half.next_seq = (next_seq + len(data)) & SEQ_MASK
+                at = half.next_seq = (at + len(data)) & SEQ_MASK
                 progress = True
             for seq in list(ooo):
                 next_seq = half.next_seq
