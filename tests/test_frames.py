@@ -8,7 +8,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsinspect.frames import Frame, FrameParser, close_code_allowed, find_boundary, unmask, unmask_from
+from wsinspect.frames import Frame, FrameParser, Hunter, close_code_allowed, unmask, unmask_from
 from wsinspect.issues import Issue
 
 KEY = bytes.fromhex("37fa213d")
@@ -172,19 +172,31 @@ def test_gap_over_a_header_hunts_for_the_next_trusted_boundary() -> None:
     assert [f.payload for f in p.feed(HELLO_MASKED, 1.0, 1)] == [b"Hello"]
     second = frame(1, b"lost message", key=KEY)
     third = frame(1, b"found again", key=KEY)
-    # the hole takes the second frame's header: its payload tail cannot be trusted
-    frames = p.feed(second[4:] + third, 2.0, 2, gap=4)
-    assert [f.payload for f in frames] == [b"found again"]
+    # the hole takes the second frame's header: its payload tail cannot be trusted;
+    # the third frame is trusted once the next segment starts with a frame as well
+    assert p.feed(second[4:] + third, 2.0, 2, gap=4) == []
+    frames = p.feed(HELLO_MASKED, 3.0, 3)
+    assert [(f.payload, f.after_hunt) for f in frames] == [(b"found again", True), (b"Hello", False)]
     assert p.skipped == len(second) - 4
 
 
-def test_find_boundary_needs_a_chain_or_a_segment_end() -> None:
+def test_hunter_trusts_chains_that_end_where_a_segment_ends() -> None:
     two = frame(1, b"abc", key=KEY) + frame(1, b"def", key=KEY)
-    assert find_boundary(b"\x00\xff\xfe" + two, True, 0) == 3
+    after = frame(2, b"next segment", key=KEY)
+    # inside a segment: the chain must end where it ends, and the next segment must
+    # start with a frame header too
+    h = Hunter(True, 0)
+    assert h.feed(b"\x00\xff\xfe" + two) is None
+    assert h.feed(after) == 3
+    h = Hunter(True, 0)
+    assert h.feed(b"\x00\xff\xfe" + two) is None
+    assert h.feed(b"\xff" * 20) is None  # no header where the next segment starts
+    # at a segment's start, a chain ending with it is enough
+    assert Hunter(True, 0).feed(two) == 0
     # a lone plausible header whose frame overruns the data is not trusted
-    assert find_boundary(bytes([0x81, 0x85]) + b"\x00" * 3, True, 0) is None
+    assert Hunter(True, 0).feed(bytes([0x81, 0x85]) + b"\x00" * 3) is None
     # masking must agree with the side
-    assert find_boundary(two, False, 0) is None
+    assert Hunter(False, 0).feed(two) is None
 
 
 def test_finish_flags_a_cut_frame() -> None:

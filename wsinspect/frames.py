@@ -461,6 +461,7 @@ class Hunter:
         self.buf = bytearray()
         self.dropped = 0  # bytes given up from the front of buf
         self._ends: set[int] = set()  # buf offsets where chunks ended
+        self._starts: set[int] = set()  # and where they started
         self._scanned = 0  # buf offset where scanning resumes
         self._pending: list[int] = []  # candidates waiting for more data
 
@@ -470,6 +471,7 @@ class Hunter:
         chunk_start = len(buf)
         buf += data
         n = len(buf)
+        self._starts.add(chunk_start)
         self._ends.add(n)
         found = None
         pending = []
@@ -512,13 +514,44 @@ class Hunter:
         if end < 0 or end > n:
             return None if end == -2 or end > n else False
         side = bool(masked) if self.client is None else self.client
+        # One frame alone is evidence enough only when its payload checks out: a
+        # whole text frame of at least 8 bytes of valid UTF-8, or a close frame with
+        # a code allowed on the wire and a UTF-8 reason. Anything else (a ping, a
+        # binary frame) needs a second frame chained to it; a lone ping-like header
+        # ending on a segment boundary turns up by chance in random payload.
         opcode = buf[p] & 0x0F
-        if opcode == 1 and buf[p] & 0xC0 == 0x80 and not _utf8(buf, p, end, masked):
+        payload = _payload(buf, p, end, masked)
+        whole_text = opcode == 1 and buf[p] & 0xC0 == 0x80
+        if whole_text and not _is_utf8(payload):
             return False
+        alone = (
+            (whole_text and len(payload) >= 8)
+            or (
+                opcode == 8
+                and len(payload) >= 2
+                and close_code_allowed(int.from_bytes(payload[:2], "big"))
+                and _is_utf8(payload[2:])
+            )
+            # In a known session, a frame filling a whole segment (a sender's write)
+            # from its first byte is evidence too.
+            or (self.client is not None and p in self._starts and (whole_text or opcode >= 8))
+        )
         frames = 1
+        inside = p not in self._starts
         while True:
-            if end in self._ends and (frames >= 2 or opcode >= 8 or (opcode == 1 and buf[p] & 0xC0 == 0x80)):
-                return True
+            if end in self._ends and (frames >= 2 or alone):
+                if not inside:
+                    return True
+                # A candidate inside a segment (after a hole in the middle of a
+                # payload) must also have a frame header right after its chain,
+                # where the next segment begins: chance chains in random bytes
+                # rarely pass that too.
+                if end == n:
+                    return None
+                nxt, masked2 = _plausible(buf, end, side, self.rsv_allowed)
+                if nxt == -2:
+                    return None
+                return nxt != -1 and masked2 == masked
             if end == n:
                 return None
             if frames >= self.MAX_CHAIN:
@@ -536,17 +569,20 @@ class Hunter:
         self.dropped += count
         self._scanned = max(0, self._scanned - count)
         self._ends = {e - count for e in self._ends if e > count}
+        self._starts = {s - count for s in self._starts if s >= count}
         self._pending = [p - count for p in self._pending if p >= count]
 
 
-def _utf8(buf: bytearray | bytes, p: int, end: int, masked: int) -> bool:
-    """Whether the text frame at p (complete, ending at end) carries valid UTF-8."""
+def _payload(buf: bytearray | bytes, p: int, end: int, masked: int) -> bytes:
+    """The unmasked payload of the complete frame at p, which ends at end."""
     hdr = end - _payload_length(buf, p)
     payload = bytes(buf[hdr:end])
-    if masked:
-        payload = unmask(payload, bytes(buf[hdr - 4 : hdr]))
+    return unmask(payload, bytes(buf[hdr - 4 : hdr])) if masked else payload
+
+
+def _is_utf8(data: bytes) -> bool:
     try:
-        payload.decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError:
         return False
     return True
@@ -561,6 +597,7 @@ def _payload_length(buf: bytearray | bytes, p: int) -> int:
     return length
 
 
-def find_boundary(buf: bytearray | bytes, client: bool | None, rsv_allowed: int) -> int | None:
-    """The first trusted frame boundary in ``buf`` taken as one chunk (see Hunter)."""
-    return Hunter(client, rsv_allowed, window=max(len(buf), 1)).feed(buf)
+def starts_with_frame(buf: bytearray | bytes, client: bool | None, rsv_allowed: int) -> bool:
+    """Whether buf starts with a plausible frame header (for bytes that follow an HTTP
+    message, where a frame could only start right there)."""
+    return _plausible(buf, 0, client, rsv_allowed)[0] != -1

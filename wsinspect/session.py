@@ -34,7 +34,7 @@ from wsinspect.frames import (
     FrameParser,
     Hunter,
     close_code_allowed,
-    find_boundary,
+    starts_with_frame,
 )
 from wsinspect.http import (
     Handshake,
@@ -506,7 +506,7 @@ class Inspector:
         session = st.session
         buf = bytes(st.buf[d])
         if session is not None and session.dirs is None:
-            if find_boundary(buf, d == st.client, 7) != 0:
+            if not starts_with_frame(buf, d == st.client, 7):
                 # Not frames either: after a refusal, a body that runs until the
                 # connection closes (RFC 9112 6.3), such as an error page.
                 st.buf[d].clear()
