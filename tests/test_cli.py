@@ -142,3 +142,21 @@ def test_parallel_read_reports_a_cut_capture_once(tmp_path: Path) -> None:
 def test_infinite_size_is_a_usage_error() -> None:
     r = run_cli("read", "--max-message-size", "inf", BASIC)
     assert r.returncode == 2 and b"not a size" in r.stderr and b"Traceback" not in r.stderr
+
+
+def test_parallel_read_orders_end_of_capture_events_like_one_process(tmp_path: Path) -> None:
+    from tests.packets import Flow, write_pcap, ws_frame
+
+    packets = []
+    for port in (40001, 40000, 40003):  # different shards; unfinished messages at the end
+        f = Flow(client=("10.0.0.1", port), ts=1_700_000_000.0 + port % 10)
+        f.websocket()
+        f.c(ws_frame(1, b"part of %d" % port, fin=False, mask=True))
+        packets += f.packets
+    packets.sort(key=lambda p: p.ts)
+    path = str(write_pcap(tmp_path / "eof.pcap", packets))
+    for extra in ([], ["--json"]):
+        one = run_cli("read", "-j", "1", *extra, path)
+        assert one.stdout.count(b"part of") == 3
+        for jobs in ("2", "3"):
+            assert run_cli("read", "-j", jobs, *extra, path).stdout == one.stdout, (jobs, extra)

@@ -88,7 +88,11 @@ def _worker(path: str, shard: int, shards: int, args: argparse.Namespace, conn: 
             if inspector.packets % BATCH_PACKETS == 0:
                 conn.send(("batch", batch))
                 batch = []
-        take(inspector.finish(), inspector.packets + 1)
+        # End-of-capture events sort after every packet, by their connection's
+        # first packet, as one process emits them.
+        end = inspector.packets + 1
+        for first_packet, events in inspector.finish_connections():
+            take(events, end + first_packet)
         conn.send(("batch", batch))
         conn.send(("end", reader.warnings))
     except WsinspectError as exc:

@@ -305,10 +305,18 @@ class Inspector:
 
     def finish(self) -> list[Event]:
         """End of input: flush every connection and session."""
-        out: list[Event] = []
-        for ev in self.tcp.finish(self.last_ts):
-            self._stream_event(ev, out)
-        return out
+        return [ev for _, events in self.finish_connections() for ev in events]
+
+    def finish_connections(self) -> list[tuple[int, list[Event]]]:
+        """finish(), per connection: (the number of its first packet, its events),
+        in that order (parallel workers merge on it)."""
+        done = []
+        for conn, stream_events in self.tcp.finish(self.last_ts):
+            out: list[Event] = []
+            for ev in stream_events:
+                self._stream_event(ev, out)
+            done.append((conn.first_packet, out))
+        return done
 
     def _stream_event(self, ev: StreamData | StreamEnd, out: list[Event]) -> None:
         match ev:

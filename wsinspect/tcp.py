@@ -50,10 +50,11 @@ class Connection:
     saves it a dictionary lookup per packet.
     """
 
-    __slots__ = ("client", "halves", "index", "keys", "session", "ts")
+    __slots__ = ("client", "first_packet", "halves", "index", "keys", "session", "ts")
 
-    def __init__(self, index: int, key: bytes, ts: float) -> None:
+    def __init__(self, index: int, key: bytes, ts: float, first_packet: int) -> None:
         self.index = index
+        self.first_packet = first_packet  # its number in the capture: orders connections globally
         self.keys = (key, reverse_key(key))
         self.halves = (_Half(), _Half())
         self.client: int | None = None
@@ -114,7 +115,7 @@ class Reassembler:
             if not flags & SYN and seg.key in self._closed:
                 return _NOTHING  # a late retransmission after the connection closed
             out: list[StreamData | StreamEnd] = []
-            conn, d = self._open(seg), 0
+            conn, d = self._open(seg, packet), 0
         else:
             conn, d = found
             if flags & SYN and not flags & ACK:
@@ -122,7 +123,7 @@ class Reassembler:
                 if (half.next_seq is not None and (seg.seq + 1) & SEQ_MASK != half.next_seq) or half.done:
                     # A new connection on the same 4-tuple (RFC 9293 3.10.7.4).
                     out = self._end(conn, "reused", seg.ts, packet)
-                    conn, d = self._open(seg), 0
+                    conn, d = self._open(seg, packet), 0
                 else:
                     out = []
             else:
@@ -148,9 +149,14 @@ class Reassembler:
             self._acked_loss(conn, d, half, out)
         if flags & ACK:
             other = conn.halves[1 - d]
-            other.last_ack = seg.ack
-            if other.ooo or other.fin_seq is not None:
-                self._acked_loss(conn, 1 - d, other, out)
+            # A pure ACK counts only while the other direction holds data behind a
+            # hole: whether pure ACKs reach here at all depends on other connections
+            # (the Inspector drops them while nothing is held anywhere), and this
+            # connection's decoding must not.
+            if payload or flags & (SYN | FIN | RST) or other.ooo:
+                other.last_ack = seg.ack
+                if other.ooo or other.fin_seq is not None:
+                    self._acked_loss(conn, 1 - d, other, out)
         if flags & RST:
             out.extend(self._end(conn, "rst", seg.ts, packet))
         elif half.fin_seq is not None or conn.halves[1 - d].fin_seq is not None:
@@ -163,19 +169,15 @@ class Reassembler:
                 out.extend(self._end(conn, "fin", seg.ts, packet))
         return out
 
-    def finish(self, ts: float) -> list[StreamData | StreamEnd]:
-        """End of the capture: deliver what waits behind holes, end every connection."""
-        out: list[StreamData | StreamEnd] = []
-        seen = set()
-        for conn, _ in list(self._flows.values()):
-            if conn.index not in seen:
-                seen.add(conn.index)
-                out.extend(self._end(conn, "eof", ts, 0))
-        return out
+    def finish(self, ts: float) -> list[tuple[Connection, list[StreamData | StreamEnd]]]:
+        """End of the capture: deliver what waits behind holes and end every
+        connection, in the order the connections started."""
+        conns = {conn.index: conn for conn, _ in self._flows.values()}
+        return [(conn, self._end(conn, "eof", ts, 0)) for _, conn in sorted(conns.items())]
 
-    def _open(self, seg: Segment) -> Connection:
+    def _open(self, seg: Segment, packet: int) -> Connection:
         self.stats.connections += 1
-        conn = Connection(self.stats.connections, seg.key, seg.ts)
+        conn = Connection(self.stats.connections, seg.key, seg.ts, packet)
         self._flows[conn.keys[0]] = (conn, 0)
         self._flows[conn.keys[1]] = (conn, 1)
         for key in conn.keys:
