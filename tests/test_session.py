@@ -423,3 +423,17 @@ def test_resync_in_random_binary_rarely_invents_frames() -> None:
         assert texts[0] == b"before" and texts[-1] == b"after, and more"
         bogus += len(texts) - 2
     assert bogus <= 2  # a lone ping-like header on a segment boundary used to pass in most runs
+
+
+def test_max_message_size_counts_the_whole_fragmented_message() -> None:
+    f = Flow().websocket()
+    f.c(ws_frame(1, b"a" * 60, fin=False, mask=True))
+    for _ in range(5):
+        f.c(ws_frame(0, b"b" * 60, fin=False, mask=True))
+    f.c(ws_frame(0, b"c" * 60, mask=True))
+    f.c(ws_frame(1, b"next", mask=True))
+    got = messages(decode_packets(f.packets, Options(max_message_size=100)))
+    assert [(m.length, m.wire_length, m.complete, m.issues) for m in got] == [
+        (100, 100, False, [Issue.MESSAGE_TOO_LARGE]),
+        (4, 4, True, []),
+    ]

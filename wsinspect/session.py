@@ -177,12 +177,13 @@ def shard_of(key: bytes, shards: int) -> int:
 class _Direction:
     """Per-direction WebSocket state: frame parser, message in progress, inflater."""
 
-    __slots__ = ("bytes", "closed", "frames", "inflater", "messages", "name", "parser", "resynced", "wire")
+    __slots__ = ("bytes", "closed", "frames", "held", "inflater", "messages", "name", "parser", "resynced", "wire")
 
     def __init__(self, name: str, parser: FrameParser, inflater: Inflater | None) -> None:
         self.name = name
         self.parser = parser
         self.frames: list[Frame] = []  # fragments of the data message in progress
+        self.held = 0  # their payload bytes
         self.inflater = inflater
         self.closed = False
         self.messages = 0
@@ -629,11 +630,29 @@ class Inspector:
         if ts > session.end:
             session.end = ts  # data released from behind a hole carries its earlier time
 
-    def _lost_message(self, session: _Session, direction: _Direction, out: list[Event]) -> None:
-        """The fragmented message in progress lost bytes: emit what there is."""
+    def _flush(self, session: _Session, direction: _Direction, complete: bool, extra: Issue | None) -> Message:
+        """The message built from the fragments held so far (they are let go)."""
         frames = direction.frames
         direction.frames = []
-        out.append(self._message(session, direction, frames, complete=False, extra=Issue.TCP_GAP))
+        direction.held = 0
+        return self._message(session, direction, frames, complete, extra)
+
+    def _hold(self, direction: _Direction, frame: Frame) -> None:
+        """Keep a fragment of the message in progress, cutting it at --max-message-size
+        (counted over the whole message, not per frame: a message that never ends
+        cannot hold more). Each frame keeps its declared length."""
+        room = self.options.max_message_size - direction.held
+        if len(frame.payload) > room:
+            frame.payload = frame.payload[: max(room, 0)]
+            frame.complete = False
+            if Issue.MESSAGE_TOO_LARGE not in frame.issues:
+                frame.issues.append(Issue.MESSAGE_TOO_LARGE)
+        direction.held += len(frame.payload)
+        direction.frames.append(frame)
+
+    def _lost_message(self, session: _Session, direction: _Direction, out: list[Event]) -> None:
+        """The fragmented message in progress lost bytes: emit what there is."""
+        out.append(self._flush(session, direction, False, Issue.TCP_GAP))
 
     def _frame(self, session: _Session, direction: _Direction, frame: Frame, out: list[Event]) -> None:
         issues = frame.issues
@@ -660,20 +679,15 @@ class Inspector:
         else:
             direction.resynced = False
             if direction.frames:
-                out.append(
-                    self._message(session, direction, direction.frames, complete=False, extra=Issue.MESSAGE_INTERRUPTED)
-                )
-                direction.frames = []
+                out.append(self._flush(session, direction, False, Issue.MESSAGE_INTERRUPTED))
         if not frame.fin:
-            direction.frames.append(frame)
+            self._hold(direction, frame)
             return
-        frames = direction.frames
-        if frames:
-            frames.append(frame)
-            direction.frames = []
+        if direction.frames:
+            self._hold(direction, frame)
+            out.append(self._flush(session, direction, True, None))
         else:
-            frames = [frame]
-        out.append(self._message(session, direction, frames, complete=True))
+            out.append(self._message(session, direction, [frame], complete=True))
 
     def _message(
         self,
@@ -796,12 +810,7 @@ class Inspector:
                 for frame in direction.parser.finish():
                     self._frame(session, direction, frame, out)
                 if direction.frames:
-                    out.append(
-                        self._message(
-                            session, direction, direction.frames, complete=False, extra=Issue.MESSAGE_INCOMPLETE
-                        )
-                    )
-                    direction.frames = []
+                    out.append(self._flush(session, direction, False, Issue.MESSAGE_INCOMPLETE))
         if session is not None and session.dirs is None and session.handshake.response is None:
             session.flag(Issue.NO_101)
         self._finish_session(st, out, reason)
