@@ -437,3 +437,17 @@ def test_max_message_size_counts_the_whole_fragmented_message() -> None:
         (100, 100, False, [Issue.MESSAGE_TOO_LARGE]),
         (4, 4, True, []),
     ]
+
+
+def test_client_side_only_capture_is_decoded_without_holding_everything() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request())
+    for i in range(20):
+        f.c(ws_frame(2, bytes([i]) * 50_000, mask=True))
+    client_only = [p for p in f.packets if bytes(p.data[26:30]) == bytes([10, 0, 0, 1])]
+    events = decode_packets(client_only)
+    got = messages(events)
+    assert len(got) == 20 and all(m.length == 50_000 for m in got)
+    (s,) = summaries(events)
+    assert Issue.NO_101 in s.issues

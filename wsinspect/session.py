@@ -53,6 +53,8 @@ _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 C2S = "c2s"
 S2C = "s2c"
+# Client bytes held after an Upgrade request while its response has not been seen.
+UPGRADE_WAIT_LIMIT = 256 << 10
 # How many bytes of a connection that did not start with HTTP are searched for frames.
 HUNT_LIMIT = 256 << 10
 
@@ -421,7 +423,11 @@ class Inspector:
         buf = st.buf[d]
         while buf:
             if st.state is State.UPGRADING:
-                return  # bytes after an Upgrade request wait for the response
+                # Bytes after an Upgrade request wait for the response; if the capture
+                # never shows one (it saw one direction only), do not wait forever.
+                if len(buf) > UPGRADE_WAIT_LIMIT:
+                    self._not_http(conn, st, d, ev, out)
+                return
             if not self._body(st, d):
                 return
             if not buf:
