@@ -222,6 +222,7 @@ class Printer:
                 if every_message:
                     self._message(ev)
             elif isinstance(ev, SessionSummary):
+                self.text.ended(ev.session)
                 if self.sessions_wanted is None or ev.session in self.sessions_wanted:
                     if self.json:
                         self._buf.append(self.render_summary(ev))

@@ -75,6 +75,7 @@ def _worker(path: str, shard: int, shards: int, args: argparse.Namespace, conn: 
                     batch.append((packet, shard, next(seq), OPEN, ev.session, b"", b""))
                     printer.text.opened(ev.session, ev.client, ev.server)
                 elif ev.__class__ is SessionSummary:
+                    printer.text.ended(ev.session)
                     # JSON: the session's record; text: its row of the final table.
                     line = printer.render_summary(ev) if json else printer.text.session_row(ev).encode()
                     batch.append((packet, shard, next(seq), SUMMARY, ev.session, *_split(line, json, ev.session)))

@@ -135,6 +135,10 @@ class TextWriter:
     def opened(self, session: int, client: str, server: str) -> None:
         self._endpoints[session] = (sanitize(client), sanitize(server))
 
+    def ended(self, session: int) -> None:
+        """The session is over: forget its endpoints (memory follows open sessions)."""
+        self._endpoints.pop(session, None)
+
     def message(self, m: Message) -> str:
         c = self.c
         client, server = self._endpoints.get(m.session, ("?", "?"))
