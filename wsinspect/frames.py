@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import IntEnum
 
 from wsinspect.issues import Issue
 
@@ -18,15 +17,6 @@ from wsinspect.issues import Issue
 DEFAULT_MAX_PAYLOAD = 64 << 20
 # How much unsynchronised data the hunt keeps looking at before dropping the front.
 HUNT_WINDOW = 256 << 10
-
-
-class Opcode(IntEnum):
-    CONTINUATION = 0x0
-    TEXT = 0x1
-    BINARY = 0x2
-    CLOSE = 0x8
-    PING = 0x9
-    PONG = 0xA
 
 
 OPCODE_NAMES = {0x0: "continuation", 0x1: "text", 0x2: "binary", 0x8: "close", 0x9: "ping", 0xA: "pong"}
@@ -82,12 +72,6 @@ def unmask(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
     stream = key * ((n >> 2) + 1)
     x = int.from_bytes(payload, "little") ^ int.from_bytes(stream[:n], "little")
     return x.to_bytes(n, "little")
-
-
-def unmask_from(payload: bytes | bytearray | memoryview, key: bytes, offset: int) -> bytes:
-    """Unmask bytes that start ``offset`` bytes into the frame's payload."""
-    shift = offset & 3
-    return unmask(payload, key[shift:] + key[:shift])
 
 
 @dataclass(slots=True)
