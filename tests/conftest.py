@@ -30,9 +30,11 @@ def load_truth(path: Path) -> dict[str, Any]:
     return truth
 
 
-def decode_packets(packets: Iterable[RawPacket], options: Options | None = None) -> list[Event]:
-    """Run the sans-I/O loop over packets and return every event."""
+def decode_packets(packets: Iterable[RawPacket], options: Options | None = None, lane: bool = True) -> list[Event]:
+    """Run the sans-I/O loop over packets and return every event (``lane``: whether
+    the Inspector may take its fast lane)."""
     inspector = Inspector(options)
+    inspector.lane = lane
     events: list[Event] = []
     for raw in packets:
         events.extend(inspector.feed(raw))
@@ -40,10 +42,10 @@ def decode_packets(packets: Iterable[RawPacket], options: Options | None = None)
     return events
 
 
-def decode_file(path: Path | str, options: Options | None = None) -> list[Event]:
+def decode_file(path: Path | str, options: Options | None = None, lane: bool = True) -> list[Event]:
     reader = open_capture(str(path))
     try:
-        return decode_packets(reader, options)
+        return decode_packets(reader, options, lane)
     finally:
         reader.close()
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import dpkt
 import pytest
 
+from tests.packets import Flow
 from wsinspect import capture
 from wsinspect.capture import (
     LINKTYPE_ETHERNET,
@@ -36,6 +37,8 @@ from wsinspect.capture import (
     open_capture,
 )
 from wsinspect.errors import CaptureError, WsinspectError
+from wsinspect.packet import tcp_fields
+from wsinspect.session import shard_of
 
 Packet = tuple[float, int, bytes]
 
@@ -795,3 +798,51 @@ def test_open_failures(monkeypatch: pytest.MonkeyPatch, error: OSError, problem:
     with pytest.raises(CaptureError) as info:
         open_capture("some.pcap")
     assert str(info.value) == f"some.pcap: {problem}"
+
+
+# --- packet numbers and shards ---------------------------------------------------------------------------------------
+
+
+def _flows_packets(ports: range) -> list[bytes]:
+    """Ethernet/IPv4/TCP packets of several flows, interleaved, and one ARP frame."""
+    packets = []
+    for port in ports:
+        flow = Flow(client=("10.0.0.1", port)).handshake()
+        flow.c(b"hello")
+        packets.extend(bytes(p.data) for p in flow.packets)
+    arp = b"\xff" * 6 + b"\x02" * 6 + b"\x08\x06" + b"\x00" * 28
+    return [arp, *packets]
+
+
+def _shard_of_packet(data: bytes, shards: int) -> int | None:
+    fields = tcp_fields(LINKTYPE_ETHERNET, memoryview(data))
+    return None if fields is None else shard_of(fields[0], shards)
+
+
+@pytest.mark.parametrize("form", ["pcap", "pcapng"])
+def test_packets_are_numbered_and_shards_skipped_in_the_reader(tmp_path: Path, form: str) -> None:
+    frames = _flows_packets(range(40000, 40006))
+    if form == "pcap":
+        data = pcap([(1, i, f) for i, f in enumerate(frames)])
+    else:
+        data = shb() + idb(LINKTYPE_ETHERNET) + b"".join(epb(0, i, f) for i, f in enumerate(frames))
+    path = write(tmp_path, data)
+    reader = open_capture(str(path))
+    assert [p.number for p in reader] == list(range(1, len(frames) + 1))
+    assert reader.count == len(frames)
+    reader.close()
+    for shards in (2, 3):
+        seen: list[int] = []
+        for shard in range(shards):
+            reader = open_capture(str(path))
+            reader.only_shard(shard, shards)
+            kept = list(reader)
+            assert reader.count == len(frames)  # skipped records still count
+            reader.close()
+            for p in kept:
+                assert bytes(p.data) == frames[p.number - 1]
+                # Only what session.shard_of puts in another shard is skipped; the
+                # ARP frame (no TCP) is left to the Inspector.
+                assert _shard_of_packet(frames[p.number - 1], shards) in (shard, None)
+            seen.extend(p.number for p in kept if _shard_of_packet(bytes(p.data), shards) is not None)
+        assert sorted(seen) == [i + 1 for i, f in enumerate(frames) if _shard_of_packet(f, shards) is not None]

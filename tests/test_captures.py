@@ -24,7 +24,7 @@ from tests.conftest import (
 )
 from wsinspect.issues import Issue
 from wsinspect.jsonl import message_opcode
-from wsinspect.session import Message, SessionSummary
+from wsinspect.session import Inspector, Message, SessionSummary
 
 TRUTHS = truth_files()
 DATA = ("text", "binary")
@@ -218,3 +218,29 @@ def test_frames_agree_with_tshark(truth_path: Path) -> None:
         return
     assert sorted(theirs) == sorted(ours)
     assert len(theirs) > 0
+
+
+@pytest.mark.parametrize(
+    "path", sorted(CAPTURES.glob("*.pcap*")), ids=lambda p: p.name.removesuffix(".gz").removesuffix(".pcap")
+)
+def test_fast_lane_agrees_with_the_general_path(path: Path) -> None:
+    # The Inspector decodes the common case (whole messages in in-order segments)
+    # in a fast lane; every event, frames and issues included, must be the same
+    # as what the general path makes of the same packets.
+    assert decode_file(path) == decode_file(path, lane=False)
+
+
+def test_fast_lane_carries_the_common_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Else the test above compares the general path with itself.
+    general = []
+    frames = Inspector._frames
+
+    def counted(self: Inspector, *args: Any) -> None:
+        general.append(args)
+        frames(self, *args)
+
+    monkeypatch.setattr(Inspector, "_frames", counted)
+    decoded = messages(decode_file(CAPTURES / "websockets_many.pcap"))
+    closes = sum(m.opcode == 8 for m in decoded)
+    assert len(decoded) - closes > 100
+    assert len(general) <= closes  # only close frames took the general path

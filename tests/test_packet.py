@@ -26,7 +26,7 @@ from wsinspect.capture import (
     LINKTYPE_NULL,
     LINKTYPE_RAW,
 )
-from wsinspect.packet import ACK, FIN, RST, SYN, Segment, endpoints, parse_segment, reverse_key
+from wsinspect.packet import ACK, FIN, RST, SYN, Segment, endpoints, reverse_key, tcp_fields
 
 PSH = 0x08
 ECE_CWR = 0xC0
@@ -123,6 +123,15 @@ def check(
     assert seg is not None
     assert (seg.ts, seg.key, seg.seq, seg.ack, seg.flags) == (ts, key, 0x11223344, 0xAABBCCDD, flags)
     assert bytes(seg.payload) == payload
+
+
+def parse_segment(ts: float, linktype: int, data: memoryview) -> Segment | None:
+    """tcp_fields as the Inspector turns them into a Segment."""
+    fields = tcp_fields(linktype, data)
+    if fields is None:
+        return None
+    key, seq, ack, flags, start, end = fields
+    return Segment(ts, key, seq, ack, flags, data[start:end])
 
 
 def parse(linktype: int, data: bytes, ts: float = 1.5) -> Segment | None:
@@ -464,27 +473,15 @@ def test_fast_path_total_length_inside_the_tcp_header(total: int) -> None:
     assert segs == [None, None, None]
 
 
-@pytest.mark.parametrize("data", [b"", b"x"])
-def test_pure_acks_dropped_when_not_wanted(data: bytes) -> None:
+@pytest.mark.parametrize("flags", [ACK, SYN, SYN | ACK, FIN | ACK, RST, RST | ACK])
+def test_segments_without_payload(flags: int) -> None:
+    # Pure ACKs too: whether they matter is the Inspector's decision (test_session).
     for linktype, frame, key in [
-        (LINKTYPE_ETHERNET, eth(ip4(tcp(data, flags=ACK))), KEY4),  # the fast path
-        (LINKTYPE_ETHERNET, eth(ip4(tcp(data, flags=ACK), opts=b"\x01" * 4)), KEY4),
-        (LINKTYPE_RAW, ip6(tcp(data, flags=ACK)), KEY6),
-    ]:
-        check(parse_segment(1.5, linktype, memoryview(frame)), key, data, flags=ACK)  # acks=True by default
-        if data:
-            check(parse_segment(1.5, linktype, memoryview(frame), acks=False), key, data, flags=ACK)
-        else:
-            assert parse_segment(1.5, linktype, memoryview(frame), acks=False) is None
-
-
-@pytest.mark.parametrize("flags", [SYN, SYN | ACK, FIN | ACK, RST, RST | ACK])
-def test_syn_fin_rst_kept_when_acks_are_not_wanted(flags: int) -> None:
-    for linktype, frame, key in [
-        (LINKTYPE_ETHERNET, eth(ip4(tcp(b"", flags=flags))), KEY4),
+        (LINKTYPE_ETHERNET, eth(ip4(tcp(b"", flags=flags))), KEY4),  # the fast path
+        (LINKTYPE_ETHERNET, eth(ip4(tcp(b"", flags=flags), opts=b"\x01" * 4)), KEY4),
         (LINKTYPE_LINUX_SLL2, bytes(dpkt.sll2.SLL2(ethtype=ETH_IPV6)) + ip6(tcp(b"", flags=flags)), KEY6),
     ]:
-        check(parse_segment(1.5, linktype, memoryview(frame), acks=False), key, b"", flags=flags)
+        check(parse(linktype, frame), key, b"", flags=flags)
 
 
 def _link(name: str, inner: bytes, version: int) -> tuple[int, bytes]:

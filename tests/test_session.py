@@ -9,7 +9,9 @@ import zlib
 from tests.conftest import decode_packets, messages, summaries
 from tests.packets import Flow, upgrade_request, upgrade_response, ws_frame
 from wsinspect.issues import Issue
-from wsinspect.session import Options, SessionOpened, SessionUpgraded
+from wsinspect.packet import ACK, Segment
+from wsinspect.session import Inspector, Options, SessionOpened, SessionUpgraded
+from wsinspect.tcp import StreamData, StreamEnd
 
 
 def compress_stream(msgs: list[bytes], takeover: bool = True) -> list[bytes]:
@@ -451,3 +453,29 @@ def test_client_side_only_capture_is_decoded_without_holding_everything() -> Non
     assert len(got) == 20 and all(m.length == 50_000 for m in got)
     (s,) = summaries(events)
     assert Issue.NO_101 in s.issues
+
+
+def test_pure_acks_reach_reassembly_only_while_a_stream_waits_behind_a_hole() -> None:
+    flow = Flow().websocket()
+    dup_ack = flow.ack(0)  # what the client repeats while data is missing
+    data = ws_frame(2, b"x" * 3000)
+    first, second, third = flow.s(data, 1100)
+    inspector = Inspector()
+    fed: list[int] = []
+    feed = inspector.tcp.feed
+
+    def spy(seg: Segment, packet: int) -> list[StreamData | StreamEnd]:
+        fed.append(seg.flags)
+        return feed(seg, packet)
+
+    inspector.tcp.feed = spy  # type: ignore[method-assign]
+    for p in flow.packets[:-4]:
+        inspector.feed(p)
+    before = len(fed)
+    inspector.feed(dup_ack)
+    assert len(fed) == before  # nothing held anywhere: dropped before reassembly
+    inspector.feed(third)  # out of order: held behind a hole
+    inspector.feed(dup_ack)
+    assert fed[-1] == ACK  # now it counts (an ACK beyond the hole would declare it lost)
+    got = messages(inspector.feed(first) + inspector.feed(second))
+    assert [m.payload for m in got] == [b"x" * 3000]

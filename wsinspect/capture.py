@@ -42,11 +42,14 @@ MMAP_WINDOW = 8 << 20
 
 @dataclass(slots=True)
 class RawPacket:
-    """One captured packet: timestamp (epoch seconds), link type, captured bytes."""
+    """One captured packet: timestamp (epoch seconds), link type, captured bytes, and
+    its number in the capture, from 1 as in Wireshark (0: not numbered by its source;
+    the Inspector then counts the packets it is fed)."""
 
     ts: float
     linktype: int
     data: memoryview
+    number: int = 0
 
 
 class CaptureReader:
@@ -75,6 +78,19 @@ class CaptureReader:
                 f"{self.name}: {source.snaplen_cut} packet(s) were cut by the capture's snapshot length;"
                 " their missing bytes are reported as TCP gaps"
             )
+
+    def only_shard(self, shard: int, shards: int) -> None:
+        """Skip, before making any object of them, the packets of TCP connections
+        outside ``shard`` of ``shards`` (session.shard_of) that can be told at fixed
+        offsets: Ethernet, IPv4 without options. Other packets are left to the
+        Inspector's own shard test. Packet numbers still count every record."""
+        self._source.shard = shard
+        self._source.shards = shards
+
+    @property
+    def count(self) -> int:
+        """Records read so far, skipped ones included."""
+        return self._source.count
 
     @property
     def mapped(self) -> bool:
@@ -201,6 +217,9 @@ class _Source:
         self.parse = parse
         self.warnings: list[str] = []
         self.snaplen_cut = 0
+        self.count = 0  # records read
+        self.shard = 0
+        self.shards = 0  # 0: keep every packet (CaptureReader.only_shard)
 
     def refill(self, pos: int) -> bool:
         """Drop the bytes before ``pos`` and read more after them; False at end of input."""
@@ -276,28 +295,48 @@ def _pcap(src: _Source) -> Iterator[RawPacket]:
     linktype = network & 0xFFFF
     record = struct.Struct(endian + "IIII")
     unpack = record.unpack_from
+    shard, shards = src.shard, src.shards
+    if linktype != LINKTYPE_ETHERNET:
+        shards = 0  # the shard test below reads Ethernet offsets
+    number = 0
     pos = 24
-    while True:
-        n = len(buf)
-        while pos + 16 <= n:
-            sec, frac, caplen, origlen = unpack(buf, pos)
-            end = pos + 16 + caplen
-            if end > n:
-                if caplen > 0x4000000:
-                    warnings.append(
-                        f"{src.name}: corrupt record header at byte offset {pos} "
-                        f"(captured length {caplen}); the rest was not read"
-                    )
-                    return
+    try:
+        while True:
+            n = len(buf)
+            while pos + 16 <= n:
+                sec, frac, caplen, origlen = unpack(buf, pos)
+                end = pos + 16 + caplen
+                if end > n:
+                    if caplen > 0x4000000:
+                        warnings.append(
+                            f"{src.name}: corrupt record header at byte offset {pos} "
+                            f"(captured length {caplen}); the rest was not read"
+                        )
+                        return
+                    break
+                number += 1
+                if caplen < origlen:
+                    src.snaplen_cut += 1
+                # session.shard_of at fixed offsets (IPv4 without options: the ports'
+                # low bytes at 35 and 37): another shard's packet costs no object.
+                if (
+                    shards
+                    and caplen >= 38
+                    and buf[pos + 30] == 0x45
+                    and buf[pos + 28] == 0x08
+                    and buf[pos + 29] == 0
+                    and (buf[pos + 51] ^ buf[pos + 53]) % shards != shard
+                ):
+                    pos = end
+                    continue
+                yield RawPacket(sec + frac / divisor, linktype, buf[pos + 16 : end], number)
+                pos = end
+            if not src.refill(pos):
                 break
-            if caplen < origlen:
-                src.snaplen_cut += 1
-            yield RawPacket(sec + frac / divisor, linktype, buf[pos + 16 : end])
-            pos = end
-        if not src.refill(pos):
-            break
-        buf = src.buf
-        pos = 0
+            buf = src.buf
+            pos = 0
+    finally:
+        src.count = number
     if pos < len(buf):
         warnings.append(
             f"{src.name}: the capture is cut short in the middle of a packet record"
@@ -322,78 +361,104 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
     pos = 0
     endian = "<"
     head = struct.Struct("<II")
+    epb = struct.Struct("<IIIII").unpack_from
     interfaces: list[tuple[int, float, float, int]] = []  # linktype, divisor, offset, snaplen
-    while True:
-        n = len(buf)
-        while pos + 12 <= n:
-            btype, blen = head.unpack_from(buf, pos)
-            if btype == PCAPNG_SHB:
-                bom = struct.unpack_from("<I", buf, pos + 8)[0]
-                if bom == PCAPNG_BYTE_ORDER:
-                    endian = "<"
-                elif bom == 0x4D3C2B1A:
-                    endian = ">"
-                else:
-                    warnings.append(f"{src.name}: corrupt pcapng section header at byte offset {pos}")
+    shard, shards = src.shard, src.shards
+    number = 0
+    try:
+        while True:
+            n = len(buf)
+            while pos + 12 <= n:
+                btype, blen = head.unpack_from(buf, pos)
+                if btype == PCAPNG_SHB:
+                    bom = struct.unpack_from("<I", buf, pos + 8)[0]
+                    if bom == PCAPNG_BYTE_ORDER:
+                        endian = "<"
+                    elif bom == 0x4D3C2B1A:
+                        endian = ">"
+                    else:
+                        warnings.append(f"{src.name}: corrupt pcapng section header at byte offset {pos}")
+                        return
+                    head = struct.Struct(endian + "II")
+                    epb = struct.Struct(endian + "IIIII").unpack_from
+                    blen = head.unpack_from(buf, pos)[1]
+                    interfaces = []
+                if blen < 12 or blen % 4:
+                    warnings.append(
+                        f"{src.name}: corrupt pcapng block at byte offset {pos} (length {blen}); the rest was not read"
+                    )
                     return
-                head = struct.Struct(endian + "II")
-                blen = head.unpack_from(buf, pos)[1]
-                interfaces = []
-            if blen < 12 or blen % 4:
-                warnings.append(
-                    f"{src.name}: corrupt pcapng block at byte offset {pos} (length {blen}); the rest was not read"
-                )
-                return
-            end = pos + blen
-            if end > n:
-                if blen > 0x4000000:
-                    warnings.append(f"{src.name}: corrupt pcapng block length {blen} at byte offset {pos}")
+                end = pos + blen
+                if end > n:
+                    if blen > 0x4000000:
+                        warnings.append(f"{src.name}: corrupt pcapng block length {blen} at byte offset {pos}")
+                        return
+                    break
+                if blen < _MIN_BLOCK.get(btype, 12):
+                    warnings.append(f"{src.name}: corrupt pcapng block at byte offset {pos} (too short for its type)")
                     return
+                if btype == 6:  # Enhanced Packet Block
+                    iface, hi, lo, caplen, origlen = epb(buf, pos + 8)
+                    if iface < len(interfaces) and 28 + caplen <= blen:
+                        linktype, divisor, offset, _ = interfaces[iface]
+                        number += 1
+                        if caplen < origlen:
+                            src.snaplen_cut += 1
+                        # As in _pcap: another shard's Ethernet/IPv4 packet is skipped here.
+                        if (
+                            shards
+                            and linktype == LINKTYPE_ETHERNET
+                            and caplen >= 38
+                            and buf[pos + 42] == 0x45
+                            and buf[pos + 40] == 0x08
+                            and buf[pos + 41] == 0
+                            and (buf[pos + 63] ^ buf[pos + 65]) % shards != shard
+                        ):
+                            pos = end
+                            continue
+                        yield RawPacket(
+                            ((hi << 32) | lo) / divisor + offset, linktype, buf[pos + 28 : pos + 28 + caplen], number
+                        )
+                elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
+                    if interfaces:
+                        linktype, _, _, snaplen = interfaces[0]
+                        origlen = struct.unpack_from(endian + "I", buf, pos + 8)[0]
+                        caplen = min(origlen, blen - 16, snaplen or origlen)
+                        number += 1
+                        if caplen < origlen:
+                            src.snaplen_cut += 1
+                        yield RawPacket(0.0, linktype, buf[pos + 12 : pos + 12 + caplen], number)
+                elif btype == 1:  # Interface Description Block
+                    linktype, _, snaplen = struct.unpack_from(endian + "HHI", buf, pos + 8)
+                    divisor, offset = 1e6, 0.0
+                    opt = pos + 16
+                    while opt + 4 <= end - 4:
+                        code, olen = struct.unpack_from(endian + "HH", buf, opt)
+                        if code == 0 or opt + 4 + olen > end - 4:
+                            break  # the end of options, or one that overruns its block
+                        if code == 9 and olen >= 1:
+                            divisor = _tsresol(buf[opt + 4])
+                        elif code == 14 and olen >= 8:
+                            offset = float(struct.unpack_from(endian + "q", buf, opt + 4)[0])
+                        opt += 4 + ((olen + 3) & ~3)
+                    interfaces.append((linktype, divisor, offset, snaplen))
+                elif btype == 2:  # obsolete Packet Block
+                    iface, _, hi, lo, caplen, origlen = struct.unpack_from(endian + "HHIIII", buf, pos + 8)
+                    if iface < len(interfaces) and 28 + caplen <= blen:
+                        linktype, divisor, offset, _ = interfaces[iface]
+                        number += 1
+                        if caplen < origlen:
+                            src.snaplen_cut += 1
+                        yield RawPacket(
+                            ((hi << 32) | lo) / divisor + offset, linktype, buf[pos + 28 : pos + 28 + caplen], number
+                        )
+                pos = end
+            if not src.refill(pos):
                 break
-            if blen < _MIN_BLOCK.get(btype, 12):
-                warnings.append(f"{src.name}: corrupt pcapng block at byte offset {pos} (too short for its type)")
-                return
-            if btype == 6:  # Enhanced Packet Block
-                iface, hi, lo, caplen, origlen = struct.unpack_from(endian + "IIIII", buf, pos + 8)
-                if iface < len(interfaces) and 28 + caplen <= blen:
-                    linktype, divisor, offset, _ = interfaces[iface]
-                    if caplen < origlen:
-                        src.snaplen_cut += 1
-                    yield RawPacket(((hi << 32) | lo) / divisor + offset, linktype, buf[pos + 28 : pos + 28 + caplen])
-            elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
-                if interfaces:
-                    linktype, _, _, snaplen = interfaces[0]
-                    origlen = struct.unpack_from(endian + "I", buf, pos + 8)[0]
-                    caplen = min(origlen, blen - 16, snaplen or origlen)
-                    if caplen < origlen:
-                        src.snaplen_cut += 1
-                    yield RawPacket(0.0, linktype, buf[pos + 12 : pos + 12 + caplen])
-            elif btype == 1:  # Interface Description Block
-                linktype, _, snaplen = struct.unpack_from(endian + "HHI", buf, pos + 8)
-                divisor, offset = 1e6, 0.0
-                opt = pos + 16
-                while opt + 4 <= end - 4:
-                    code, olen = struct.unpack_from(endian + "HH", buf, opt)
-                    if code == 0 or opt + 4 + olen > end - 4:
-                        break  # the end of options, or one that overruns its block
-                    if code == 9 and olen >= 1:
-                        divisor = _tsresol(buf[opt + 4])
-                    elif code == 14 and olen >= 8:
-                        offset = float(struct.unpack_from(endian + "q", buf, opt + 4)[0])
-                    opt += 4 + ((olen + 3) & ~3)
-                interfaces.append((linktype, divisor, offset, snaplen))
-            elif btype == 2:  # obsolete Packet Block
-                iface, _, hi, lo, caplen, origlen = struct.unpack_from(endian + "HHIIII", buf, pos + 8)
-                if iface < len(interfaces) and 28 + caplen <= blen:
-                    linktype, divisor, offset, _ = interfaces[iface]
-                    if caplen < origlen:
-                        src.snaplen_cut += 1
-                    yield RawPacket(((hi << 32) | lo) / divisor + offset, linktype, buf[pos + 28 : pos + 28 + caplen])
-            pos = end
-        if not src.refill(pos):
-            break
-        buf = src.buf
-        pos = 0
+            buf = src.buf
+            pos = 0
+    finally:
+        src.count = number
     if pos < len(buf):
         warnings.append(
             f"{src.name}: the capture is cut short in the middle of a block ({len(buf) - pos} trailing bytes ignored)"

@@ -203,7 +203,7 @@ class Printer:
         self.grep = args.grep
         self.remaining = args.count
         # -q without filters or a count: messages need no look at all.
-        self._every_message = not (
+        self.wants_messages = not (
             args.quiet and args.count is None and args.session is None and args.opcode is None and args.grep is None
         )
         self.rows: list[tuple[int, str]] = []  # text mode prints the session table at the end
@@ -216,7 +216,7 @@ class Printer:
         return self.remaining is not None and self.remaining <= 0
 
     def events(self, events: Iterable[Event]) -> None:
-        every_message = self._every_message
+        every_message = self.wants_messages
         for ev in events:
             if ev.__class__ is Message:
                 if every_message:
@@ -310,7 +310,8 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         for warning in warnings:
             print(f"wsinspect: {warning}", file=sys.stderr)
         return 0
-    inspector = Inspector(Options(max_message_size=args.max_message_size))
+    # -q without a count needs no messages, only the sessions they add up to.
+    inspector = Inspector(Options(max_message_size=args.max_message_size, messages=printer.wants_messages))
     feed = inspector.feed
     events = printer.events
     pending = 0

@@ -141,6 +141,11 @@ class FrameParser:
         self._after_hunt = False  # mark the next frame: it follows a hunt
 
     @property
+    def idle(self) -> bool:
+        """In step with the stream, between two frames: the next byte starts a frame."""
+        return self.synced and not self._head and self._frame is None and not self._after_hunt
+
+    @property
     def mid_frame(self) -> bool:
         return bool(self._head) or self._frame is not None
 

@@ -1,4 +1,4 @@
-"""Link, IP and TCP headers: RawPacket bytes -> Segment.
+"""Link, IP and TCP headers: RawPacket bytes -> TCP fields (and the Segment type).
 
 Pure and per-packet hot: headers are unpacked with precompiled structs straight
 from the capture's memoryview; nothing but TCP survives, and nothing is copied but
@@ -41,7 +41,9 @@ IPV6_AH = 51
 PROTO_TCP = 6
 
 _tcp = struct.Struct("!IIBB")  # seq, ack, data offset, flags (from byte 4)
-_ipv4_fast = struct.Struct("!H2xH1xB")  # total length, flags+fragment offset, protocol (from byte 2)
+# From byte 16 of an Ethernet frame: IPv4 total length, flags+fragment offset,
+# protocol; then (no IP options) TCP seq, ack, data offset, flags.
+_ipv4_tcp_fast = struct.Struct("!H2xH1xB14xIIBB")
 _u16 = struct.Struct("!H")
 _u32le = struct.Struct("<I")
 
@@ -58,14 +60,18 @@ class Segment:
     payload: memoryview
 
 
-def parse_segment(ts: float, linktype: int, data: memoryview, acks: bool = True) -> Segment | None:
-    """Decode a captured packet down to TCP; None for anything else (skipped cheaply),
-    and for segments without payload, SYN, FIN or RST unless ``acks`` is set."""
+# What tcp_fields finds: flow key, seq, ack, flags, and where the payload starts and
+# ends in the packet. A tuple, not an object: this runs for every packet.
+TcpFields = tuple[bytes, int, int, int, int, int]
+
+
+def tcp_fields(linktype: int, data: memoryview) -> TcpFields | None:
+    """Decode a captured packet down to TCP; None for anything else (skipped cheaply)."""
     n = len(data)
     if linktype == LINKTYPE_ETHERNET and n >= 54 and data[12] == 0x08 and data[13] == 0 and data[14] == 0x45:
         # Fast path, most packets: Ethernet, IPv4 without options, then TCP. The
         # addresses (26..34) and ports (34..38) are contiguous: one slice is the key.
-        total, frag, proto = _ipv4_fast.unpack_from(data, 16)
+        total, frag, proto, seq, ack, doff, flags = _ipv4_tcp_fast.unpack_from(data, 16)
         if proto != PROTO_TCP or frag & 0x3FFF:
             return None
         end = 14 + total
@@ -73,13 +79,10 @@ def parse_segment(ts: float, linktype: int, data: memoryview, acks: bool = True)
             end = n  # as below: a total length shorter than the IP header is ignored
         if end < 54:
             return None  # the TCP header is cut
-        seq, ack, doff, flags = _tcp.unpack_from(data, 38)
         start = 34 + (doff >> 4) * 4
         if start > end or start < 54:
             return None
-        if start == end and not (acks or flags & 7):
-            return None
-        return Segment(ts, bytes(data[26:38]), seq, ack, flags, data[start:end])
+        return bytes(data[26:38]), seq, ack, flags, start, end
     if linktype == LINKTYPE_ETHERNET:
         if n < 14:
             return None
@@ -166,9 +169,7 @@ def parse_segment(ts: float, linktype: int, data: memoryview, acks: bool = True)
     hdr = (doff >> 4) * 4
     if hdr < 20 or off + hdr > end:
         return None
-    if off + hdr == end and not (acks or flags & 7):
-        return None
-    return Segment(ts, key + bytes(data[off : off + 4]), seq, ack, flags, data[off + hdr : end])
+    return key + bytes(data[off : off + 4]), seq, ack, flags, off + hdr, end
 
 
 def reverse_key(key: bytes) -> bytes:

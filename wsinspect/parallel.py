@@ -51,12 +51,13 @@ def _worker(path: str, shard: int, shards: int, args: argparse.Namespace, conn: 
     try:
         reader = open_capture(path)
         packets = iter(reader)
-        first = next(packets, None)
-        inspector = Inspector(Options(args.max_message_size, shard, shards))
+        first = next(packets, None)  # before sharding: it sets the time origin
+        reader.only_shard(shard, shards)
         # This printer only selects and renders; the parent writes.
         printer = Printer(args, io.BytesIO(), first.ts if first else None)
         json = printer.json
         quiet = args.quiet  # -q: only sessions go to the parent (-c never runs in parallel)
+        inspector = Inspector(Options(args.max_message_size, shard, shards, messages=printer.wants_messages))
         batch: list[Record] = []
         feed = inspector.feed
         seq = itertools.count()  # orders a worker's records within a packet
@@ -80,18 +81,27 @@ def _worker(path: str, shard: int, shards: int, args: argparse.Namespace, conn: 
                     line = printer.render_summary(ev) if json else printer.text.session_row(ev).encode()
                     batch.append((packet, shard, next(seq), SUMMARY, ev.session, *_split(line, json, ev.session)))
 
+        # A batch goes to the parent each time the packet numbers pass a multiple of
+        # BATCH_PACKETS (an empty one if this shard had nothing there), so that the
+        # n-th batch of every worker covers the same packets.
+        boundary = BATCH_PACKETS
         if first is not None:
             take(feed(first), 1)
         for raw in packets:
-            evs = feed(raw)
-            if evs:
-                take(evs, inspector.packets)
-            if inspector.packets % BATCH_PACKETS == 0:
+            while raw.number > boundary:
                 conn.send(("batch", batch))
                 batch = []
+                boundary += BATCH_PACKETS
+            evs = feed(raw)
+            if evs:
+                take(evs, raw.number)
+        while reader.count > boundary:
+            conn.send(("batch", batch))
+            batch = []
+            boundary += BATCH_PACKETS
         # End-of-capture events sort after every packet, by their connection's
         # first packet, as one process emits them.
-        end = inspector.packets + 1
+        end = reader.count + 1
         for first_packet, events in inspector.finish_connections():
             take(events, end + first_packet)
         conn.send(("batch", batch))

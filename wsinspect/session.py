@@ -26,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from wsinspect.capture import LINKTYPE_ETHERNET, RawPacket
+from wsinspect.capture import RawPacket
 from wsinspect.deflate import DeflateParams, Inflater, negotiate
 from wsinspect.frames import (
     DEFAULT_MAX_PAYLOAD,
@@ -35,6 +35,7 @@ from wsinspect.frames import (
     Hunter,
     close_code_allowed,
     starts_with_frame,
+    unmask,
 )
 from wsinspect.http import (
     Handshake,
@@ -46,7 +47,7 @@ from wsinspect.http import (
     plausible_http_prefix,
 )
 from wsinspect.issues import Issue
-from wsinspect.packet import endpoints, parse_segment
+from wsinspect.packet import FIN, RST, SYN, Segment, endpoints, tcp_fields
 from wsinspect.tcp import Connection, Reassembler, StreamData, StreamEnd
 
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
@@ -77,6 +78,8 @@ class Options:
     # of a parallel read share the connections out by their ports).
     shard: int = 0
     shards: int = 1
+    # False: no Message events, only sessions (read -q); spares building them.
+    messages: bool = True
 
 
 @dataclass(slots=True)
@@ -257,6 +260,10 @@ class _Session:
 class Inspector:
     """Feed it packets; it returns the messages and sessions they complete."""
 
+    # Whether feed() takes the fast lane (_lane); tests turn it off to check that
+    # the lane and the general path agree.
+    lane = True
+
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
         self.tcp = Reassembler()
@@ -268,42 +275,40 @@ class Inspector:
     # -- the loop ---------------------------------------------------------
 
     def feed(self, raw: RawPacket) -> list[Event]:
-        """Take the next captured packet (packets are numbered from 1 in feed order)."""
-        self.packets += 1
+        """Take the next captured packet. Packets keep their number in the capture
+        (RawPacket.number); unnumbered ones are numbered from 1 in feed order."""
+        number = self.packets = raw.number or self.packets + 1
         ts = raw.ts
-        shards = self.options.shards
-        if shards > 1:
-            data = raw.data
-            # Ethernet/IPv4 without options to TCP: the ports' low bytes at fixed
-            # offsets tell another shard's packet before any parsing.
-            if (
-                raw.linktype == LINKTYPE_ETHERNET
-                and len(data) >= 38
-                and data[12] == 0x08
-                and data[13] == 0
-                and data[14] == 0x45
-                and (data[35] ^ data[37]) % shards != self.options.shard
-            ):
-                return []
         if self.first_ts is None:
             self.first_ts = ts
         self.last_ts = ts
+        data = raw.data
+        fields = tcp_fields(raw.linktype, data)
+        if fields is None:
+            return []
+        key, seq, ack, flags, start, end = fields
         tcp = self.tcp
-        # Pure ACKs matter only while some stream waits behind a hole.
-        seg = parse_segment(ts, raw.linktype, raw.data, tcp.holding > 0)
-        if seg is None:
+        if start < end:
+            # The fast lane, most packets: the next data of an established session.
+            found = tcp.flows.get(key)
+            if found is not None:
+                conn, d = found
+                st = conn.session
+                if st is not None and st.state is _WEBSOCKET and tcp.in_order(conn, d, seq, ack, flags, end - start):
+                    out: list[Event] = []
+                    self._lane(st, d, data[start:end], ts, number, out)
+                    return out
+        elif not (flags & (SYN | FIN | RST) or tcp.holding):
+            return []  # a pure ACK matters only while some stream waits behind a hole
+        seg = Segment(ts, key, seq, ack, flags, data[start:end])
+        shards = self.options.shards
+        if shards > 1 and shard_of(key, shards) != self.options.shard:
             return []
-        if shards > 1 and shard_of(seg.key, shards) != self.options.shard:
-            return []
-        out: list[Event] = []
-        for ev in tcp.feed(seg, self.packets):
-            # The common case, frames of an established session, goes straight on.
-            if ev.__class__ is StreamData:
-                st = ev.conn.session
-                if st is not None and st.state is _WEBSOCKET:
-                    self._frames(st, ev.direction, ev.data, ev.ts, ev.packet, ev.gap, out)
-                    continue
+        out = []
+        for ev in tcp.feed(seg, number):
             self._stream_event(ev, out)
+        if not self.options.messages:
+            out = [ev for ev in out if ev.__class__ is not Message]
         return out
 
     def finish(self) -> list[Event]:
@@ -318,6 +323,8 @@ class Inspector:
             out: list[Event] = []
             for ev in stream_events:
                 self._stream_event(ev, out)
+            if not self.options.messages:
+                out = [ev for ev in out if ev.__class__ is not Message]
             done.append((conn.first_packet, out))
         return done
 
@@ -611,6 +618,119 @@ class Inspector:
             self._frames(st, 1 - d, other, ev.ts, ev.packet, 0, out)
 
     # -- frames and messages ----------------------------------------------
+
+    def _lane(self, st: _Conn, d: int, data: memoryview, ts: float, packet: int, out: list[Event]) -> None:
+        """_frames() for the common case, in one loop: whole frames that are whole
+        messages without findings (text, binary, ping, pong; permessage-deflate or
+        plain), while no message or frame is in progress in this direction. At the
+        first frame that is anything else, the rest goes to _frames(), which handles
+        every case. Both give the same events (tests decode every capture both ways:
+        Inspector.lane)."""
+        session = st.session
+        assert session is not None and session.dirs is not None
+        direction = session.dirs[d]
+        parser = direction.parser
+        client = parser.client
+        if not self.lane or not parser.idle or direction.frames or direction.closed or direction.resynced:
+            self._frames(st, d, data, ts, packet, 0, out)
+            return
+        masked = 0x80 if client else 0
+        inflater = direction.inflater
+        deflate = session.deflate
+        # RSV1 is taken here only as permessage-deflate's "compressed" bit.
+        rsv1 = 0x40 if inflater is not None and deflate is not None and not deflate.per_frame else 0
+        max_payload = parser.max_payload
+        messages = self.options.messages
+        pos = 0
+        n = len(data)
+        while n - pos >= 2:
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            opcode = b0 & 0x0F
+            if b1 & 0x80 != masked:
+                break
+            if opcode == 1 or opcode == 2:
+                if b0 & 0xB0 != 0x80 or b0 & 0x40 & ~rsv1:
+                    break  # a fragment, or RSV bits that no extension here defines
+            elif (opcode != 9 and opcode != 10) or b0 & 0xF0 != 0x80 or b1 & 0x7F > 125:
+                break  # close, continuation, reserved, or a control frame with findings
+            length = b1 & 0x7F
+            hdr = 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                hdr = 4
+                if length < 126:
+                    break
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                hdr = 10
+                if length < 0x10000:
+                    break
+            if length > max_payload:
+                break
+            end = pos + hdr + length + (4 if masked else 0)
+            if end > n:
+                break
+            key: bytes | None
+            if masked:
+                key = bytes(data[pos + hdr : pos + hdr + 4])
+                hdr += 4
+                wire = unmask(data[pos + hdr : end], key)
+            else:
+                key = None
+                wire = bytes(data[pos + hdr : end])
+            pos = end
+            payload = wire
+            issues: list[Issue] = []
+            complete = True
+            text = None
+            if b0 & 0x40:
+                assert inflater is not None
+                payload, issue = inflater.inflate(wire)
+                if issue is not None:
+                    issues.append(issue)
+                    complete = False
+                    if issue is not Issue.MESSAGE_TOO_LARGE:
+                        payload = wire
+            if opcode == 1 and complete:
+                try:
+                    text = payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    issues.append(Issue.INVALID_UTF8)
+            direction.messages += 1
+            direction.bytes += len(payload)
+            direction.wire += length
+            if issues:
+                session.issue_count += len(issues)
+            if messages:
+                frame = Frame(True, b0 >> 4 & 7, opcode, bool(masked), key, length, wire, hdr, ts, [packet], [])
+                out.append(
+                    Message(
+                        session.number,
+                        ts,
+                        direction.name,
+                        opcode,
+                        [frame],
+                        bool(masked),
+                        bool(b0 & 0x40),
+                        payload,
+                        length,
+                        text,
+                        None,
+                        None,
+                        issues,
+                        (packet, packet),
+                        complete,
+                    )
+                )
+        if pos < n:
+            self._frames(st, d, data[pos:], ts, packet, 0, out)
+        elif ts > session.end:
+            session.end = ts
 
     def _frames(
         self, st: _Conn, d: int, data: bytes | memoryview, ts: float, packet: int, gap: int, out: list[Event]

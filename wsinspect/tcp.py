@@ -102,13 +102,14 @@ class Reassembler:
     max_ooo_bytes: int = MAX_OOO_BYTES
     stats: TcpStats = field(default_factory=TcpStats)
     holding: int = 0  # directions with segments waiting behind a hole
-    _flows: dict[bytes, tuple[Connection, int]] = field(default_factory=dict)
+    # Flow key (either direction) -> its connection and direction.
+    flows: dict[bytes, tuple[Connection, int]] = field(default_factory=dict)
     _closed: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
 
     def feed(self, seg: Segment, packet: int) -> list[StreamData | StreamEnd]:
         """Take one segment (``packet`` is its number in the capture)."""
         flags = seg.flags
-        found = self._flows.get(seg.key)
+        found = self.flows.get(seg.key)
         if found is None:
             if flags & RST or not (seg.payload or flags & SYN):
                 return _NOTHING  # a pure ACK/FIN/RST of a flow we do not follow
@@ -169,17 +170,33 @@ class Reassembler:
                 out.extend(self._end(conn, "fin", seg.ts, packet))
         return out
 
+    def in_order(self, conn: Connection, d: int, seq: int, ack: int, flags: int, size: int) -> bool:
+        """The common case, in one step: a data segment with ACK alone that continues
+        its direction exactly, while neither direction holds data behind a hole or
+        has ended. Takes it as feed() would, and returns True: its payload follows
+        the stream's last bytes, with no gap, and the connection goes on. False, and
+        nothing done, for any other segment: it goes through feed()."""
+        half = conn.halves[d]
+        if flags & (ACK | SYN | FIN | RST) != ACK or seq != half.next_seq or half.ooo or half.gap:
+            return False
+        other = conn.halves[1 - d]
+        if other.ooo or other.fin_seq is not None or half.fin_seq is not None:
+            return False
+        half.next_seq = (seq + size) & SEQ_MASK
+        other.last_ack = ack
+        return True
+
     def finish(self, ts: float) -> list[tuple[Connection, list[StreamData | StreamEnd]]]:
         """End of the capture: deliver what waits behind holes and end every
         connection, in the order the connections started."""
-        conns = {conn.index: conn for conn, _ in self._flows.values()}
+        conns = {conn.index: conn for conn, _ in self.flows.values()}
         return [(conn, self._end(conn, "eof", ts, 0)) for _, conn in sorted(conns.items())]
 
     def _open(self, seg: Segment, packet: int) -> Connection:
         self.stats.connections += 1
         conn = Connection(self.stats.connections, seg.key, seg.ts, packet)
-        self._flows[conn.keys[0]] = (conn, 0)
-        self._flows[conn.keys[1]] = (conn, 1)
+        self.flows[conn.keys[0]] = (conn, 0)
+        self.flows[conn.keys[1]] = (conn, 1)
         for key in conn.keys:
             self._closed.pop(key, None)
         return conn
@@ -316,8 +333,8 @@ class Reassembler:
                 out.append(StreamData(conn, d, ts, b"", half.gap, packet))
                 half.gap = 0
         for key in conn.keys:
-            if self._flows.get(key, (None,))[0] is conn:
-                del self._flows[key]
+            if self.flows.get(key, (None,))[0] is conn:
+                del self.flows[key]
             self._closed[key] = None
         while len(self._closed) > MAX_CLOSED:
             self._closed.popitem(last=False)

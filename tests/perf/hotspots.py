@@ -3,7 +3,7 @@
     python -m tests.perf.hotspots [--size quick] [--mode quiet|json|text ...] [--top 25] [--no-py-spy]
 
 First times the layers in this process without a profiler (best of three, cumulative:
-reading records, then parse_segment, then TCP reassembly, then the whole Inspector,
+reading records, then tcp_fields, then TCP reassembly, then the whole Inspector,
 then the read command with its output), per packet and per message. Then runs the
 read command in this process under cProfile (deterministic, but it inflates
 the cost of every Python call) and, when py-spy is installed, in a child under py-spy
@@ -69,7 +69,7 @@ def _quietly(argv: list[str]) -> None:
 def stages(path: Path, truth: gen.Truth) -> None:
     """Cumulative cost of each layer, without a profiler's distortion."""
     from wsinspect.capture import open_capture
-    from wsinspect.packet import parse_segment
+    from wsinspect.packet import Segment, tcp_fields
     from wsinspect.session import Inspector
     from wsinspect.tcp import Reassembler
 
@@ -82,16 +82,17 @@ def stages(path: Path, truth: gen.Truth) -> None:
     def segments() -> None:
         reader = open_capture(str(path))
         for raw in reader:
-            parse_segment(raw.ts, raw.linktype, raw.data)
+            tcp_fields(raw.linktype, raw.data)
         reader.close()
 
     def reassembly() -> None:
         reader = open_capture(str(path))
         tcp = Reassembler()
         for number, raw in enumerate(reader, 1):
-            seg = parse_segment(raw.ts, raw.linktype, raw.data)
-            if seg is not None:
-                tcp.feed(seg, number)
+            fields = tcp_fields(raw.linktype, raw.data)
+            if fields is not None:
+                key, seq, ack, flags, start, end = fields
+                tcp.feed(Segment(raw.ts, key, seq, ack, flags, raw.data[start:end]), number)
         reader.close()
 
     def inspector() -> None:
@@ -103,7 +104,7 @@ def stages(path: Path, truth: gen.Truth) -> None:
 
     steps: list[tuple[str, Callable[[], object]]] = [
         ("read the records (capture.py)", records),
-        ("+ parse_segment (packet.py)", segments),
+        ("+ tcp_fields (packet.py)", segments),
         ("+ Reassembler.feed (tcp.py)", reassembly),
         ("Inspector.feed: + HTTP, frames, messages", inspector),
     ]
