@@ -24,7 +24,7 @@ from tests.conftest import (
 )
 from wsinspect.issues import Issue
 from wsinspect.jsonl import message_opcode
-from wsinspect.session import Inspector, Message, SessionSummary
+from wsinspect.session import Inspector, Message, Options, SessionSummary
 
 TRUTHS = truth_files()
 DATA = ("text", "binary")
@@ -227,7 +227,11 @@ def test_fast_lane_agrees_with_the_general_path(path: Path) -> None:
     # The Inspector decodes the common case (whole messages in in-order segments)
     # in a fast lane; every event, frames and issues included, must be the same
     # as what the general path makes of the same packets.
-    assert decode_file(path) == decode_file(path, lane=False)
+    general = decode_file(path, lane=False)
+    assert decode_file(path) == general
+    # read -q: no messages, and the lane skips what only messages would show.
+    quiet = decode_file(path, Options(messages=False))
+    assert quiet == [ev for ev in general if not isinstance(ev, Message)]
 
 
 def test_fast_lane_carries_the_common_case(monkeypatch: pytest.MonkeyPatch) -> None:

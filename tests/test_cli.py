@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import CAPTURES, ROOT, run_cli
 
 BASIC = str(CAPTURES / "websockets_basic.pcap")
@@ -160,3 +162,20 @@ def test_parallel_read_orders_end_of_capture_events_like_one_process(tmp_path: P
         assert one.stdout.count(b"part of") == 3
         for jobs in ("2", "3"):
             assert run_cli("read", "-j", jobs, *extra, path).stdout == one.stdout, (jobs, extra)
+
+
+def test_parallel_read_over_many_batches(
+    monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    # Batches of 7 packets: workers skip other shards' packets across batch
+    # boundaries, and must still send every batch in step.
+    from wsinspect import cli, parallel
+
+    monkeypatch.setattr(parallel, "BATCH_PACKETS", 7)
+    for extra in (["--json"], [], ["-q"]):
+        outputs = []
+        for jobs in ("1", "2", "3"):
+            assert cli.main(["read", "-j", jobs, *extra, MANY]) == 0
+            outputs.append(capfdbinary.readouterr().out)
+        assert outputs[0].count(b"\n") > 60  # 20 sessions, 240 messages
+        assert outputs[1] == outputs[0] and outputs[2] == outputs[0], extra

@@ -208,6 +208,7 @@ class Printer:
         )
         self.rows: list[tuple[int, str]] = []  # text mode prints the session table at the end
         color = args.color == "always" or (args.color == "auto" and _isatty(out))
+        self.ts_origin = ts_origin
         self.text = text.TextWriter(text.Colors(color), text.TimeFormat(args.time_format, ts_origin))
         self._buf: list[bytes] = []
 

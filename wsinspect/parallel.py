@@ -1,8 +1,9 @@
 """`wsinspect read -j N`: decode a capture file on every core.
 
 Each worker process reads the whole file (the kernel's page cache serves it once)
-but decodes only the TCP connections of its shard (session.shard_of), so each
-connection is decoded by exactly one worker, with the same code as a plain read.
+but decodes only the TCP connections of its shard (session.shard_of; the capture
+reader skips most of the other shards' packets before making objects of them), so
+each connection is decoded by exactly one worker, with the same code as a plain read.
 Workers render their output records themselves (the costly part) and send them
 in batches that cover the same packet ranges in every worker; the parent merges
 each batch in packet order, numbers sessions in the order they were recognised
@@ -46,15 +47,15 @@ def _split(line: bytes, json: bool, number: int) -> tuple[bytes, bytes]:
     return line[:at], line[at + max(3, width) :]
 
 
-def _worker(path: str, shard: int, shards: int, args: argparse.Namespace, conn: Connection) -> None:
+def _worker(
+    path: str, shard: int, shards: int, args: argparse.Namespace, origin: float | None, conn: Connection
+) -> None:
     reader = None
     try:
         reader = open_capture(path)
-        packets = iter(reader)
-        first = next(packets, None)  # before sharding: it sets the time origin
         reader.only_shard(shard, shards)
         # This printer only selects and renders; the parent writes.
-        printer = Printer(args, io.BytesIO(), first.ts if first else None)
+        printer = Printer(args, io.BytesIO(), origin)
         json = printer.json
         quiet = args.quiet  # -q: only sessions go to the parent (-c never runs in parallel)
         inspector = Inspector(Options(args.max_message_size, shard, shards, messages=printer.wants_messages))
@@ -85,9 +86,7 @@ def _worker(path: str, shard: int, shards: int, args: argparse.Namespace, conn: 
         # BATCH_PACKETS (an empty one if this shard had nothing there), so that the
         # n-th batch of every worker covers the same packets.
         boundary = BATCH_PACKETS
-        if first is not None:
-            take(feed(first), 1)
-        for raw in packets:
+        for raw in reader:
             while raw.number > boundary:
                 conn.send(("batch", batch))
                 batch = []
@@ -130,7 +129,7 @@ def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Print
     workers = []
     for shard in range(jobs):
         receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(path, shard, jobs, args, send), daemon=True)
+        proc = ctx.Process(target=_worker, args=(path, shard, jobs, args, printer.ts_origin, send), daemon=True)
         proc.start()
         send.close()
         pipes.append(receive)

@@ -173,6 +173,11 @@ class SessionUpgraded:
 Event = Message | SessionSummary | SessionOpened | SessionUpgraded
 
 
+def _sessions_only(events: list[Event]) -> list[Event]:
+    """Options.messages=False: the events without messages."""
+    return [ev for ev in events if ev.__class__ is not Message]
+
+
 def shard_of(key: bytes, shards: int) -> int:
     """The shard of a TCP flow, the same for both directions: its ports' low bytes
     XORed (ephemeral client ports vary in their low byte, so flows spread evenly)."""
@@ -297,7 +302,7 @@ class Inspector:
                 if st is not None and st.state is _WEBSOCKET and tcp.in_order(conn, d, seq, ack, flags, end - start):
                     out: list[Event] = []
                     self._lane(st, d, data[start:end], ts, number, out)
-                    return out
+                    return out if not out or self.options.messages else _sessions_only(out)
         elif not (flags & (SYN | FIN | RST) or tcp.holding):
             return []  # a pure ACK matters only while some stream waits behind a hole
         seg = Segment(ts, key, seq, ack, flags, data[start:end])
@@ -307,9 +312,7 @@ class Inspector:
         out = []
         for ev in tcp.feed(seg, number):
             self._stream_event(ev, out)
-        if not self.options.messages:
-            out = [ev for ev in out if ev.__class__ is not Message]
-        return out
+        return out if not out or self.options.messages else _sessions_only(out)
 
     def finish(self) -> list[Event]:
         """End of input: flush every connection and session."""
@@ -323,9 +326,7 @@ class Inspector:
             out: list[Event] = []
             for ev in stream_events:
                 self._stream_event(ev, out)
-            if not self.options.messages:
-                out = [ev for ev in out if ev.__class__ is not Message]
-            done.append((conn.first_packet, out))
+            done.append((conn.first_packet, out if self.options.messages else _sessions_only(out)))
         return done
 
     def _stream_event(self, ev: StreamData | StreamEnd, out: list[Event]) -> None:
@@ -620,27 +621,33 @@ class Inspector:
     # -- frames and messages ----------------------------------------------
 
     def _lane(self, st: _Conn, d: int, data: memoryview, ts: float, packet: int, out: list[Event]) -> None:
-        """_frames() for the common case, in one loop: whole frames that are whole
-        messages without findings (text, binary, ping, pong; permessage-deflate or
-        plain), while no message or frame is in progress in this direction. At the
-        first frame that is anything else, the rest goes to _frames(), which handles
-        every case. Both give the same events (tests decode every capture both ways:
-        Inspector.lane)."""
+        """_frames() for the common cases, taken in one loop: more payload of a large
+        frame in progress; whole frames that are whole messages without findings
+        (text, binary, ping, pong; permessage-deflate or plain) while no message or
+        frame is in progress in this direction. At the first frame that is anything
+        else, the rest goes to _frames(), which handles every case. Both give the
+        same events (tests decode every capture both ways: Inspector.lane)."""
         session = st.session
         assert session is not None and session.dirs is not None
         direction = session.dirs[d]
         parser = direction.parser
-        client = parser.client
-        if not self.lane or not parser.idle or direction.frames or direction.closed or direction.resynced:
+        if not self.lane:
             self._frames(st, d, data, ts, packet, 0, out)
             return
-        masked = 0x80 if client else 0
+        if not parser.idle or direction.frames or direction.closed or direction.resynced:
+            if not parser.absorb(data, packet):
+                self._frames(st, d, data, ts, packet, 0, out)
+            elif ts > session.end:
+                session.end = ts
+            return
+        masked = 0x80 if parser.client else 0
         inflater = direction.inflater
         deflate = session.deflate
         # RSV1 is taken here only as permessage-deflate's "compressed" bit.
         rsv1 = 0x40 if inflater is not None and deflate is not None and not deflate.per_frame else 0
         max_payload = parser.max_payload
         messages = self.options.messages
+        count = size = wire_size = 0  # what this loop adds to the direction's totals
         pos = 0
         n = len(data)
         while n - pos >= 2:
@@ -672,18 +679,20 @@ class Inspector:
                     break
             if length > max_payload:
                 break
-            end = pos + hdr + length + (4 if masked else 0)
+            if masked:
+                hdr += 4
+            start = pos + hdr
+            end = start + length
             if end > n:
                 break
-            key: bytes | None
-            if masked:
-                key = bytes(data[pos + hdr : pos + hdr + 4])
-                hdr += 4
-                wire = unmask(data[pos + hdr : end], key)
-            else:
-                key = None
-                wire = bytes(data[pos + hdr : end])
+            key = bytes(data[start - 4 : start]) if masked else None
             pos = end
+            count += 1
+            wire_size += length
+            if not (messages or opcode == 1 or b0 & 0x40):
+                size += length  # read -q: a binary or control payload needs no look
+                continue
+            wire = unmask(data[start:end], key) if key is not None else bytes(data[start:end])
             payload = wire
             issues: list[Issue] = []
             complete = True
@@ -696,14 +705,12 @@ class Inspector:
                     complete = False
                     if issue is not Issue.MESSAGE_TOO_LARGE:
                         payload = wire
-            if opcode == 1 and complete:
+            if opcode == 1 and complete and (messages or not payload.isascii()):
                 try:
                     text = payload.decode("utf-8")
                 except UnicodeDecodeError:
                     issues.append(Issue.INVALID_UTF8)
-            direction.messages += 1
-            direction.bytes += len(payload)
-            direction.wire += length
+            size += len(payload)
             if issues:
                 session.issue_count += len(issues)
             if messages:
@@ -727,6 +734,9 @@ class Inspector:
                         complete,
                     )
                 )
+        direction.messages += count
+        direction.bytes += size
+        direction.wire += wire_size
         if pos < n:
             self._frames(st, d, data[pos:], ts, packet, 0, out)
         elif ts > session.end:
