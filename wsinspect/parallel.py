@@ -7,20 +7,22 @@ each connection is decoded by exactly one worker, with the same code as a plain 
 Workers render their output records themselves (the costly part) and send them
 in batches that cover the same packet ranges in every worker; the parent merges
 each batch in packet order, numbers sessions in the order they were recognised
-across all workers (so the output is the same as with -j 1), applies --session,
-and writes.
+across all workers (so the output is the same as with -j 1), and writes.
 
-Records travel as (packet, worker, sequence, kind, local session, head, tail): the
-line is head + global session number + tail, so that renumbering costs one join.
+A batch travels as columns, so that the parent handles no record in Python: each
+record is a sort key (packet, worker, position), a session id (worker, session
+number in that worker), and the rendered line cut around its session number
+(head, tail). The parent sorts the keys and joins head + global number + tail in C.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import itertools
 import multiprocessing
 import traceback
+from dataclasses import dataclass, field
+from itertools import chain
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -31,9 +33,22 @@ from wsinspect.session import Inspector, Message, Options, SessionOpened, Sessio
 
 # Packets per batch: small enough that output streams, large enough to amortise pickling.
 BATCH_PACKETS = 1 << 14
-OPEN, MESSAGE, RECORD, SUMMARY = range(4)
+# A record's sort key: packet number, then worker, then position in the worker's batch.
+_WORKER_SHIFT = 32
+_PACKET_SHIFT = 40
 
-Record = tuple[int, int, int, int, int, bytes, bytes]
+
+@dataclass
+class _Batch:
+    """One worker's records for one range of packets, as columns."""
+
+    keys: list[int] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)  # (worker << 32) | the worker's session number
+    heads: list[bytes] = field(default_factory=list)
+    tails: list[bytes] = field(default_factory=list)
+    opens: list[tuple[int, int]] = field(default_factory=list)  # (key, id) of sessions recognised
+    ended: list[int] = field(default_factory=list)  # ids of sessions that ended
+    rows: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # text: (id, head, tail) of table rows
 
 
 def _split(line: bytes, json: bool, number: int) -> tuple[bytes, bytes]:
@@ -59,28 +74,41 @@ def _worker(
         json = printer.json
         quiet = args.quiet  # -q: only sessions go to the parent (-c never runs in parallel)
         inspector = Inspector(Options(args.max_message_size, shard, shards, messages=printer.wants_messages))
-        batch: list[Record] = []
+        batch = _Batch()
         feed = inspector.feed
-        seq = itertools.count()  # orders a worker's records within a packet
+        worker = shard << _WORKER_SHIFT
 
         def take(events: list[Any], packet: int) -> None:
+            key = (packet << _PACKET_SHIFT) | worker | len(batch.keys)
             for ev in events:
                 if ev.__class__ is Message:
                     if quiet or not printer.selected(ev):
                         continue
                     number = ev.session
-                    rendered = printer.render(ev)
-                    for line in rendered[:-1]:
-                        batch.append((packet, shard, next(seq), RECORD, number, *_split(line, json, number)))
-                    batch.append((packet, shard, next(seq), MESSAGE, number, *_split(rendered[-1], json, number)))
+                    for line in printer.render(ev):
+                        head, tail = _split(line, json, number)
+                        batch.keys.append(key)
+                        batch.ids.append(worker | number)
+                        batch.heads.append(head)
+                        batch.tails.append(tail)
+                        key += 1
                 elif ev.__class__ is SessionOpened:
-                    batch.append((packet, shard, next(seq), OPEN, ev.session, b"", b""))
+                    batch.opens.append((key, worker | ev.session))
                     printer.text.opened(ev.session, ev.client, ev.server)
                 elif ev.__class__ is SessionSummary:
                     printer.text.ended(ev.session)
-                    # JSON: the session's record; text: its row of the final table.
-                    line = printer.render_summary(ev) if json else printer.text.session_row(ev).encode()
-                    batch.append((packet, shard, next(seq), SUMMARY, ev.session, *_split(line, json, ev.session)))
+                    batch.ended.append(worker | ev.session)
+                    if json:
+                        head, tail = _split(printer.render_summary(ev), json, ev.session)
+                        batch.keys.append(key)
+                        batch.ids.append(worker | ev.session)
+                        batch.heads.append(head)
+                        batch.tails.append(tail)
+                        key += 1
+                    else:  # its row of the final table
+                        batch.rows.append(
+                            (worker | ev.session, *_split(printer.text.session_row(ev).encode(), json, ev.session))
+                        )
 
         # A batch goes to the parent each time the packet numbers pass a multiple of
         # BATCH_PACKETS (an empty one if this shard had nothing there), so that the
@@ -89,14 +117,14 @@ def _worker(
         for raw in reader:
             while raw.number > boundary:
                 conn.send(("batch", batch))
-                batch = []
+                batch = _Batch()
                 boundary += BATCH_PACKETS
             evs = feed(raw)
             if evs:
                 take(evs, raw.number)
         while reader.count > boundary:
             conn.send(("batch", batch))
-            batch = []
+            batch = _Batch()
             boundary += BATCH_PACKETS
         # End-of-capture events sort after every packet, by their connection's
         # first packet, as one process emits them.
@@ -134,43 +162,57 @@ def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Print
         send.close()
         pipes.append(receive)
         workers.append(proc)
-    numbers: dict[tuple[int, int], int] = {}
+    numbers: dict[int, int] = {}  # session id -> its number in the output
+    labels: dict[int, bytes] = {}  # and as printed
     sessions = 0
     wanted = printer.sessions_wanted
-    json = printer.json
+    label = b"%d" if printer.json else b"%-3d"
     warnings: list[str] = []
     try:
         open_pipes = list(range(jobs))
         while open_pipes:
-            records: list[Record] = []
+            keys: list[int] = []
+            ids: list[int] = []
+            heads: list[bytes] = []
+            tails: list[bytes] = []
+            opens: list[tuple[int, int]] = []
+            ended: list[int] = []
+            rows: list[tuple[int, bytes, bytes]] = []
             for w in list(open_pipes):
                 msg = pipes[w].recv()
                 if msg[0] == "batch":
-                    records.extend(msg[1])
+                    batch: _Batch = msg[1]
+                    keys += batch.keys
+                    ids += batch.ids
+                    heads += batch.heads
+                    tails += batch.tails
+                    opens += batch.opens
+                    ended += batch.ended
+                    rows += batch.rows
                 elif msg[0] == "end":
                     warnings = msg[1]
                     open_pipes.remove(w)
                 else:
                     raise WsinspectError(msg[1].rstrip())
-            out = []
-            # Each worker's records are sorted already: sorting their concatenation
-            # merges the runs in C.
-            records.sort()
-            for _packet, w, _i, kind, local, head, tail in records:
-                if kind == OPEN:
-                    sessions += 1
-                    numbers[w, local] = sessions
-                    continue
-                number = numbers[w, local]
-                if wanted is not None and number not in wanted:
-                    continue
-                if json:
-                    out.append(b"%b%d%b" % (head, number, tail))
-                elif kind == SUMMARY:
-                    printer.rows.append((number, (b"%b%-3d%b" % (head, number, tail)).decode()))
-                else:
-                    out.append(b"%b%-3d%b" % (head, number, tail))
-            printer.write(out)
+            # A session's records all come after its recognition, in this batch or a later one.
+            for _, sid in sorted(opens):
+                sessions += 1
+                numbers[sid] = sessions
+                labels[sid] = label % sessions
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            if wanted is not None:
+                order = [i for i in order if numbers[ids[i]] in wanted]
+            columns = (
+                map(heads.__getitem__, order),
+                map(labels.__getitem__, map(ids.__getitem__, order)),
+                map(tails.__getitem__, order),
+            )
+            printer.write([b"".join(chain.from_iterable(zip(*columns, strict=True)))])
+            for sid, head, tail in rows:
+                if wanted is None or numbers[sid] in wanted:
+                    printer.rows.append((numbers[sid], (head + labels[sid] + tail).decode()))
+            for sid in ended:
+                del labels[sid], numbers[sid]
             printer.flush()
         for proc in workers:
             proc.join()
