@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -121,6 +122,16 @@ def test_length_top_bit_stops_trusting_the_stream_then_resyncs() -> None:
     assert not p.synced
     later = p.feed(HELLO_UNMASKED + PING_HELLO, 2.0, 2)
     assert [f.payload for f in later] == [b"Hello", b"Hello"]
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 5, 511, 512, 513, 4096, 65537])
+def test_unmask_is_rfc_6455_xor(size: int) -> None:
+    # Both ways of unmasking (small and large payloads) against the definition:
+    # octet i XOR key octet i mod 4 (RFC 6455 5.3).
+    data = os.urandom(size)
+    key = os.urandom(4)
+    assert unmask(data, key) == bytes(b ^ key[i % 4] for i, b in enumerate(data))
+    assert unmask(memoryview(data), key) == unmask(bytearray(data), key) == unmask(data, key)
 
 
 def test_unmask_is_an_involution() -> None:

@@ -64,14 +64,33 @@ def close_code_allowed(code: int) -> bool:
     return (1000 <= code <= 1003) or (1007 <= code <= 1014) or (3000 <= code <= 4999)
 
 
+# Above this size, unmasking by byte tables beats the big-integer XOR (measured:
+# 2x at 32 KiB; slower below about 400 bytes).
+_TRANSLATE_FROM = 512
+_xor_tables: dict[int, bytes] = {}
+
+
+def _xor_table(k: int) -> bytes:
+    table = _xor_tables.get(k)
+    if table is None:
+        table = _xor_tables[k] = bytes(b ^ k for b in range(256))
+    return table
+
+
 def unmask(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
-    """XOR a payload with its 4-byte masking key (RFC 6455 5.3), all at once."""
+    """XOR a payload with its 4-byte masking key (RFC 6455 5.3), all at once: as
+    one big integer, or for large payloads as four strided byte translations."""
     n = len(payload)
     if n == 0:
         return b""
-    stream = key * ((n >> 2) + 1)
-    x = int.from_bytes(payload, "little") ^ int.from_bytes(stream[:n], "little")
-    return x.to_bytes(n, "little")
+    if n < _TRANSLATE_FROM:
+        stream = key * ((n >> 2) + 1)
+        x = int.from_bytes(payload, "little") ^ int.from_bytes(stream[:n], "little")
+        return x.to_bytes(n, "little")
+    out = bytearray(payload)
+    for i in range(4):
+        out[i::4] = out[i::4].translate(_xor_table(key[i]))
+    return bytes(out)
 
 
 @dataclass(slots=True)
