@@ -84,3 +84,15 @@ def test_read_imports_nothing_heavy(tmp_path: Path, options: tuple[str, ...]) ->
         [sys.executable, "-c", script, "read", *options, str(path)], capture_output=True, cwd=ROOT, check=False
     )
     assert proc.stderr.decode() == "(0, [])"
+
+
+def test_fast_lane_agrees_with_the_general_path_at_scale(captures: dict[str, tuple[Path, gen.Truth]]) -> None:
+    # The generated capture has what the bundled ones have little of: thousands
+    # of sessions interleaved, 64 KiB messages over dozens of segments, context
+    # takeover across hundreds of compressed messages.
+    from tests.conftest import decode_file, messages
+
+    path, truth = captures["one"]
+    with_lane = decode_file(path)
+    assert len(messages(with_lane)) == truth.messages
+    assert with_lane == decode_file(path, lane=False)

@@ -34,6 +34,8 @@ def test_snapshot(name: str, showcase: Path, tmp_path: Path) -> None:
             for key in keys:
                 await pilot.press(key)
                 await wait_for(pilot, lambda: shown(app))
+            # The tab underline slides: a loaded machine once caught it midway.
+            await pilot.wait_for_scheduled_animations()
             await pilot.pause(0.1)
             assert_snapshot(app, name, tmp_path)
 
