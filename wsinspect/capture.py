@@ -89,7 +89,8 @@ class CaptureReader:
 
     @property
     def count(self) -> int:
-        """Records read so far, skipped ones included."""
+        """The number of packet records in the capture, skipped ones included (known
+        once the iteration is over)."""
         return self._source.count
 
     @property
@@ -217,7 +218,7 @@ class _Source:
         self.parse = parse
         self.warnings: list[str] = []
         self.snaplen_cut = 0
-        self.count = 0  # records read
+        self.count = 0  # packet records, set when the parser stops
         self.shard = 0
         self.shards = 0  # 0: keep every packet (CaptureReader.only_shard)
 
