@@ -179,3 +179,31 @@ def test_parallel_read_over_many_batches(
             outputs.append(capfdbinary.readouterr().out)
         assert outputs[0].count(b"\n") > 60  # 20 sessions, 240 messages
         assert outputs[1] == outputs[0] and outputs[2] == outputs[0], extra
+
+
+def test_bytes_lost_before_a_fin_are_reported_alike_by_every_worker_count(tmp_path: Path) -> None:
+    # Each session loses its last message, then its server sends FIN; the capture's
+    # last packet belongs to another connection. The hole is reported at the end of
+    # the capture, and it must not stretch a session to the capture's end (a worker
+    # that skipped that last packet would then disagree with one process).
+    import dpkt
+
+    from tests.packets import Flow, write_pcap, ws_frame
+
+    packets = []
+    for port in (40001, 40000):  # two shards
+        f = Flow(client=("10.0.0.1", port), ts=1_700_000_000.0 + port % 10)
+        f.websocket()
+        f.s(ws_frame(1, b"kept"))
+        f.packets.remove(f.s(ws_frame(1, b"lost"))[0])  # never captured
+        f.packets.append(f._packet(1, dpkt.tcp.TH_FIN | dpkt.tcp.TH_ACK))  # after the lost bytes
+        packets += f.packets
+    packets.sort(key=lambda p: p.ts)
+    packets += Flow(client=("10.0.0.9", 40011), ts=1_700_000_100.0).handshake().packets
+    path = str(write_pcap(tmp_path / "lost-tail.pcap", packets))
+    one = run_cli("read", "--json", "-j", "1", path).stdout
+    sessions = [r for r in _json(one) if r["type"] == "session"]
+    assert [r["issues"] for r in sessions] == [["tcp-gap"], ["tcp-gap"]]
+    assert all(r["end"] < 1_700_000_100 for r in sessions)
+    for jobs in ("2", "3"):
+        assert run_cli("read", "--json", "-j", jobs, path).stdout == one

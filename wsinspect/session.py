@@ -763,8 +763,10 @@ class Inspector:
                 if direction.frames:
                     self._lost_message(session, direction, out)
             self._frame(session, direction, frame, out)
-        if ts > session.end:
-            session.end = ts  # data released from behind a hole carries its earlier time
+        if data and ts > session.end:
+            # Data released from behind a hole carries its earlier time; a hole
+            # reported alone (at the end of the connection) is no time of the session.
+            session.end = ts
 
     def _flush(self, session: _Session, direction: _Direction, complete: bool, extra: Issue | None) -> Message:
         """The message built from the fragments held so far (they are let go)."""

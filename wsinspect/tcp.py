@@ -283,12 +283,19 @@ class Reassembler:
             return
         if half.ooo:
             self._skip_hole(conn, d, half, out, ack)
-        elif half.fin_seq is not None and 0 < (half.fin_seq - next_seq) & SEQ_MASK < HALF_SPACE:
-            lost = (half.fin_seq - next_seq) & SEQ_MASK
+        else:
+            self._lost_before_fin(half)
+
+    def _lost_before_fin(self, half: _Half) -> None:
+        """Nothing is held and the FIN lies ahead of the bytes delivered: the bytes
+        between them are lost (reported with the next data, or at the end)."""
+        next_seq, fin = half.next_seq, half.fin_seq
+        if next_seq is not None and fin is not None and 0 < (fin - next_seq) & SEQ_MASK < HALF_SPACE:
+            lost = (fin - next_seq) & SEQ_MASK
             self.stats.gaps += 1
             self.stats.gap_bytes += lost
             half.gap += lost
-            half.next_seq = half.fin_seq
+            half.next_seq = fin
 
     def _skip_hole(
         self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd], ack: int | None = None
@@ -328,6 +335,10 @@ class Reassembler:
         for d, half in enumerate(conn.halves):
             while half.ooo:
                 self._skip_hole(conn, d, half, out)
+            # A FIN seen beyond the last bytes: what lay between never came (the
+            # receiver's ACK that would have said so may not count: pure ACKs are
+            # followed only while data is held).
+            self._lost_before_fin(half)
             if half.gap:
                 # A hole at the very end: tell the layer above, with no data after it.
                 out.append(StreamData(conn, d, ts, b"", half.gap, packet))
