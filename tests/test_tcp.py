@@ -317,6 +317,28 @@ def test_bytes_lost_just_before_a_fin_are_a_gap_when_the_connection_ends(end: st
     assert stats(w)[3:] == (1, 10)
 
 
+def test_bytes_acked_but_never_captured_are_a_gap_when_the_capture_ends() -> None:
+    # The server's last segment was lost from the capture; the client's reply
+    # acknowledges it. No FIN, no later server data: the ACK alone tells.
+    w = Wire()
+    handshake(w)
+    assert w.s(SISN + 1, RESPONSE) == [("data", 1, 1, RESPONSE, 0, 4)]
+    lost_end = SISN + 1 + len(RESPONSE) + 10
+    assert w.c(CISN + 1, A, ack=lost_end) == [("data", 1, 0, A, 0, 5)]
+    assert w.finish() == [("data", 1, 1, b"", 10, 0), ("end", 1, "eof", 6.0)]
+
+
+def test_an_acked_fin_is_not_taken_for_a_lost_byte() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.s(SISN + 1, RESPONSE) == [("data", 1, 1, RESPONSE, 0, 4)]
+    fin = SISN + 1 + len(RESPONSE)
+    assert w.s(fin, flags=FIN | ACK, ack=CISN + 1) == []
+    assert w.c(CISN + 1, A, ack=fin + 1) == [("data", 1, 0, A, 0, 6)]  # acknowledges the FIN
+    assert w.finish() == [("end", 1, "eof", 7.0)]
+    assert stats(w)[3:] == (0, 0)
+
+
 def test_hole_before_fin_flushed_when_the_peer_acks_the_fin() -> None:
     w = Wire()
     handshake(w)

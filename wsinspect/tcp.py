@@ -284,18 +284,24 @@ class Reassembler:
         if half.ooo:
             self._skip_hole(conn, d, half, out, ack)
         else:
-            self._lost_before_fin(half)
+            self._lost_up_to(half, half.fin_seq)  # nothing held: the hole runs to the FIN, if seen
 
-    def _lost_before_fin(self, half: _Half) -> None:
-        """Nothing is held and the FIN lies ahead of the bytes delivered: the bytes
-        between them are lost (reported with the next data, or at the end)."""
-        next_seq, fin = half.next_seq, half.fin_seq
-        if next_seq is not None and fin is not None and 0 < (fin - next_seq) & SEQ_MASK < HALF_SPACE:
-            lost = (fin - next_seq) & SEQ_MASK
+    def _lost_at_end(self, half: _Half) -> None:
+        """The connection ends: bytes that its FIN, or else the receiver's last ACK,
+        places beyond what was delivered never came. (Pure ACKs are followed only
+        while data is held, so the ACK that would have declared it may not count.)"""
+        self._lost_up_to(half, half.fin_seq if half.fin_seq is not None else half.last_ack)
+
+    def _lost_up_to(self, half: _Half, seq: int | None) -> None:
+        """Nothing is held: the bytes between the last delivered and ``seq`` are lost
+        (reported with the next data, or at the end)."""
+        next_seq = half.next_seq
+        if next_seq is not None and seq is not None and 0 < (seq - next_seq) & SEQ_MASK < HALF_SPACE:
+            lost = (seq - next_seq) & SEQ_MASK
             self.stats.gaps += 1
             self.stats.gap_bytes += lost
             half.gap += lost
-            half.next_seq = fin
+            half.next_seq = seq
 
     def _skip_hole(
         self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd], ack: int | None = None
@@ -335,10 +341,7 @@ class Reassembler:
         for d, half in enumerate(conn.halves):
             while half.ooo:
                 self._skip_hole(conn, d, half, out)
-            # A FIN seen beyond the last bytes: what lay between never came (the
-            # receiver's ACK that would have said so may not count: pure ACKs are
-            # followed only while data is held).
-            self._lost_before_fin(half)
+            self._lost_at_end(half)
             if half.gap:
                 # A hole at the very end: tell the layer above, with no data after it.
                 out.append(StreamData(conn, d, ts, b"", half.gap, packet))
