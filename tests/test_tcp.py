@@ -264,16 +264,22 @@ def test_hole_declared_when_an_ack_with_data_came_first() -> None:
     assert stats(w)[3:] == (1, 20)
 
 
-def test_a_pure_ack_counts_only_while_something_is_held() -> None:
-    # Whether pure ACKs reach the reassembler depends on other connections (the
-    # Inspector drops them while nothing is held anywhere), so one that arrives while
-    # this connection holds nothing must not change how it is decoded.
+@pytest.mark.parametrize("via", ["feed", "ack"])
+def test_a_pure_ack_acts_the_same_whether_or_not_it_reaches_feed(via: str) -> None:
+    # Whether a pure ACK reaches feed() depends on other connections (the Inspector
+    # passes it to ack() while nothing is held anywhere), so both must leave this
+    # connection in the same state: the ACK says bytes up to CISN + 41 arrived,
+    # which the capture never showed.
     w = Wire()
     handshake(w)
     assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
-    assert w.s(SISN + 1, ack=CISN + 41) == []  # ignored: nothing is held yet
-    assert w.c(CISN + 31, E) == []  # held behind the hole
-    assert w.s(SISN + 1, ack=CISN + 41) == [("data", 1, 0, E, 20, 6)]  # now it declares the loss
+    if via == "feed":
+        assert w.s(SISN + 1, ack=CISN + 41) == []
+    else:
+        w.n += 1
+        w.reasm.ack(S, CISN + 41)
+    # The data after the hole: the hole was declared lost already, nothing waits.
+    assert w.c(CISN + 31, E) == [("data", 1, 0, E, 20, 6)]
     assert stats(w)[3:] == (1, 20)
 
 
@@ -325,6 +331,15 @@ def test_bytes_acked_but_never_captured_are_a_gap_when_the_capture_ends() -> Non
     assert w.s(SISN + 1, RESPONSE) == [("data", 1, 1, RESPONSE, 0, 4)]
     lost_end = SISN + 1 + len(RESPONSE) + 10
     assert w.c(CISN + 1, A, ack=lost_end) == [("data", 1, 0, A, 0, 5)]
+    assert w.finish() == [("data", 1, 1, b"", 10, 0), ("end", 1, "eof", 6.0)]
+
+
+def test_bytes_acked_by_a_pure_ack_alone_are_a_gap_when_the_capture_ends() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.s(SISN + 1, RESPONSE) == [("data", 1, 1, RESPONSE, 0, 4)]
+    w.n += 1
+    w.reasm.ack(C, SISN + 1 + len(RESPONSE) + 10)  # packet 5, dropped by the Inspector before feed()
     assert w.finish() == [("data", 1, 1, b"", 10, 0), ("end", 1, "eof", 6.0)]
 
 

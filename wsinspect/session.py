@@ -47,7 +47,7 @@ from wsinspect.http import (
     plausible_http_prefix,
 )
 from wsinspect.issues import Issue
-from wsinspect.packet import FIN, RST, SYN, Segment, endpoints, tcp_fields
+from wsinspect.packet import ACK, FIN, RST, SYN, Segment, endpoints, tcp_fields
 from wsinspect.tcp import Connection, Reassembler, StreamData, StreamEnd
 
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
@@ -304,7 +304,11 @@ class Inspector:
                     self._lane(st, d, data[start:end], ts, number, out)
                     return out if not out or self.options.messages else _sessions_only(out)
         elif not (flags & (SYN | FIN | RST) or tcp.holding):
-            return []  # a pure ACK matters only while some stream waits behind a hole
+            # A pure ACK acts only while some stream waits behind a hole; else all
+            # it tells is how far the receiver got.
+            if flags & ACK:
+                tcp.ack(key, ack)
+            return []
         seg = Segment(ts, key, seq, ack, flags, data[start:end])
         shards = self.options.shards
         if shards > 1 and shard_of(key, shards) != self.options.shard:

@@ -150,14 +150,13 @@ class Reassembler:
             self._acked_loss(conn, d, half, out)
         if flags & ACK:
             other = conn.halves[1 - d]
-            # A pure ACK counts only while the other direction holds data behind a
+            other.last_ack = seg.ack
+            # A pure ACK acts only while the other direction holds data behind a
             # hole: whether pure ACKs reach here at all depends on other connections
-            # (the Inspector drops them while nothing is held anywhere), and this
-            # connection's decoding must not.
-            if payload or flags & (SYN | FIN | RST) or other.ooo:
-                other.last_ack = seg.ack
-                if other.ooo or other.fin_seq is not None:
-                    self._acked_loss(conn, 1 - d, other, out)
+            # (the Inspector passes the rest to ack() while nothing is held anywhere),
+            # and this connection's decoding must not.
+            if (payload or flags & (SYN | FIN | RST) or other.ooo) and (other.ooo or other.fin_seq is not None):
+                self._acked_loss(conn, 1 - d, other, out)
         if flags & RST:
             out.extend(self._end(conn, "rst", seg.ts, packet))
         elif half.fin_seq is not None or conn.halves[1 - d].fin_seq is not None:
@@ -169,6 +168,14 @@ class Reassembler:
             if conn.halves[0].done and conn.halves[1].done:
                 out.extend(self._end(conn, "fin", seg.ts, packet))
         return out
+
+    def ack(self, key: bytes, ack: int) -> None:
+        """A pure ACK that feed() need not see (nothing is held anywhere): only note
+        how far the receiver got, as feed() would, for the end of the connection."""
+        found = self.flows.get(key)
+        if found is not None:
+            conn, d = found
+            conn.halves[1 - d].last_ack = ack
 
     def in_order(self, conn: Connection, d: int, seq: int, ack: int, flags: int, size: int) -> bool:
         """The common case, in one step: a data segment with ACK alone that continues
