@@ -105,8 +105,8 @@ def stages(path: Path, truth: gen.Truth) -> None:
     steps: list[tuple[str, Callable[[], object]]] = [
         ("read the records (capture.py)", records),
         ("+ tcp_fields (packet.py)", segments),
-        ("+ Reassembler.feed (tcp.py)", reassembly),
-        ("Inspector.feed: + HTTP, frames, messages", inspector),
+        ("+ Reassembler.feed (tcp.py; the fast lane skips it)", reassembly),
+        ("Inspector.feed: everything, fast lane included", inspector),
     ]
     steps += [(f"`read {' '.join(o)}` in-process", partial(_quietly, ["read", *o, str(path)])) for o in MODES.values()]
     print(f"\n## Layers, cumulative, best of 3 ({truth.packets} packets, {truth.messages} messages)\n")
