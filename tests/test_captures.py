@@ -232,6 +232,9 @@ def test_fast_lane_agrees_with_the_general_path(path: Path) -> None:
     # read -q: no messages, and the lane skips what only messages would show.
     quiet = decode_file(path, Options(messages=False))
     assert quiet == [ev for ev in general if not isinstance(ev, Message)]
+    # A small --max-message-size: larger frames leave the lane for the general path.
+    small = Options(max_message_size=100)
+    assert decode_file(path, small) == decode_file(path, small, lane=False)
 
 
 def test_fast_lane_carries_the_common_case(monkeypatch: pytest.MonkeyPatch) -> None:
