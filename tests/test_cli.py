@@ -132,6 +132,23 @@ def test_parallel_read_prints_exactly_what_a_single_process_prints() -> None:
             assert many.stderr == one.stderr
 
 
+def test_parallel_read_of_a_gzip_compressed_file(tmp_path: Path) -> None:
+    # Each worker inflates the file itself; a pipe cannot be shared that way.
+    data = Path(MANY).read_bytes()
+    gz = tmp_path / "many.pcap.gz"
+    gz.write_bytes(gzip.compress(data))
+    cut = tmp_path / "cut.pcap.gz"
+    cut.write_bytes(gz.read_bytes()[:-2000])
+    for path in (gz, cut):
+        one = run_cli("read", "--json", "-j", "1", str(path))
+        many = run_cli("read", "--json", "-j", "2", str(path))
+        assert one.stdout.count(b"\n") > 100
+        assert many.stdout == one.stdout and many.stderr == one.stderr
+    assert b"damaged" in one.stderr and one.stderr.count(b"\n") == 1
+    piped = run_cli("read", "--json", "-j", "2", "-", stdin=gz.read_bytes())
+    assert piped.returncode == 0 and piped.stdout == run_cli("read", "--json", str(gz)).stdout
+
+
 def test_parallel_read_reports_a_cut_capture_once(tmp_path: Path) -> None:
     data = Path(MANY).read_bytes()
     cut = tmp_path / "cut.pcap"

@@ -60,9 +60,12 @@ class CaptureReader:
     damage starts and is described in ``warnings`` for the caller to report.
     """
 
-    def __init__(self, source: _Source, closer: BinaryIO | None) -> None:
+    def __init__(self, source: _Source, closer: BinaryIO | None, size: int | None = None) -> None:
         self.name = source.name
         self.warnings = source.warnings
+        # The size on disk of a regular file (plain or gzip-compressed), which other
+        # processes can open by its name and read in full; None for stdin or a pipe.
+        self.size = size
         self._source = source
         self._closer = closer
 
@@ -93,15 +96,6 @@ class CaptureReader:
         once the iteration is over)."""
         return self._source.count
 
-    @property
-    def mapped(self) -> bool:
-        """Whether the file is read through a mapping (a regular, uncompressed file),
-        which several processes can read at once for the price of one."""
-        return isinstance(self._source, _MmapSource)
-
-    @property
-    def size(self) -> int | None:
-        return len(self._source.mm) if isinstance(self._source, _MmapSource) else None
 
     def close(self) -> None:
         if self._closer is not None:
@@ -129,10 +123,11 @@ def open_capture(path: str) -> CaptureReader:
     try:
         if not _is_regular(f):
             return _open_stream(path, f, f)  # a FIFO or <(process substitution)
+        size = os.fstat(f.fileno()).st_size
         head = f.read(4)
         if head[:2] == GZIP_MAGIC or len(head) < 4:
             f.seek(0)
-            return _open_stream(path, f, f)
+            return _open_stream(path, f, f, size)
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as exc:
         f.close()
@@ -141,7 +136,7 @@ def open_capture(path: str) -> CaptureReader:
         f.close()
         raise
     try:
-        return CaptureReader(_MmapSource(path, _format(path, head), mm), f)
+        return CaptureReader(_MmapSource(path, _format(path, head), mm), f, size)
     except CaptureError:
         f.close()
         raise
@@ -151,7 +146,7 @@ def _is_regular(f: BinaryIO) -> bool:
     return stat.S_ISREG(os.fstat(f.fileno()).st_mode)
 
 
-def _open_stream(name: str, stream: BinaryIO, closer: BinaryIO | None) -> CaptureReader:
+def _open_stream(name: str, stream: BinaryIO, closer: BinaryIO | None, size: int | None = None) -> CaptureReader:
     head = _peek(stream, 4)
     if head[:2] == GZIP_MAGIC:
         stream = cast(BinaryIO, gzip.GzipFile(fileobj=cast(BinaryIO, _Prefixed(head, stream)), mode="rb"))
@@ -159,7 +154,7 @@ def _open_stream(name: str, stream: BinaryIO, closer: BinaryIO | None) -> Captur
             head = stream.read(4)
         except (OSError, EOFError, zlib.error) as exc:
             raise CaptureError(f"{name}: not a readable gzip file ({exc})") from None
-    return CaptureReader(_StreamSource(name, _format(name, head), head, stream), closer)
+    return CaptureReader(_StreamSource(name, _format(name, head), head, stream), closer, size)
 
 
 def _peek(stream: BinaryIO, n: int) -> bytes:
