@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tests.conftest import decode_file, messages, summaries
 from wsinspect.session import C2S, Message
-from wsinspect.text import Colors, TextWriter, TimeFormat, human_bytes, preview, sanitize
+from wsinspect.text import _ESCAPES, Colors, TextWriter, TimeFormat, human_bytes, preview, sanitize
 
 
 def _message(opcode: int, payload: bytes, text: str | None = None, **kw: object) -> Message:
@@ -40,6 +43,22 @@ def test_sanitize_escapes_every_control_and_formatting_character() -> None:
             continue
         out = sanitize(chr(cp))
         assert "\x1b" not in out and "\x9b" not in out and out.isprintable(), hex(cp)
+
+
+# Text that has what sanitize() escapes: backslash, ESC, C1 CSI, bidi override, zero width.
+_TRICKY = st.text(alphabet="ab\\\x1b\u202e\u200b\x9b é😀", max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | _TRICKY)
+def test_sanitize_takes_its_shortcut_only_where_nothing_needs_escaping(text: str) -> None:
+    # sanitize() returns text that is printable and has no backslash untouched; that
+    # is right only because the escape table holds no other printable character.
+    assert {chr(cp) for cp in _ESCAPES if chr(cp).isprintable()} == {"\\"}
+    escaped = text.translate(_ESCAPES)
+    if escaped.isprintable():
+        assert sanitize(text) == escaped
+    assert sanitize(text).isprintable()
 
 
 def test_previews() -> None:
