@@ -96,7 +96,6 @@ class CaptureReader:
         once the iteration is over)."""
         return self._source.count
 
-
     def close(self) -> None:
         if self._closer is not None:
             self._closer.close()

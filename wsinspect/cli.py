@@ -208,7 +208,6 @@ class Printer:
         )
         self.rows: list[tuple[int, str]] = []  # text mode prints the session table at the end
         color = args.color == "always" or (args.color == "auto" and _isatty(out))
-        self.ts_origin = ts_origin
         self.text = text.TextWriter(text.Colors(color), text.TimeFormat(args.time_format, ts_origin))
         self._buf: list[bytes] = []
 
@@ -307,7 +306,7 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from wsinspect.parallel import read_parallel
 
         reader.close()
-        warnings = read_parallel(path, args, jobs, printer)
+        warnings = read_parallel(path, args, jobs, printer, first.ts if first else None)
         printer.close()
         for warning in warnings:
             print(f"wsinspect: {warning}", file=sys.stderr)

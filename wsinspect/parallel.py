@@ -144,8 +144,9 @@ def _worker(
         conn.close()
 
 
-def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Printer) -> list[str]:
-    """Decode ``path`` with ``jobs`` worker processes, writing through ``printer``.
+def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Printer, origin: float | None) -> list[str]:
+    """Decode ``path`` with ``jobs`` worker processes, writing through ``printer``;
+    ``origin`` is the capture's first timestamp (relative times count from it).
 
     Returns the capture's warnings. Raises WsinspectError when a worker fails.
     """
@@ -157,7 +158,7 @@ def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Print
     workers = []
     for shard in range(jobs):
         receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(path, shard, jobs, args, printer.ts_origin, send), daemon=True)
+        proc = ctx.Process(target=_worker, args=(path, shard, jobs, args, origin, send), daemon=True)
         proc.start()
         send.close()
         pipes.append(receive)

@@ -173,11 +173,6 @@ class SessionUpgraded:
 Event = Message | SessionSummary | SessionOpened | SessionUpgraded
 
 
-def _sessions_only(events: list[Event]) -> list[Event]:
-    """Options.messages=False: the events without messages."""
-    return [ev for ev in events if ev.__class__ is not Message]
-
-
 def shard_of(key: bytes, shards: int) -> int:
     """The shard of a TCP flow, the same for both directions: its ports' low bytes
     XORed (ephemeral client ports vary in their low byte, so flows spread evenly)."""
@@ -302,7 +297,7 @@ class Inspector:
                 if st is not None and st.state is _WEBSOCKET and tcp.in_order(conn, d, seq, ack, flags, end - start):
                     out: list[Event] = []
                     self._lane(st, d, data[start:end], ts, number, out)
-                    return out if not out or self.options.messages else _sessions_only(out)
+                    return self._wanted(out)
         elif not (flags & (SYN | FIN | RST) or tcp.holding):
             # A pure ACK acts only while some stream waits behind a hole; else all
             # it tells is how far the receiver got.
@@ -316,7 +311,7 @@ class Inspector:
         out = []
         for ev in tcp.feed(seg, number):
             self._stream_event(ev, out)
-        return out if not out or self.options.messages else _sessions_only(out)
+        return self._wanted(out)
 
     def finish(self) -> list[Event]:
         """End of input: flush every connection and session."""
@@ -330,8 +325,15 @@ class Inspector:
             out: list[Event] = []
             for ev in stream_events:
                 self._stream_event(ev, out)
-            done.append((conn.first_packet, out if self.options.messages else _sessions_only(out)))
+            done.append((conn.first_packet, self._wanted(out)))
         return done
+
+    def _wanted(self, out: list[Event]) -> list[Event]:
+        """The events to return: without messages when Options.messages is off (the
+        fast lane makes none; the general path's are dropped here)."""
+        if not out or self.options.messages:
+            return out
+        return [ev for ev in out if ev.__class__ is not Message]
 
     def _stream_event(self, ev: StreamData | StreamEnd, out: list[Event]) -> None:
         match ev:

@@ -300,8 +300,8 @@ class Reassembler:
         self._lost_up_to(half, half.fin_seq if half.fin_seq is not None else half.last_ack)
 
     def _lost_up_to(self, half: _Half, seq: int | None) -> None:
-        """Nothing is held: the bytes between the last delivered and ``seq`` are lost
-        (reported with the next data, or at the end)."""
+        """The bytes between the last delivered and ``seq`` (a FIN, or what an ACK
+        acknowledged) are lost: reported with the next data, or at the end."""
         next_seq = half.next_seq
         if next_seq is not None and seq is not None and 0 < (seq - next_seq) & SEQ_MASK < HALF_SPACE:
             lost = (seq - next_seq) & SEQ_MASK
@@ -320,14 +320,11 @@ class Reassembler:
         assert next_seq is not None
         seq = min(half.ooo, key=lambda s: (s - next_seq) & SEQ_MASK)
         ahead = (seq - next_seq) & SEQ_MASK
-        self.stats.gaps += 1
         if ack is not None and (ack - next_seq) & SEQ_MASK < ahead:
-            lost = (ack - next_seq) & SEQ_MASK
-            self.stats.gap_bytes += lost
-            half.gap += lost
-            half.next_seq = ack
+            self._lost_up_to(half, ack)
             return
         data, ts, packet = self._release(half, seq)
+        self.stats.gaps += 1
         self.stats.gap_bytes += ahead
         out.append(StreamData(conn, d, ts, memoryview(data), half.gap + ahead, packet))
         half.gap = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,8 @@ from wsinspect.tui.store import Batch, Decoder, FileSource, MessageFilter, Messa
 CAPTURE_FILES = sorted(p for p in CAPTURES.iterdir() if p.name.endswith((".pcap", ".pcapng", ".pcap.gz")))
 
 
-def load(path: Path, interval: float = 0.1) -> tuple[MessageStore, list[Batch]]:
+def sink() -> tuple[Spill, MessageStore, list[Batch], Callable[[Batch], bool]]:
+    """A store and the list of batches that the returned deliver() fills."""
     spill = Spill()
     store = MessageStore(spill)
     batches: list[Batch] = []
@@ -30,6 +31,11 @@ def load(path: Path, interval: float = 0.1) -> tuple[MessageStore, list[Batch]]:
         batches.append(batch)
         return True
 
+    return spill, store, batches, deliver
+
+
+def load(path: Path, interval: float = 0.1) -> tuple[MessageStore, list[Batch]]:
+    spill, store, batches, deliver = sink()
     Decoder(spill).run(lambda: open_capture(str(path)), deliver, threading.Event(), interval)
     return store, batches
 
@@ -168,15 +174,7 @@ def test_count_stops_reading_the_source() -> None:
         def close(self) -> None:
             closed.set()
 
-    spill = Spill()
-    store = MessageStore(spill)
-    batches: list[Batch] = []
-
-    def deliver(batch: Batch) -> bool:
-        store.extend(batch.columns)
-        batches.append(batch)
-        return True
-
+    spill, store, batches, deliver = sink()
     text = MessageFilter(opcodes=frozenset({1}))
     try:
         Decoder(spill, count=3, counted=text.accepts).run(Source(), deliver, threading.Event())
