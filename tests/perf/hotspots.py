@@ -4,7 +4,10 @@
 
 First times the layers in this process without a profiler (best of three, cumulative:
 reading records, then tcp_fields, then TCP reassembly, then the whole Inspector,
-then the read command with its output), per packet and per message. Then runs the
+then the read command with its output), per packet and per message, and the floor of
+the parallel design: what each of ``read``'s workers spends before any TCP or
+WebSocket work (reading every record, skipping the other shards' packets,
+tcp_fields and a flow lookup for its own). Then runs the
 read command in this process under cProfile (deterministic, but it inflates
 the cost of every Python call) and, when py-spy is installed, in a child under py-spy
 (sampling, close to real proportions). Prints the top functions by own time with
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import multiprocessing
 import os
 import pstats
 import shutil
@@ -31,7 +35,8 @@ from pathlib import Path
 from tests.perf import bench, gen
 
 RATE = 1000  # py-spy samples per second
-MODES = {"quiet": ["-q"], "json": ["--json"], "text": []}
+# One process (-j 1): the profilers see the decoding, not a parent waiting on workers.
+MODES = {"quiet": ["-j", "1", "-q"], "json": ["-j", "1", "--json"], "text": ["-j", "1"]}
 
 
 def _module(filename: str) -> str:
@@ -122,6 +127,38 @@ def stages(path: Path, truth: gen.Truth) -> None:
         )
 
 
+def _floor_worker(path: str, shard: int, shards: int) -> float:
+    from wsinspect.capture import open_capture
+    from wsinspect.packet import tcp_fields
+
+    start = time.perf_counter()
+    reader = open_capture(path)
+    if shards > 1:
+        reader.only_shard(shard, shards)
+    flows: dict[bytes, int] = {}
+    for raw in reader:
+        fields = tcp_fields(raw.linktype, raw.data)
+        if fields is not None:
+            flows[fields[0]] = fields[1]
+    reader.close()
+    return time.perf_counter() - start
+
+
+def floor(path: Path) -> None:
+    """The parallel design's floor: every worker reads every record (sharding is by
+    connection), and nothing below can be quicker than the slowest worker's loop."""
+    jobs = min(os.cpu_count() or 1, 8)
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        pool.starmap(_floor_worker, [(str(path), 0, 1)])  # start-up and page cache
+        start = time.perf_counter()
+        took = pool.starmap(_floor_worker, [(str(path), shard, jobs) for shard in range(jobs)])
+        wall = time.perf_counter() - start
+    print(
+        f"\nFloor of `read` on {jobs} workers (records, shard skip, tcp_fields, a flow lookup; no TCP or "
+        f"WebSocket work): {wall:.2f} s wall, workers {', '.join(f'{t:.2f}' for t in took)} s"
+    )
+
+
 def cprofile(path: Path, mode: str, top: int) -> None:
     prof = cProfile.Profile()
     prof.runcall(_quietly, ["read", *MODES[mode], str(path)])
@@ -189,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     path, truth, _ = bench.capture(gen.parse_size(args.size), args.seed)
     print(f"{path}: {truth.size / 1e6:.1f} MB, {truth.packets} packets, {truth.frames} frames")
     stages(path, truth)
+    floor(path)
     for mode in args.mode or ["quiet", "json"]:
         cprofile(path, mode, args.top)
         if not args.no_py_spy and shutil.which("py-spy"):
