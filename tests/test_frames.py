@@ -208,6 +208,29 @@ def test_hunter_trusts_chains_that_end_where_a_segment_ends() -> None:
     assert Hunter(False, 0).feed(two) is None
 
 
+def test_a_chain_ending_with_the_stream_is_trusted_at_its_end() -> None:
+    p = FrameParser(True)
+    second = frame(1, b"lost message", key=KEY)
+    close = frame(8, b"\x03\xe8bye", key=KEY)
+    # the hole takes the second frame's header; no segment follows the close frame
+    # to confirm it with a next header: the stream's end does, as a segment's would
+    assert [f.payload for f in p.feed(HELLO_MASKED + second[:3], 1.0, 1)] == [b"Hello"]
+    assert p.feed(second[7:] + close, 2.0, 2, gap=4) == []
+    (found,) = p.finish()
+    assert (found.opcode, found.payload, found.after_hunt, found.ts, found.packets) == (
+        8,
+        b"\x03\xe8bye",
+        True,
+        2.0,
+        [2],
+    )
+    # a chain that is not evidence enough (one binary frame) stays untrusted
+    q = FrameParser(True)
+    q.feed(HELLO_MASKED, 1.0, 1)
+    assert q.feed(b"\x00" * 7 + frame(2, b"\x01\x02", key=KEY), 2.0, 2, gap=4) == []
+    assert q.finish() == []
+
+
 def test_finish_flags_a_cut_frame() -> None:
     p = FrameParser(False)
     assert p.feed(frame(2, b"x" * 1000)[:500], 1.0, 1) == []

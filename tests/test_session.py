@@ -479,3 +479,39 @@ def test_pure_acks_reach_reassembly_only_while_a_stream_waits_behind_a_hole() ->
     assert fed[-1] == ACK  # now it counts (an ACK beyond the hole would declare it lost)
     got = messages(inspector.feed(first) + inspector.feed(second))
     assert [m.payload for m in got] == [b"x" * 3000]
+
+
+def test_frames_after_a_hole_in_the_last_segment_are_found_when_the_stream_ends() -> None:
+    f = Flow().websocket()
+    a, b = ws_frame(2, b"A" * 100, mask=True), ws_frame(2, b"B" * 100, mask=True)
+    sent = f.c(a + b + ws_frame(8, b"\x03\xe8bye", mask=True), mss=50)
+    f.s(ws_frame(8, b"\x03\xe8bye"))
+    f.ack(1)
+    f.fin()
+    # bytes 50..150 are lost: A's tail and B's header; the client's Close follows B
+    # in the connection's last client segment, with no later segment to confirm it
+    events = decode_packets([p for p in f.packets if p not in sent[1:3]])
+    got = [(m.dir, m.opcode, m.complete, m.issues) for m in messages(events)]
+    # the hole is given up only when the server's ACK shows it, after its Close
+    assert got == [
+        ("s2c", 8, True, []),
+        ("c2s", 2, False, [Issue.TCP_GAP]),
+        ("c2s", 8, True, []),
+    ]
+    (summary,) = summaries(events)
+    # the client's Close came first on the wire, though found last
+    assert summary.close is not None and (summary.close.initiator, summary.close.reason) == ("client", "bye")
+
+
+def test_a_message_cut_by_a_hole_is_flagged_as_such_when_the_stream_ends_in_the_hunt() -> None:
+    f = Flow().websocket()
+    first = ws_frame(1, b"part1", fin=False, mask=True)
+    lost = ws_frame(0, b"part2", fin=False, mask=True)
+    rest = ws_frame(0, b"part3", mask=True) + ws_frame(1, b"next message!", mask=True)
+    f.c(first)
+    f.seq[0] += len(lost)  # never captured
+    f.c(rest)
+    f.ack(1)
+    f.fin()
+    got = [(m.text, m.complete, m.issues) for m in messages(decode_packets(f.packets))]
+    assert got == [("part1", False, [Issue.TCP_GAP]), ("next message!", True, [])]

@@ -158,6 +158,7 @@ class FrameParser:
         self._need = 0  # payload bytes still to come for _frame
         self._hunter: Hunter | None = None if synced else Hunter(client, rsv_allowed)
         self._after_hunt = False  # mark the next frame: it follows a hunt
+        self._hunt_at = (0.0, 0)  # time and packet of the last bytes given to the hunter
 
     @property
     def idle(self) -> bool:
@@ -174,15 +175,23 @@ class FrameParser:
         if gap:
             self._lose(gap, out)
         if not self.synced:
-            data = self._resync(data)
+            data = self._resync(data, ts, packet)
             if not data:
                 return out
         self._parse(data, ts, packet, out)
         return out
 
     def finish(self) -> list[Frame]:
-        """The stream ended: a frame still arriving is delivered, flagged as cut."""
+        """The stream ended: frames that a hunt was still weighing are delivered if
+        their chain ends exactly where the stream did; a frame still arriving is
+        delivered, flagged as cut."""
         out: list[Frame] = []
+        hunter = self._hunter
+        if not self.synced and hunter is not None:
+            pos = hunter.finish()
+            if pos is not None:
+                ts, packet = self._hunt_at
+                self._parse(self._found(hunter, pos), ts, packet, out)
         frame = self._frame
         if frame is not None:
             frame.payload = self._payload()
@@ -393,11 +402,11 @@ class FrameParser:
         self._hunter = Hunter(self.client, self.rsv_allowed)
 
     def _resync_rest(self, data: bytes | memoryview, ts: float, packet: int, out: list[Frame]) -> None:
-        rest = self._resync(data)
+        rest = self._resync(data, ts, packet)
         if rest:
             self._parse(rest, ts, packet, out)
 
-    def _resync(self, data: bytes | memoryview) -> bytes:
+    def _resync(self, data: bytes | memoryview, ts: float, packet: int) -> bytes:
         """Hunt for a trusted frame boundary; return the bytes from it, or b"" to wait."""
         hunter = self._hunter
         if hunter is None:
@@ -406,7 +415,12 @@ class FrameParser:
         pos = hunter.feed(data)
         self.skipped += hunter.dropped - before
         if pos is None:
+            self._hunt_at = (ts, packet)
             return b""
+        return self._found(hunter, pos)
+
+    def _found(self, hunter: Hunter, pos: int) -> bytes:
+        """The hunt is over at ``pos`` of the hunter's buffer: the bytes from there."""
         self.skipped += pos
         rest = bytes(hunter.buf[pos:])
         self._hunter = None
@@ -518,6 +532,14 @@ class Hunter:
             self._drop(n - self.window)
         return found
 
+    def finish(self) -> int | None:
+        """The stream ended: the first waiting candidate whose chain of frames ends
+        exactly at the end of the stream (no segment follows to confirm it with a
+        next header, and none is needed: the sender's last write ended there)."""
+        n = len(self.buf)
+        trusted = [p for p in self._pending if self._verdict(p, n, final=True)]
+        return min(trusted) if trusted else None
+
     def _candidate(self, p: int, n: int) -> int | None:
         verdict = self._verdict(p, n)
         if verdict is None:
@@ -528,8 +550,9 @@ class Hunter:
                 self._pending.append(p)
         return p if verdict else None
 
-    def _verdict(self, p: int, n: int) -> bool | None:
-        """True: trusted; False: not a boundary; None: wait for more data."""
+    def _verdict(self, p: int, n: int, final: bool = False) -> bool | None:
+        """True: trusted; False: not a boundary; None: wait for more data (``final``:
+        no more data will come)."""
         buf = self.buf
         end, masked = _plausible(buf, p, self.client, self.rsv_allowed)
         if end < 0 or end > n:
@@ -568,7 +591,7 @@ class Hunter:
                 # where the next segment begins: chance chains in random bytes
                 # rarely pass that too.
                 if end == n:
-                    return None
+                    return final or None
                 nxt, masked2 = _plausible(buf, end, side, self.rsv_allowed)
                 if nxt == -2:
                     return None

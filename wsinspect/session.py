@@ -226,6 +226,7 @@ class _Session:
     __slots__ = (
         "client",
         "close",
+        "close_packet",
         "deflate",
         "dirs",
         "end",
@@ -248,6 +249,7 @@ class _Session:
         self.dirs: tuple[_Direction, _Direction] | None = None  # indexed by connection direction
         self.deflate: DeflateParams | None = None
         self.close: Close | None = None
+        self.close_packet = 0  # the packet that carried the first Close frame
         self.mid_stream = False
         self.issues: list[Issue] = []
         self.issue_count = 0
@@ -756,7 +758,15 @@ class Inspector:
         direction = session.dirs[d]
         if gap:
             session.flag(Issue.TCP_GAP)
-        for frame in direction.parser.feed(data, ts, packet, gap):
+        self._parsed(session, direction, direction.parser.feed(data, ts, packet, gap), out)
+        if data and ts > session.end:
+            # Data released from behind a hole carries its earlier time; a hole
+            # reported alone (at the end of the connection) is no time of the session.
+            session.end = ts
+
+    def _parsed(self, session: _Session, direction: _Direction, frames: list[Frame], out: list[Event]) -> None:
+        """Frames from the parser, in order, into messages."""
+        for frame in frames:
             if frame.after_hunt:
                 # Frames were lost before this one (a hole over a header, a mid-stream
                 # join): the message in progress is cut, and a compressed message may
@@ -769,10 +779,6 @@ class Inspector:
                 if direction.frames:
                     self._lost_message(session, direction, out)
             self._frame(session, direction, frame, out)
-        if data and ts > session.end:
-            # Data released from behind a hole carries its earlier time; a hole
-            # reported alone (at the end of the connection) is no time of the session.
-            session.end = ts
 
     def _flush(self, session: _Session, direction: _Direction, complete: bool, extra: Issue | None) -> Message:
         """The message built from the fragments held so far (they are let go)."""
@@ -902,8 +908,12 @@ class Inspector:
                     text = payload[: exc.start].decode("utf-8")
         elif opcode == 8:
             close_code, close_reason = self._close(payload, issues)
-            if session.close is None:
+            # The first Close on the wire started the closing handshake; one found
+            # late (by a hunt that ended with the stream) may still be the first.
+            packet = frames[-1].packets[0]
+            if session.close is None or packet < session.close_packet:
                 session.close = Close(close_code, close_reason, "client" if direction.name == C2S else "server")
+                session.close_packet = packet
         direction.messages += 1
         direction.bytes += len(payload)
         direction.wire += len(wire)
@@ -951,8 +961,7 @@ class Inspector:
         session = st.session
         if session is not None and session.dirs is not None:
             for direction in session.dirs:
-                for frame in direction.parser.finish():
-                    self._frame(session, direction, frame, out)
+                self._parsed(session, direction, direction.parser.finish(), out)
                 if direction.frames:
                     out.append(self._flush(session, direction, False, Issue.MESSAGE_INCOMPLETE))
         if session is not None and session.dirs is None and session.handshake.response is None:
