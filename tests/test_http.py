@@ -81,6 +81,8 @@ def test_body_length_rules() -> None:
     assert head(b"HTTP/1.1 200 OK\r\n\r\n").body_length() is None  # until close
     assert head(b"HTTP/1.1 204 No Content\r\n\r\n").body_length() == 0
     assert head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").body_length("HEAD") == 0
+    assert head(b"HTTP/1.1 200 Connection established\r\n\r\n").body_length("CONNECT") == 0  # a tunnel
+    assert head(b"HTTP/1.1 407 Proxy Auth\r\nContent-Length: 3\r\n\r\n").body_length("CONNECT") == 3
     assert head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").body_length() == 0
 
 

@@ -76,6 +76,37 @@ def test_plain_http_on_the_same_connection_before_the_upgrade() -> None:
     assert [m.text for m in messages(events)] == ["hi"]
 
 
+def test_websocket_through_a_proxy_tunnel() -> None:
+    f = Flow(server=("10.0.0.3", 3128))
+    f.handshake()
+    f.c(b"CONNECT chat.example:80 HTTP/1.1\r\nHost: chat.example:80\r\n\r\n")
+    # a 2xx to CONNECT has no body: the tunnel starts right after it (RFC 9112 6.3)
+    f.s(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    f.c(upgrade_request("/chat"))
+    f.s(upgrade_response())
+    f.c(ws_frame(1, b"through the proxy", mask=True))
+    f.s(ws_frame(1, b"and back"))
+    f.fin()
+    events = decode_packets(f.packets)
+    (s,) = summaries(events)
+    assert (s.path, s.status, s.issues, s.server) == ("/chat", 101, (), "10.0.0.3:3128")
+    assert [m.text for m in messages(events)] == ["through the proxy", "and back"]
+
+
+def test_tls_through_a_proxy_tunnel_is_no_session() -> None:
+    rng = random.Random(5)
+    f = Flow(server=("10.0.0.3", 3128))
+    f.handshake()
+    f.c(b"CONNECT chat.example:443 HTTP/1.1\r\nHost: chat.example:443\r\n\r\n")
+    f.s(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    f.c(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + rng.randbytes(500))
+    for _ in range(20):
+        f.s(b"\x17\x03\x03\x05\xa0" + rng.randbytes(1440))
+        f.c(b"\x17\x03\x03\x00\x40" + rng.randbytes(64))
+    f.fin()
+    assert summaries(decode_packets(f.packets)) == []
+
+
 def test_any_port_and_ipv6() -> None:
     f = Flow(client=("fe80::1", 50000), server=("2001:db8::2", 7))
     f.websocket()

@@ -70,12 +70,15 @@ class HttpHead:
     def body_length(self, request_method: str | None = None) -> int | None:
         """Bytes of body after this head: a count, -1 for chunked, None until close.
 
-        RFC 9112 6.3: responses to HEAD, 1xx, 204 and 304 have none; requests
-        without Content-Length or chunked coding have none.
+        RFC 9112 6.3: responses to HEAD, 1xx, 204 and 304 have none, nor a 2xx to
+        CONNECT (a tunnel follows); requests without Content-Length or chunked
+        coding have none.
         """
         if self.is_response:
             status = self.status or 0
             if request_method == "HEAD" or status < 200 or status in (204, 304):
+                return 0
+            if request_method == "CONNECT" and status < 300:
                 return 0
         if "chunked" in self.tokens("transfer-encoding"):
             return -1

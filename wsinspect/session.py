@@ -489,8 +489,13 @@ class Inspector:
                     return
                 continue
             request = st.requests.popleft() if st.requests else None
-            length = head.body_length(request.method if request else None)
+            method = request.method if request else None
+            length = head.body_length(method)
             st.skip[d] = -2 if length is None else length
+            if method == "CONNECT" and 200 <= status < 300:
+                # A proxy's tunnel (RFC 9110 9.3.6): a new conversation starts, and its
+                # first request may be an Upgrade (ws:// through a proxy, RFC 6455 4.1).
+                st.requests.clear()
 
     def _open(self, conn: Connection, st: _Conn, ts: float, out: list[Event]) -> _Session:
         assert st.client is not None
