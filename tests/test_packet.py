@@ -206,6 +206,37 @@ def test_sll_with_other_protocol_is_skipped() -> None:
     assert parse(LINKTYPE_LINUX_SLL, frame + b"\0" * 28) is None
 
 
+def tags(pairs: list[tuple[int, int]], ethertype: int) -> bytes:
+    """VLAN tags as they follow a cooked header whose protocol field names the first
+    TPID: TCI, then the next TPID or the inner EtherType."""
+    tpids = [tpid for tpid, _ in pairs[1:]] + [ethertype]
+    return b"".join(struct.pack("!HH", tci, tpid) for (_, tci), tpid in zip(pairs, tpids, strict=True))
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [[(TPID_8021Q, 0x0064)], [(TPID_8021AD, 0x00C8), (TPID_8021Q, 0x0064)]],
+    ids=["dot1q", "qinq"],
+)
+@pytest.mark.parametrize("version", [4, 6])
+@pytest.mark.parametrize("linktype", [LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2], ids=["sll", "sll2"])
+def test_vlan_tags_after_a_cooked_header(linktype: int, version: int, pairs: list[tuple[int, int]]) -> None:
+    # libpcap puts the tag the kernel stripped back in place of the SLL protocol field
+    # (SLL: 0x8100 at bytes 14..16, then TCI 0x0064 and the inner EtherType).
+    inner = ip4(tcp()) if version == 4 else ip6(tcp())
+    ethertype = ETH_IPV4 if version == 4 else ETH_IPV6
+    if linktype == LINKTYPE_LINUX_SLL:
+        frame = bytes(dpkt.sll.SLL(type=0, hrd=1, hlen=6, hdr=MAC_SRC + b"\0\0", ethtype=pairs[0][0]))
+    else:
+        frame = bytes(dpkt.sll2.SLL2(ethtype=pairs[0][0], intindex=3, hrd=1, type=0, hlen=6, hdr=MAC_SRC + b"\0\0"))
+    check(parse(linktype, frame + tags(pairs, ethertype) + inner), KEY4 if version == 4 else KEY6)
+
+
+def test_vlan_tag_over_arp_after_a_cooked_header_is_skipped() -> None:
+    frame = bytes(dpkt.sll.SLL(type=0, hrd=1, hlen=6, hdr=MAC_SRC + b"\0\0", ethtype=TPID_8021Q))
+    assert parse(LINKTYPE_LINUX_SLL, frame + tags([(TPID_8021Q, 5)], ETH_ARP) + b"\0" * 28) is None
+
+
 @pytest.mark.parametrize("order", ["<", ">"], ids=["little", "big"])
 @pytest.mark.parametrize(("family", "version"), [(2, 4), (10, 6), (24, 6), (28, 6), (30, 6)])
 def test_null(order: str, family: int, version: int) -> None:
@@ -494,12 +525,17 @@ def _link(name: str, inner: bytes, version: int) -> tuple[int, bytes]:
         return LINKTYPE_LINUX_SLL, bytes(dpkt.sll.SLL(ethtype=ethertype)) + inner
     if name == "sll2":
         return LINKTYPE_LINUX_SLL2, bytes(dpkt.sll2.SLL2(ethtype=ethertype)) + inner
+    if name == "sll-vlan":
+        return LINKTYPE_LINUX_SLL, bytes(dpkt.sll.SLL(ethtype=TPID_8021Q)) + tags([(TPID_8021Q, 9)], ethertype) + inner
+    if name == "sll2-qinq":
+        pairs = [(TPID_8021AD, 7), (TPID_8021Q, 8)]
+        return LINKTYPE_LINUX_SLL2, bytes(dpkt.sll2.SLL2(ethtype=TPID_8021AD)) + tags(pairs, ethertype) + inner
     if name == "null":
         return LINKTYPE_NULL, struct.pack(">I", 2 if version == 4 else 30) + inner
     return LINKTYPE_RAW, inner
 
 
-LINKS = ["ethernet", "qinq", "sll", "sll2", "null", "raw"]
+LINKS = ["ethernet", "qinq", "sll", "sll2", "sll-vlan", "sll2-qinq", "null", "raw"]
 
 
 @pytest.mark.parametrize("link", LINKS)

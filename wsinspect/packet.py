@@ -88,9 +88,6 @@ def tcp_fields(linktype: int, data: memoryview) -> TcpFields | None:
             return None
         off = 14
         ethertype = (data[12] << 8) | data[13]
-        while ethertype in VLAN_TAGS and off + 4 <= n:
-            ethertype = (data[off + 2] << 8) | data[off + 3]
-            off += 4
     elif linktype == LINKTYPE_LINUX_SLL2:
         if n < 20:
             return None
@@ -120,6 +117,12 @@ def tcp_fields(linktype: int, data: memoryview) -> TcpFields | None:
         ethertype = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
     else:
         return None
+    # 802.1Q / 802.1ad tags (TCI, then the next EtherType), after Ethernet addresses or
+    # a cooked header alike: libpcap re-inserts the tag the kernel stripped in place of
+    # the SLL protocol field, and an SLL2 protocol field may name a tag just the same.
+    while ethertype in VLAN_TAGS and off + 4 <= n:
+        ethertype = (data[off + 2] << 8) | data[off + 3]
+        off += 4
 
     if ethertype == ETH_IPV4:
         if n < off + 20:
