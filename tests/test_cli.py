@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CAPTURES, ROOT, run_cli
+from wsinspect.issues import Issue
 
 BASIC = str(CAPTURES / "websockets_basic.pcap")
 MANY = str(CAPTURES / "websockets_many.pcap")
@@ -224,3 +226,10 @@ def test_bytes_lost_before_a_fin_are_reported_alike_by_every_worker_count(tmp_pa
     assert all(r["end"] < 1_700_000_100 for r in sessions)
     for jobs in ("2", "3"):
         assert run_cli("read", "--json", "-j", jobs, path).stdout == one
+
+
+def test_the_readme_lists_every_issue_as_the_code_describes_it() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## What wsinspect reports", 1)[1].split("\n## ", 1)[0]
+    table = re.findall(r"^\| `([a-z0-9-]+)` \| (.+) \|$", section, re.M)
+    assert table == [(issue.value, issue.description) for issue in Issue]

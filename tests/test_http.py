@@ -59,9 +59,18 @@ def test_parse_head_whole_piecewise_and_with_trailing_bytes() -> None:
 
 def test_not_http_is_reported_not_raised() -> None:
     assert parse_head(b"\x16\x03\x01\x02\x00") == (None, 0, False)
-    assert parse_head(b"GET / HTTP/1.1\r\nbad header line\r\n\r\n") == (None, 0, False)
+    assert parse_head(b"GET /x HTTP/1.2\r\nHost: x\r\n\r\n") == (None, 0, False)
     assert not looks_like_http(b"\x81\x05Hello")
     assert looks_like_http(b"GET / HTTP/1.1") and looks_like_http(b"HTTP/1.1 200 OK")
+
+
+def test_malformed_field_lines_are_read_leniently_and_marked() -> None:
+    head, used, ok = parse_head(b"GET / HTTP/1.1\r\nHost : x\r\nbad line\r\nUpgrade: websocket\r\n\r\n")
+    assert ok and head is not None and head.malformed and used > 0
+    # whitespace before the colon is dropped (RFC 9112 5.1), a line without one skipped
+    assert head.headers == (("Host", "x"), ("Upgrade", "websocket"))
+    clean, _, _ = parse_head(REQUEST)
+    assert clean is not None and not clean.malformed
 
 
 def test_bare_lf_and_folded_headers() -> None:
@@ -121,6 +130,18 @@ def test_handshake_violations() -> None:
     assert Issue.SUBPROTOCOL_NOT_OFFERED in check_handshake(req, other_proto).issues
     bad_req, _, _ = parse_head(REQUEST.replace(b"Version: 13", b"Version: 8").replace(SAMPLE_KEY.encode(), b"short"))
     assert {Issue.VERSION_INVALID, Issue.KEY_INVALID} <= set(check_handshake(bad_req, None).issues)
+    assert check_handshake(req, None).issues == ()
+    resp, _, _ = parse_head(RESPONSE)
+    for broken in (
+        REQUEST.replace(b"GET ", b"POST "),
+        REQUEST.replace(b"HTTP/1.1", b"HTTP/1.0"),
+        REQUEST.replace(b"Host: server.example.com\r\n", b""),
+        REQUEST.replace(b"Connection: keep-alive, Upgrade", b"Connection: keep-alive"),
+    ):
+        head, _, _ = parse_head(broken)
+        assert check_handshake(head, resp).issues == (Issue.REQUEST_NOT_UPGRADE,), broken
+    sloppy, _, _ = parse_head(RESPONSE.replace(b"Upgrade: websocket", b"Upgrade : websocket"))
+    assert check_handshake(req, sloppy).issues == (Issue.HTTP_MALFORMED,)
 
 
 def test_rejected_upgrade_has_status_and_no_accept_check() -> None:

@@ -107,6 +107,30 @@ def test_tls_through_a_proxy_tunnel_is_no_session() -> None:
     assert summaries(decode_packets(f.packets)) == []
 
 
+def test_the_body_of_an_upgrade_request_is_not_taken_for_frames() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request()[:-2] + b"Content-Length: 4\r\n\r\nbody")
+    f.s(upgrade_response())
+    f.c(ws_frame(1, b"hi", mask=True))
+    events = decode_packets(f.packets)
+    assert [(m.text, m.issues) for m in messages(events)] == [("hi", [])]
+    (s,) = summaries(events)
+    assert s.status == 101 and s.issues == ()
+
+
+def test_a_malformed_header_line_is_flagged_and_the_session_decoded() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request())
+    f.s(upgrade_response().replace(b"Upgrade: websocket", b"Upgrade : websocket"))
+    f.c(ws_frame(1, b"hi", mask=True))
+    events = decode_packets(f.packets)
+    (s,) = summaries(events)
+    assert s.status == 101 and s.issues == (Issue.HTTP_MALFORMED,)
+    assert [m.text for m in messages(events)] == ["hi"]
+
+
 def test_any_port_and_ipv6() -> None:
     f = Flow(client=("fe80::1", 50000), server=("2001:db8::2", 7))
     f.websocket()

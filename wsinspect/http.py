@@ -35,6 +35,7 @@ class HttpHead:
     start_line: str
     headers: tuple[tuple[str, str], ...]
     raw: bytes
+    malformed: bool = False  # a field line was read leniently or skipped (RFC 9112 5.1)
 
     def get(self, name: str) -> str | None:
         """The field's value; repeated fields joined with ", " (RFC 9110 5.3)."""
@@ -117,6 +118,7 @@ def parse_head(buf: bytes | bytearray) -> tuple[HttpHead | None, int, bool]:
     if not (start.startswith("HTTP/1.") or (" " in start and start.endswith(("HTTP/1.1", "HTTP/1.0")))):
         return None, 0, False
     headers: list[tuple[str, str]] = []
+    malformed = False
     for line in lines[1:]:
         if line[:1] in (" ", "\t") and headers:
             # obsolete line folding (RFC 9112 5.2): append to the previous field
@@ -125,9 +127,14 @@ def parse_head(buf: bytes | bytearray) -> tuple[HttpHead | None, int, bool]:
             continue
         name, sep_, value = line.partition(":")
         if not sep_ or not _token_re.fullmatch(name):
-            return None, 0, False
+            # Read on as browsers and Wireshark do: whitespace before the colon is
+            # dropped (RFC 9112 5.1 has proxies do that), any other bad line skipped.
+            malformed = True
+            name = name.rstrip(" \t")
+            if not sep_ or not _token_re.fullmatch(name):
+                continue
         headers.append((name, value.strip()))
-    return HttpHead(start, tuple(headers), raw), end + sep, True
+    return HttpHead(start, tuple(headers), raw, malformed), end + sep, True
 
 
 def plausible_http_prefix(buf: bytes | bytearray) -> bool:
@@ -270,7 +277,16 @@ def check_handshake(request: HttpHead | None, response: HttpHead | None) -> Hand
     """Build a Handshake and record what it violates (RFC 6455 4.1, 4.2)."""
     hs = Handshake(request, response)
     issues: list[Issue] = []
+    if (request is not None and request.malformed) or (response is not None and response.malformed):
+        issues.append(Issue.HTTP_MALFORMED)
     if request is not None:
+        if (
+            request.method != "GET"
+            or not request.start_line.endswith("HTTP/1.1")
+            or request.get("host") is None
+            or "upgrade" not in request.tokens("connection")
+        ):
+            issues.append(Issue.REQUEST_NOT_UPGRADE)
         key = hs.key
         try:
             if key is None or len(base64.b64decode(key.strip(), validate=True)) != 16:

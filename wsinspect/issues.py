@@ -34,6 +34,10 @@ class Issue(StrEnum):
         "mid-stream",
         "the capture starts after the handshake; frames were decoded without it",
     )
+    REQUEST_NOT_UPGRADE = (
+        "request-invalid",
+        "the Upgrade request is not a GET of HTTP/1.1 with Host and 'Connection: Upgrade' (RFC 6455 4.1)",
+    )
     NO_101 = (
         "upgrade-without-101",
         "no 101 Switching Protocols response to the Upgrade request (RFC 6455 4.1)",
@@ -72,7 +76,7 @@ class Issue(StrEnum):
     )
     HTTP_MALFORMED = (
         "http-malformed",
-        "the HTTP request or response could not be parsed (RFC 9112)",
+        "a header line of the Upgrade request or response is malformed; it was read leniently (RFC 9112 5.1)",
     )
 
     # -- Frames (RFC 6455 section 5) --------------------------------------

@@ -439,8 +439,10 @@ class Inspector:
         buf = st.buf[d]
         while buf:
             if st.state is State.UPGRADING:
-                # Bytes after an Upgrade request wait for the response; if the capture
-                # never shows one (it saw one direction only), do not wait forever.
+                # Bytes after an Upgrade request (and its body, if any) wait for the
+                # response; if the capture never shows one (it saw one direction
+                # only), do not wait forever.
+                self._body(st, d)
                 if len(buf) > UPGRADE_WAIT_LIMIT:
                     self._not_http(conn, st, d, ev, out)
                 return
@@ -457,14 +459,14 @@ class Inspector:
             del buf[:used]
             # A new request ends a refused upgrade's session.
             self._finish_session(st, out, "rejected")
+            length = head.body_length()
+            st.skip[d] = length if length else 0
             if is_upgrade_request(head):
                 st.state = State.UPGRADING
                 session = self._open(conn, st, ev.ts, out)
                 session.handshake = Handshake(head, None)
             else:
                 st.requests.append(head)
-                length = head.body_length()
-                st.skip[d] = length if length else 0
 
     def _responses(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
         d = ev.direction
