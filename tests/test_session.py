@@ -268,6 +268,22 @@ def test_joined_mid_stream() -> None:
     ]
 
 
+def test_frames_found_by_a_hunt_keep_their_own_packet_and_time() -> None:
+    f = Flow().websocket()
+    start = len(f.packets)
+    # binary frames: one alone is no evidence, so each side's first frame waits for
+    # its second; the frames still carry the packets that brought them
+    for i in range(3):
+        f.c(ws_frame(2, bytes([i]) * 1000, mask=True))
+        f.s(ws_frame(2, bytes([i]) * 1000))
+    packets = f.packets[start:]
+    got = [(m.dir, m.payload[0], m.packets, m.ts) for m in messages(decode_packets(packets))]
+    assert sorted(got, key=lambda m: m[2]) == [
+        (d, i, (n, n), packets[n - 1].ts)
+        for n, (d, i) in enumerate([(c, i) for i in range(3) for c in ("c2s", "s2c")], 1)
+    ]
+
+
 def test_non_websocket_tcp_is_ignored() -> None:
     f = Flow()
     f.handshake()

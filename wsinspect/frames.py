@@ -158,7 +158,6 @@ class FrameParser:
         self._need = 0  # payload bytes still to come for _frame
         self._hunter: Hunter | None = None if synced else Hunter(client, rsv_allowed)
         self._after_hunt = False  # mark the next frame: it follows a hunt
-        self._hunt_at = (0.0, 0)  # time and packet of the last bytes given to the hunter
 
     @property
     def idle(self) -> bool:
@@ -174,11 +173,10 @@ class FrameParser:
         out: list[Frame] = []
         if gap:
             self._lose(gap, out)
-        if not self.synced:
-            data = self._resync(data, ts, packet)
-            if not data:
-                return out
-        self._parse(data, ts, packet, out)
+        if self.synced:
+            self._parse(data, ts, packet, out)
+        else:
+            self._resync_rest(data, ts, packet, out)
         return out
 
     def finish(self) -> list[Frame]:
@@ -190,8 +188,8 @@ class FrameParser:
         if not self.synced and hunter is not None:
             pos = hunter.finish()
             if pos is not None:
-                ts, packet = self._hunt_at
-                self._parse(self._found(hunter, pos), ts, packet, out)
+                for piece, ts, packet in self._found(hunter, pos):
+                    self._parse(piece, ts, packet, out)
         frame = self._frame
         if frame is not None:
             frame.payload = self._payload()
@@ -402,31 +400,25 @@ class FrameParser:
         self._hunter = Hunter(self.client, self.rsv_allowed)
 
     def _resync_rest(self, data: bytes | memoryview, ts: float, packet: int, out: list[Frame]) -> None:
-        rest = self._resync(data, ts, packet)
-        if rest:
-            self._parse(rest, ts, packet, out)
-
-    def _resync(self, data: bytes | memoryview, ts: float, packet: int) -> bytes:
-        """Hunt for a trusted frame boundary; return the bytes from it, or b"" to wait."""
+        """Hunt for a trusted frame boundary in these bytes and those before them;
+        once found, parse from there, each chunk with its own time and packet."""
         hunter = self._hunter
         if hunter is None:
             hunter = self._hunter = Hunter(self.client, self.rsv_allowed)
         before = hunter.dropped
-        pos = hunter.feed(data)
+        pos = hunter.feed(data, ts, packet)
         self.skipped += hunter.dropped - before
-        if pos is None:
-            self._hunt_at = (ts, packet)
-            return b""
-        return self._found(hunter, pos)
+        if pos is not None:
+            for piece, piece_ts, piece_packet in self._found(hunter, pos):
+                self._parse(piece, piece_ts, piece_packet, out)
 
-    def _found(self, hunter: Hunter, pos: int) -> bytes:
-        """The hunt is over at ``pos`` of the hunter's buffer: the bytes from there."""
+    def _found(self, hunter: Hunter, pos: int) -> list[tuple[bytes, float, int]]:
+        """The hunt is over at ``pos`` of the hunter's buffer: the chunks from there."""
         self.skipped += pos
-        rest = bytes(hunter.buf[pos:])
         self._hunter = None
         self.synced = True
         self._after_hunt = True
-        return rest
+        return hunter.pieces(pos)
 
 
 def _plausible(buf: bytearray | bytes, p: int, client: bool | None, rsv_allowed: int) -> tuple[int, int]:
@@ -499,14 +491,17 @@ class Hunter:
         self._starts: set[int] = set()  # and where they started
         self._scanned = 0  # buf offset where scanning resumes
         self._pending: list[int] = []  # candidates waiting for more data
+        self._chunks: list[tuple[int, float, int]] = []  # each chunk's offset in buf, time, packet
 
-    def feed(self, data: bytes | bytearray | memoryview) -> int | None:
-        """Add a chunk; return the offset in ``buf`` of the trusted boundary, if found."""
+    def feed(self, data: bytes | bytearray | memoryview, ts: float = 0.0, packet: int = 0) -> int | None:
+        """Add a chunk (of the capture's time ``ts`` and packet ``packet``); return the
+        offset in ``buf`` of the trusted boundary, if found."""
         buf = self.buf
         chunk_start = len(buf)
         buf += data
         n = len(buf)
         self._starts.add(chunk_start)
+        self._chunks.append((chunk_start, ts, packet))
         self._ends.add(n)
         found = None
         pending = []
@@ -539,6 +534,16 @@ class Hunter:
         n = len(self.buf)
         trusted = [p for p in self._pending if self._verdict(p, n, final=True)]
         return min(trusted) if trusted else None
+
+    def pieces(self, pos: int) -> list[tuple[bytes, float, int]]:
+        """The bytes from ``pos`` on, cut where chunks began, each with its time and packet."""
+        chunks = self._chunks
+        ends = [start for start, _, _ in chunks[1:]] + [len(self.buf)]
+        return [
+            (bytes(self.buf[max(start, pos) : end]), ts, packet)
+            for (start, ts, packet), end in zip(chunks, ends, strict=True)
+            if end > pos and end > start
+        ]
 
     def _candidate(self, p: int, n: int) -> int | None:
         verdict = self._verdict(p, n)
@@ -615,6 +620,11 @@ class Hunter:
         self._ends = {e - count for e in self._ends if e > count}
         self._starts = {s - count for s in self._starts if s >= count}
         self._pending = [p - count for p in self._pending if p >= count]
+        # The chunk cut by the drop now starts at 0.
+        kept = [c for c in self._chunks if c[0] > count]
+        cut = [c for c in self._chunks if c[0] <= count]
+        self._chunks = [(0, cut[-1][1], cut[-1][2])] if cut else []
+        self._chunks += [(start - count, ts, packet) for start, ts, packet in kept]
 
 
 def _payload(buf: bytearray | bytes, p: int, end: int, masked: int) -> bytes:

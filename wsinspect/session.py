@@ -608,30 +608,32 @@ class Inspector:
             # scanning every byte of, say, TLS traffic would cost too much.
             hunter = st.hunters[d] = Hunter(None, 4, starts_only=True, window=HUNT_LIMIT)
         st.hunted += len(ev.data)
-        pos = hunter.feed(ev.data)
+        pos = hunter.feed(ev.data, ev.ts, ev.packet)
         if pos is None:
             if st.hunted > HUNT_LIMIT:
                 st.state = State.IGNORED
                 st.hunters = [None, None]
             return
-        buf = hunter.buf
         # Only clients mask (RFC 6455 5.1): the masking tells who is who.
-        st.client = d if buf[pos + 1] & 0x80 else 1 - d
-        session = self._open(conn, st, ev.ts, out)
+        st.client = d if hunter.buf[pos + 1] & 0x80 else 1 - d
+        # What both directions held, chunk by chunk in capture order, so that each
+        # frame keeps the time and packet that carried it.
+        other_hunter = st.hunters[1 - d]
+        pieces = [(packet, d, piece, ts) for piece, ts, packet in hunter.pieces(pos)]
+        if other_hunter is not None:
+            pieces += [(packet, 1 - d, piece, ts) for piece, ts, packet in other_hunter.pieces(0)]
+        pieces.sort(key=lambda piece: piece[0])
+        st.hunters = [None, None]
+        session = self._open(conn, st, pieces[0][3], out)
         session.mid_stream = True
         session.flag(Issue.MID_STREAM)
         self._start_websocket(st, session)
         assert session.dirs is not None
-        data = bytes(buf[pos:])
-        other_hunter = st.hunters[1 - d]
-        other = bytes(other_hunter.buf) if other_hunter is not None else b""
-        st.hunters = [None, None]
         parser = session.dirs[d].parser
         parser.synced = True
         parser.skipped += pos
-        self._frames(st, d, data, ev.ts, ev.packet, 0, out)
-        if other:
-            self._frames(st, 1 - d, other, ev.ts, ev.packet, 0, out)
+        for packet, direction, piece, ts in pieces:
+            self._frames(st, direction, piece, ts, packet, 0, out)
 
     # -- frames and messages ----------------------------------------------
 
