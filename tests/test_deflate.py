@@ -73,6 +73,15 @@ def test_context_takeover_and_no_context_takeover_byte_exact() -> None:
     assert [inf.inflate(c)[0] for c in small] == msgs
 
 
+def test_an_empty_compressed_payload_is_flagged_and_spares_the_window() -> None:
+    msgs = [b"hello world", b"hello again, world"]
+    first, second = compress(msgs)
+    inf = Inflater(False, 1 << 20)
+    assert inf.inflate(first) == (msgs[0], None)
+    assert inf.inflate(b"") == (b"", Issue.INFLATE_FAILED)
+    assert inf.inflate(second) == (msgs[1], None)  # still refers to the first message
+
+
 def test_lost_message_breaks_later_references_loudly_then_recovers() -> None:
     base = os.urandom(2000)
     msgs = [base, base + b"x", os.urandom(40000), b"tail " + os.urandom(100)]

@@ -90,6 +90,11 @@ class Inflater:
         ``whole`` is False for the start of a message whose end was not kept (cut
         at the size cap): it is inflated as far as it goes, and the window restarts.
         """
+        if whole and not data:
+            # No compressor emits nothing (an empty message deflates to at least one
+            # byte); the tail alone would leave the window inside a block header and
+            # garble the next message, so it is not fed (RFC 7692 7.2.2).
+            return b"", Issue.INFLATE_FAILED
         if self.no_context_takeover:
             self._obj = zlib.decompressobj(-15)
             self._history = WINDOW
