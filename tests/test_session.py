@@ -131,6 +131,24 @@ def test_a_malformed_header_line_is_flagged_and_the_session_decoded() -> None:
     assert [m.text for m in messages(events)] == ["hi"]
 
 
+def test_http_after_a_hole_or_a_late_start_is_parsed_again_where_a_head_starts() -> None:
+    get = b"GET /a HTTP/1.1\r\nHost: x\r\nCookie: " + b"x" * 100 + b"\r\n\r\n"
+    f = Flow()
+    f.handshake()
+    first = f.c(get, mss=40)
+    f.s(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    f.c(upgrade_request("/chat", protocols="chat"))
+    f.s(upgrade_response(protocol="chat"))
+    f.c(ws_frame(1, b"hello", mask=True))
+    f.fin()
+    # a hole in the earlier request; a capture that starts inside it
+    for packets in ([p for p in f.packets if p is not first[1]], f.packets[len(f.packets) - 8 :]):
+        events = decode_packets(packets)
+        (s,) = summaries(events)
+        assert (s.path, s.handshake.subprotocol, s.mid_stream) == ("/chat", "chat", False)
+        assert [m.text for m in messages(events)] == ["hello"]
+
+
 def test_any_port_and_ipv6() -> None:
     f = Flow(client=("fe80::1", 50000), server=("2001:db8::2", 7))
     f.websocket()

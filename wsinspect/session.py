@@ -565,7 +565,7 @@ class Inspector:
         st.buf[1].clear()
         self._finish_session(st, out, "not-websocket")
         st.state = State.HUNTING
-        self._hunt(conn, st, StreamData(conn, d, ev.ts, buf, 0, ev.packet), out)
+        self._hunt(conn, st, StreamData(conn, d, ev.ts, buf, 0, ev.packet), out, http=False)
 
     def _start_websocket(self, st: _Conn, session: _Session) -> None:
         assert st.client is not None
@@ -599,9 +599,22 @@ class Inspector:
 
     # -- joined mid-stream ------------------------------------------------
 
-    def _hunt(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
-        """Look for frames in a connection whose handshake the capture missed."""
+    def _hunt(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event], http: bool = True) -> None:
+        """Look for frames in a connection whose handshake the capture missed
+        (``http``: or for HTTP again; False for bytes that just failed as HTTP)."""
         d = ev.direction
+        if http and looks_like_http(bytes(ev.data[:8])):
+            # HTTP again, where a segment starts (after a hole in an earlier request
+            # or response, or a capture that began inside one): parse it from here,
+            # so that a later Upgrade is seen whole.
+            st.state = State.HTTP
+            st.hunters = [None, None]
+            for d2 in (0, 1):
+                st.buf[d2].clear()
+                st.skip[d2] = 0
+            st.requests.clear()
+            self._http(conn, st, StreamData(conn, d, ev.ts, ev.data, 0, ev.packet), out)
+            return
         hunter = st.hunters[d]
         if hunter is None or ev.gap:
             # Only segment starts are tried: this may not be WebSocket at all, and
