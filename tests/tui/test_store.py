@@ -232,3 +232,10 @@ def test_open_sessions_render_what_is_known() -> None:
     shown = [line.plain for line in render.handshake_lines(midstream, {})]
     assert "the capture starts after the handshake: there is none to show" in shown
     assert shown.count("(not in the capture)") == 2
+
+
+def test_every_filter_describes_itself() -> None:
+    assert MessageFilter(opcodes=frozenset()).describe() == "no opcode"
+    assert MessageFilter(direction="c2s", opcodes=frozenset({1, 8})).describe() == "→ only text,close"
+    flagged = MessageFilter(issues_only=True, query="a.b", regex=True, pattern=re.compile("a.b"))
+    assert flagged.describe() == "/a.b/ issues"

@@ -438,7 +438,7 @@ class MessageFilter:
             parts.append("→ only" if self.direction == "c2s" else "← only")
         if self.opcodes is not None:
             names = {0: "cont", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong", self.OTHER: "other"}
-            parts.append(",".join(names[o] for o in sorted(self.opcodes)))
+            parts.append(",".join(names[o] for o in sorted(self.opcodes)) or "no opcode")
         if self.pattern is not None:
             parts.append(f"/{self.query}/" if self.regex else repr(self.query))
         if self.issues_only:
