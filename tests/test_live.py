@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from tests.live.ws_peer import expected
 
 pytestmark = [
@@ -507,6 +507,31 @@ def test_pcap_record_layout(tmp_path: Path) -> None:
     (raw,) = list(reader)
     reader.close()
     assert raw.ts == 1_700_000_000 + 123_456_789 / 1e9 and bytes(raw.data) == b"\x01\x02\x03"
+
+
+def test_pcap_writer_counts_only_records_that_reached_the_disk(tmp_path: Path) -> None:
+    """A full disk (here a file size limit) cuts the file in a record: the count
+    reported is of whole records in the file, not of those handed to the buffer."""
+    path = tmp_path / "full.pcap"
+    script = f"""
+import resource, signal
+from wsinspect.errors import CaptureError
+from wsinspect.live import PcapWriter
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+writer = PcapWriter({str(path)!r}, 1)
+resource.setrlimit(resource.RLIMIT_FSIZE, (24 + 3 * 116 + 50, resource.RLIM_INFINITY))
+for i in range(10):
+    writer.write(1_700_000_000, i, bytes(100), 100)
+try:
+    writer.flush()
+except CaptureError as exc:
+    print(writer.packets, exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith(f"3 cannot write {path}: File too large"), done.stdout + done.stderr
+    assert path.stat().st_size == 24 + 3 * 116 + 50
+    result = run_cli("read", "--json", str(path))
+    assert b"cut short" in result.stderr and result.returncode == 0
 
 
 def test_ring_blocks(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from wsinspect.capture import (
     LINKTYPE_ETHERNET,
@@ -432,9 +432,13 @@ class PcapWriter:
             self._f = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise CaptureError(f"cannot write {path}: {exc.strerror}") from None
-        self.packets = 0
+        self.packets = 0  # whole records on disk
         self._pack = _pcap_record.pack
         self._write = self._f.write
+        # Where each record handed to the buffer since the last flush ends in the
+        # file: a flush that fails (disk full) may have written only some of them.
+        self._ends: list[int] = []
+        self._offset = _pcap_header.size
         try:
             self._write(_pcap_header.pack(PCAP_MAGIC_NS, 2, 4, 0, 0, SNAPLEN, linktype))
             self._f.flush()
@@ -448,20 +452,33 @@ class PcapWriter:
             self._write(self._pack(sec, nsec, len(data), origlen))
             self._write(data)
         except OSError as exc:
-            raise CaptureError(f"cannot write {self.path}: {exc.strerror}") from None
-        self.packets += 1
+            self._failed(exc)
+        self._offset += _pcap_record.size + len(data)
+        self._ends.append(self._offset)
 
     def flush(self) -> None:
         try:
             self._f.flush()
         except OSError as exc:
-            raise CaptureError(f"cannot write {self.path}: {exc.strerror}") from None
+            self._failed(exc)
+        self.packets += len(self._ends)
+        self._ends.clear()
 
     def close(self) -> None:
         try:
             self._f.close()
         except OSError as exc:
-            raise CaptureError(f"cannot write {self.path}: {exc.strerror}") from None
+            self._failed(exc)
+        self.packets += len(self._ends)
+        self._ends.clear()
+
+    def _failed(self, exc: OSError) -> NoReturn:
+        """Count the records that did reach the disk, then report the failure."""
+        with contextlib.suppress(OSError):
+            size = os.stat(self.path).st_size  # the file may be closed already
+            self.packets += sum(1 for end in self._ends if end <= size)
+        self._ends.clear()
+        raise CaptureError(f"cannot write {self.path}: {exc.strerror}") from None
 
 
 # -- the capture thread -----------------------------------------------------
