@@ -63,6 +63,35 @@ def test_negotiate_parameters() -> None:
         assert params is not None and not ok, bad
 
 
+def test_a_response_must_answer_one_of_the_offers() -> None:
+    def check(offer: str, answer: str) -> bool:
+        return negotiate(parse_extensions(answer), parse_extensions(offer))[1]
+
+    pmd = "permessage-deflate"
+    assert check(f"{pmd}; client_max_window_bits", f"{pmd}; client_max_window_bits=10")
+    assert check(f"{pmd}; server_max_window_bits=10", f"{pmd}; server_max_window_bits=9")
+    assert check(f"{pmd}; server_max_window_bits=10, {pmd}", pmd)  # the second offer accepted
+    # a limit on the client's window that the client did not offer to take (7.1.2.2)
+    assert not check(pmd, f"{pmd}; client_max_window_bits=10")
+    # the server's window: kept at most as asked, and not left out (7.1.2.1)
+    assert not check(f"{pmd}; server_max_window_bits=10", f"{pmd}; server_max_window_bits=12")
+    assert not check(f"{pmd}; server_max_window_bits=10", pmd)
+
+
+def test_the_negotiated_window_bounds_references_into_earlier_messages() -> None:
+    first, second = os.urandom(2000), os.urandom(100)
+    # compressed with a full window: the second message refers 2,000 bytes back
+    wide = compress([first, first[:600] + second])
+    assert Inflater(False, 1 << 20).inflate(wide[0])[0] == first
+    narrow = Inflater(False, 1 << 20, window_bits=9)
+    assert narrow.inflate(wide[0]) == (first, None)
+    assert narrow.inflate(wide[1]) == (b"", Issue.INFLATE_FAILED)
+    # a sender that keeps to 9 bits inflates byte-exact through the narrow window
+    kept = Inflater(False, 1 << 20, window_bits=9)
+    msgs = [first, first[-400:] + second]
+    assert [kept.inflate(c) for c in compress(msgs, wbits=9)] == [(m, None) for m in msgs]
+
+
 def test_context_takeover_and_no_context_takeover_byte_exact() -> None:
     msgs = [os.urandom(50) + b"common text " * 20 for _ in range(5)]
     for takeover in (True, False):

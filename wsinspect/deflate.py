@@ -19,7 +19,6 @@ from wsinspect.issues import Issue
 
 # RFC 7692 7.2.2: the sender removes this empty stored block's tail; put it back.
 TAIL = b"\x00\x00\xff\xff"
-WINDOW = 1 << 15
 PMD = "permessage-deflate"
 DEFLATE_FRAME = ("x-webkit-deflate-frame", "deflate-frame")
 
@@ -35,11 +34,12 @@ class DeflateParams:
     per_frame: bool = False  # the pre-RFC deflate-frame extension
 
 
-def negotiate(extensions: list[Extension]) -> tuple[DeflateParams | None, bool]:
+def negotiate(extensions: list[Extension], offers: list[Extension] | None = None) -> tuple[DeflateParams | None, bool]:
     """Find the compression extension among the accepted ones.
 
     Returns (params or None, ok): ok is False when its parameters are malformed or
-    contradictory (RFC 7692 7.1), in which case defaults are assumed for decoding.
+    contradictory (RFC 7692 7.1), or answer none of the client's ``offers`` (when
+    the request is known), in which case they are still used for decoding.
     """
     for ext in extensions:
         if ext.name in DEFLATE_FRAME:
@@ -65,23 +65,47 @@ def negotiate(extensions: list[Extension]) -> tuple[DeflateParams | None, bool]:
                     values[name] = int(value)
             else:
                 ok = False
+        if offers is not None:
+            pmd_offers = [offer for offer in offers if offer.name == PMD]
+            if pmd_offers and not any(_answers(values, offer) for offer in pmd_offers):
+                ok = False
         return DeflateParams(**values), ok  # type: ignore[arg-type]
     return None, True
+
+
+def _answers(values: dict[str, object], offer: Extension) -> bool:
+    """Whether a response's parameters may accept this offer (RFC 7692 7.1.2): the
+    client's window is limited only if the client offered that, and a limit the
+    client asked of the server's window is kept (the same or smaller)."""
+    offered = dict(offer.params)
+    if "client_max_window_bits" in values and "client_max_window_bits" not in offered:
+        return False
+    if "server_max_window_bits" in offered:
+        asked = offered["server_max_window_bits"] or ""
+        answer = values.get("server_max_window_bits")
+        if not isinstance(answer, int) or (asked.isdigit() and answer > int(asked)):
+            return False
+    return True
 
 
 class Inflater:
     """Inflates one direction's compressed messages, byte-exact, with a size cap."""
 
-    def __init__(self, no_context_takeover: bool, max_size: int, trusted: bool = True) -> None:
+    def __init__(self, no_context_takeover: bool, max_size: int, trusted: bool = True, window_bits: int = 15) -> None:
         self.no_context_takeover = no_context_takeover
         self.max_size = max_size
-        self._obj = zlib.decompressobj(-15)
+        # The sender's negotiated window (RFC 7692 7.1.2): a back-reference beyond it
+        # fails to inflate. zlib's deflate never uses less than 9 bits, even when 8
+        # was negotiated, so 8 is read as 9 rather than failing zlib's own peers.
+        self._wbits = -max(window_bits, 9)
+        self._window = 1 << -self._wbits
+        self._obj = zlib.decompressobj(self._wbits)
         # Untrusted until a full window has been inflated since the last restart.
-        self._history = WINDOW if trusted else 0
+        self._history = self._window if trusted else 0
 
     def lose(self) -> None:
         """A compressed message of this direction was lost: restart the window."""
-        self._obj = zlib.decompressobj(-15)
+        self._obj = zlib.decompressobj(self._wbits)
         self._history = 0
 
     def inflate(self, data: bytes, whole: bool = True) -> tuple[bytes, Issue | None]:
@@ -96,13 +120,13 @@ class Inflater:
             # garble the next message, so it is not fed (RFC 7692 7.2.2).
             return b"", Issue.INFLATE_FAILED
         if self.no_context_takeover:
-            self._obj = zlib.decompressobj(-15)
-            self._history = WINDOW
+            self._obj = zlib.decompressobj(self._wbits)
+            self._history = self._window
         obj = self._obj
         try:
             out = obj.decompress(data + TAIL if whole else data, self.max_size + 1)
         except zlib.error:
-            issue = Issue.INFLATE_FAILED if self._history >= WINDOW else Issue.INFLATE_CONTEXT_LOST
+            issue = Issue.INFLATE_FAILED if self._history >= self._window else Issue.INFLATE_CONTEXT_LOST
             self.lose()
             return b"", issue
         if len(out) > self.max_size:
@@ -115,8 +139,8 @@ class Inflater:
         if obj.eof:
             # The sender ended the deflate stream (BFINAL): the next message starts
             # a new one with an empty window.
-            self._obj = zlib.decompressobj(-15)
-            self._history = WINDOW
-        elif self._history < WINDOW:
+            self._obj = zlib.decompressobj(self._wbits)
+            self._history = self._window
+        elif self._history < self._window:
             self._history += len(out)
         return out, None

@@ -574,7 +574,8 @@ class Inspector:
             # with context takeover; the inflaters start untrusted.
             params: DeflateParams | None = DeflateParams()
         else:
-            params, ok = negotiate(session.handshake.extensions)
+            hs = session.handshake
+            params, ok = negotiate(hs.extensions, hs.offered_extensions if hs.request is not None else None)
             if not ok:
                 session.flag(Issue.EXTENSION_PARAMS_INVALID)
         session.deflate = params
@@ -589,7 +590,8 @@ class Inspector:
             inflater = None
             if params is not None:
                 nct = params.client_no_context_takeover if is_client else params.server_no_context_takeover
-                inflater = Inflater(nct, limit, trusted=not session.mid_stream)
+                bits = params.client_max_window_bits if is_client else params.server_max_window_bits
+                inflater = Inflater(nct, limit, trusted=not session.mid_stream, window_bits=bits)
             parser = FrameParser(is_client, rsv_allowed, limit, synced=not session.mid_stream)
             direction = _Direction(C2S if is_client else S2C, parser, inflater)
             direction.resynced = session.mid_stream
