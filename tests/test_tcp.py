@@ -442,6 +442,27 @@ def test_rst_answering_a_syn() -> None:
     assert w.conns[1].client == 0
 
 
+@pytest.mark.parametrize("held", [False, True])
+def test_data_on_a_rst_is_not_stream_data(held: bool) -> None:
+    # RFC 9293 3.5.3: a RST may carry diagnostic text, never delivered to the
+    # application. The RST still ends the connection, flushing what is held.
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    if held:
+        assert w.c(CISN + 21, D) == []
+    out = w.c(CISN + 11, b"\x81\x0bshutting dn", flags=RST | ACK)
+    assert out == ([("data", 1, 0, D, 10, 5)] if held else []) + [("end", 1, "rst", float(w.n))]
+    assert w.reasm.holding == 0
+
+
+def test_rst_with_data_opens_nothing() -> None:
+    w = Wire()
+    assert w.c(CISN, b"Connection reset", flags=RST | ACK) == []
+    assert w.finish() == []
+    assert stats(w)[0] == 0
+
+
 def test_new_syn_with_a_different_isn_reuses_the_ports() -> None:
     w = Wire()
     handshake(w)
@@ -466,6 +487,46 @@ def test_syn_retransmission_is_the_same_connection() -> None:
     assert w.c(CISN, flags=SYN) == []
     assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 6)]
     assert stats(w)[0] == 1
+
+
+def test_tcp_fast_open_syn_retransmitted_with_its_data_is_the_same_connection() -> None:
+    # The SYN carries data (RFC 7413), which moves the next sequence number past
+    # ISN + 1: a retransmitted SYN is still recognized by its ISN.
+    w = Wire()
+    assert w.c(CISN, REQUEST, flags=SYN) == [("data", 1, 0, REQUEST, 0, 1)]
+    assert w.c(CISN, REQUEST, flags=SYN) == []
+    assert w.s(SISN, flags=SYN | ACK, ack=CISN + 1 + len(REQUEST)) == []
+    assert w.s(SISN + 1, RESPONSE, ack=CISN + 1 + len(REQUEST)) == [("data", 1, 1, RESPONSE, 0, 4)]
+    assert w.c(CISN + 1 + len(REQUEST), b"frame") == [("data", 1, 0, b"frame", 0, 5)]
+    assert w.finish() == [("end", 1, "eof", 6.0)]
+    assert stats(w)[:2] == (1, 1)
+
+
+def test_tcp_fast_open_data_not_accepted_then_sent_again() -> None:
+    # The SYN's data was not acknowledged: the client retries a plain SYN with the same
+    # ISN, then sends the data again after the handshake (a retransmission by then).
+    w = Wire()
+    assert w.c(CISN, REQUEST, flags=SYN) == [("data", 1, 0, REQUEST, 0, 1)]
+    assert w.c(CISN, flags=SYN) == []
+    assert w.s(SISN, flags=SYN | ACK, ack=CISN + 1) == []
+    assert w.c(CISN + 1, REQUEST, ack=SISN + 1) == []
+    assert w.c(CISN + 1 + len(REQUEST), b"frame") == [("data", 1, 0, b"frame", 0, 5)]
+    assert stats(w)[:2] == (1, 1)
+
+
+def test_new_syn_with_a_different_isn_after_tcp_fast_open_reuses_the_ports() -> None:
+    w = Wire()
+    assert w.c(CISN, REQUEST, flags=SYN) == [("data", 1, 0, REQUEST, 0, 1)]
+    assert w.c(90000, flags=SYN) == [("end", 1, "reused", 2.0)]
+    assert w.c(90001, b"new") == [("data", 2, 0, b"new", 0, 3)]
+
+
+def test_syn_on_a_connection_joined_mid_stream_starts_a_new_one() -> None:
+    w = Wire()
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 1)]
+    assert w.c(CISN, flags=SYN) == [("end", 1, "reused", 2.0)]
+    assert w.c(CISN, flags=SYN) == []  # its retransmission
+    assert w.c(CISN + 1, A) == [("data", 2, 0, A, 0, 4)]
 
 
 def test_new_syn_after_a_half_close() -> None:

@@ -5,6 +5,8 @@ trimmed, out-of-order segments wait for the hole before them to fill. A hole tha
 cannot fill (the receiver acknowledged bytes the capture never saw, the connection
 ended, the out-of-order buffer is full, or the capture ended) is never glued over:
 the data after it is delivered with ``gap`` set to the number of missing bytes.
+
+A RST's data is never delivered: it is diagnostic text (RFC 9293 3.5.3).
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ class _Half:
     """One direction of a connection: the next expected sequence number and the
     segments that arrived ahead of it."""
 
-    __slots__ = ("done", "fin_seq", "gap", "last_ack", "next_seq", "ooo", "ooo_bytes")
+    __slots__ = ("done", "fin_seq", "gap", "isn", "last_ack", "next_seq", "ooo", "ooo_bytes")
 
     def __init__(self) -> None:
+        self.isn: int | None = None  # the sequence number of its SYN, once seen
         self.next_seq: int | None = None
         self.gap = 0  # bytes declared lost just before next_seq, reported with the next data
         self.ooo: dict[int, tuple[bytes, float, int]] = {}
@@ -121,7 +124,7 @@ class Reassembler:
             conn, d = found
             if flags & SYN and not flags & ACK:
                 half = conn.halves[d]
-                if (half.next_seq is not None and (seg.seq + 1) & SEQ_MASK != half.next_seq) or half.done:
+                if half.done or not _repeats_syn(half, seg.seq):
                     # A new connection on the same 4-tuple (RFC 9293 3.10.7.4).
                     out = self._end(conn, "reused", seg.ts, packet)
                     conn, d = self._open(seg, packet), 0
@@ -132,12 +135,15 @@ class Reassembler:
 
         half = conn.halves[d]
         if flags & SYN:
+            if half.isn is None:
+                half.isn = seg.seq
             if half.next_seq is None:
                 half.next_seq = (seg.seq + 1) & SEQ_MASK
             if conn.client is None:
                 conn.client = d if not flags & ACK else 1 - d
         payload = seg.payload
-        if payload:
+        # A RST's data is diagnostic text, not stream data (RFC 9293 3.5.3).
+        if payload and not flags & RST:
             if half.next_seq is None:
                 half.next_seq = seg.seq  # joined mid-stream: start where we are
             # Data on a SYN (TCP Fast Open) starts after the SYN's sequence number.
@@ -358,3 +364,13 @@ class Reassembler:
             self._closed.popitem(last=False)
         out.append(StreamEnd(conn, reason, ts))
         return out
+
+
+def _repeats_syn(half: _Half, seq: int) -> bool:
+    """Whether a SYN (without ACK) opens the connection this direction already
+    belongs to: a retransmission, with or without the data of the first (TCP Fast
+    Open data moves next_seq, not the initial sequence number)."""
+    if half.isn is not None:
+        return seq == half.isn
+    # Joined mid-stream, no SYN seen yet: it must come just before the next byte.
+    return half.next_seq is None or (seq + 1) & SEQ_MASK == half.next_seq
