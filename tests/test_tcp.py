@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wsinspect.issues import Issue
 from wsinspect.packet import ACK, FIN, RST, SYN, Segment, reverse_key
 from wsinspect.tcp import MAX_AHEAD, Connection, Reassembler, StreamData, StreamEnd
 
@@ -35,9 +36,14 @@ RESPONSE = b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
 Event = tuple[Any, ...]
 
 
+OVERFLOW = Issue.TCP_BUFFER_OVERFLOW
+CONFLICT = Issue.TCP_OVERLAP_CONFLICT
+
+
 class Wire:
     """Feeds one Reassembler: packet n has timestamp n; events come back as tuples
-    ("data", conn, direction, bytes, gap, packet) or ("end", conn, reason, ts)."""
+    ("data", conn, direction, bytes, gap, packet), with the issue after the packet
+    when there is one, or ("end", conn, reason, ts)."""
 
     def __init__(self, **options: int) -> None:
         self.reasm = Reassembler(**options)
@@ -69,6 +75,8 @@ class Wire:
                     # hole reported alone at the end of the capture has no packet).
                     assert e.ts == float(e.packet) or (e.packet == 0 and not e.data)
                     shown.append(("data", e.conn.index, e.direction, bytes(e.data), e.gap, e.packet))
+                    if e.issue is not None:
+                        shown[-1] += (e.issue,)
                 case StreamEnd():
                     shown.append(("end", e.conn.index, e.reason, e.ts))
         return shown
@@ -187,6 +195,128 @@ def test_larger_held_segment_at_the_same_sequence_wins() -> None:
     assert w.c(CISN + 11, B) == []  # packet 5: replaces the shorter one
     assert w.c(CISN + 11, B[:3]) == []  # packet 6: shorter, ignored
     assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 7), ("data", 1, 0, B, 0, 5)]
+
+
+# --- copies that differ ------------------------------------------------------------------------------------------
+# Held (out-of-order) bytes are compared with later copies of them; the first copy is
+# kept, the conflict counted and flagged on the next data delivered.
+
+
+def test_differing_copy_of_held_bytes_at_the_same_sequence() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.c(CISN + 21, D) == []  # packet 5: held
+    assert w.c(CISN + 21, E) == []  # packet 6: the same bytes, said differently
+    assert w.c(CISN + 21, D[:4] + b"x") == []  # packet 7: shorter, differs too
+    assert w.c(CISN + 11, B) == [("data", 1, 0, B, 0, 8, CONFLICT), ("data", 1, 0, D, 0, 5)]
+    assert w.reasm.stats.conflicts == 2
+    assert w.c(CISN + 31, E) == [("data", 1, 0, E, 0, 9)]  # the flag went with the data after it
+
+
+def test_longer_differing_copy_of_held_bytes_adds_only_its_end() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 21, D[:5]) == []  # packet 4
+    assert w.c(CISN + 21, E) == []  # packet 5: 5 bytes overlap and differ, 5 are new
+    assert w.c(CISN + 1, A + B) == [
+        ("data", 1, 0, A + B, 0, 6, CONFLICT),
+        ("data", 1, 0, D[:5], 0, 4),
+        ("data", 1, 0, E[5:], 0, 5),
+    ]
+    assert w.reasm.stats.conflicts == 1
+
+
+def test_segment_filling_the_hole_differs_from_held_bytes() -> None:
+    # The held segments came first: where the new one differs from them, theirs are
+    # delivered, and it fills the rest (each byte from a packet that carried it).
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 21, D) == []  # packet 4: stream 20..30
+    assert w.c(CISN + 41, E) == []  # packet 5: stream 40..50
+    new = A + b"x" * 50  # packet 6: stream 0..60, different from both
+    assert w.c(CISN + 1, new) == [
+        ("data", 1, 0, new[0:20], 0, 6, CONFLICT),
+        ("data", 1, 0, D, 0, 4),
+        ("data", 1, 0, new[30:40], 0, 6),
+        ("data", 1, 0, E, 0, 5),
+        ("data", 1, 0, new[50:60], 0, 6),
+    ]
+    assert w.reasm.stats.conflicts == 2
+    assert w.reasm.holding == 0
+    assert w.c(CISN + 61, b"next") == [("data", 1, 0, b"next", 0, 7)]
+
+
+def test_segment_filling_the_hole_that_agrees_is_delivered_whole() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 21, D) == []
+    assert w.c(CISN + 1, A + B + D[:5]) == [("data", 1, 0, A + B + D[:5], 0, 5), ("data", 1, 0, D[5:], 0, 4)]
+    assert w.reasm.stats.conflicts == 0
+
+
+def test_held_segments_that_overlap_each_other_differently() -> None:
+    # Between two held segments, the one that starts first is delivered; the bytes of
+    # the other that it overlaps are compared with it.
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 26, b"x" * 10) == []  # packet 4: stream 25..35
+    assert w.c(CISN + 21, D) == []  # packet 5: stream 20..30
+    assert w.c(CISN + 1, A + B) == [
+        ("data", 1, 0, A + B, 0, 6),
+        ("data", 1, 0, D, 0, 5),
+        ("data", 1, 0, b"x" * 5, 0, 4, CONFLICT),
+    ]
+    assert w.reasm.stats.conflicts == 1
+
+
+def test_conflict_with_nothing_after_it_is_reported_at_once() -> None:
+    # A held copy entirely covered by another, differing, and nothing held after it:
+    # the issue comes on no bytes rather than wait (the next data may take the fast lane).
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 21, D + E) == []  # packet 4: stream 20..40
+    assert w.c(CISN + 26, b"x" * 5) == []  # packet 5: stream 25..30, differs
+    assert w.c(CISN + 1, A + B) == [
+        ("data", 1, 0, A + B, 0, 6),
+        ("data", 1, 0, D + E, 0, 4),
+        ("data", 1, 0, b"", 0, 4, CONFLICT),
+    ]
+    assert (w.reasm.stats.conflicts, w.reasm.holding) == (1, 0)
+    assert w.c(CISN + 41, b"z") == [("data", 1, 0, b"z", 0, 7)]
+
+
+def test_overflow_and_conflict_on_the_same_data() -> None:
+    # One issue per StreamData: the overflow goes with the data after its hole; the
+    # pending conflict with the next data, or on no bytes when nothing follows.
+    w = Wire(max_ooo_bytes=20)
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.c(CISN + 21, D) == []  # packet 5
+    assert w.c(CISN + 21, E) == []  # packet 6: conflict
+    assert w.c(CISN + 31, b"y" * 11) == [
+        ("data", 1, 0, D, 10, 5, OVERFLOW),
+        ("data", 1, 0, b"y" * 11, 0, 7, CONFLICT),
+    ]
+    assert w.c(CISN + 62, D) == []  # packet 8
+    assert w.c(CISN + 62, E) == []  # packet 9: conflict
+    assert w.c(CISN + 82, b"z" * 21) == [
+        ("data", 1, 0, D, 20, 8, OVERFLOW),
+        ("data", 1, 0, b"z" * 21, 10, 10, OVERFLOW),
+        ("data", 1, 0, b"", 0, 10, CONFLICT),
+    ]
+    assert (w.reasm.stats.overflows, w.reasm.stats.conflicts, w.reasm.holding) == (3, 2, 0)
+
+
+def test_differing_copy_of_delivered_bytes_is_not_compared() -> None:
+    # Delivered bytes are not kept (that would cost every in-order packet): a
+    # retransmission of them is dropped, whatever it carries.
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
+    assert w.c(CISN + 1, E) == []
+    assert w.c(CISN + 6, E) == [("data", 1, 0, E[5:], 0, 6)]
+    assert (w.reasm.stats.retransmitted, w.reasm.stats.conflicts) == (1, 0)
 
 
 @pytest.mark.parametrize("pieces", ["whole", "bytes", "sevens"])
@@ -376,14 +506,27 @@ def test_fin_behind_a_skipped_hole_ends_the_connection() -> None:
 
 
 def test_out_of_order_cap_forces_a_gap() -> None:
+    # The data after a hole given up for room says so; the data after it does not.
     w = Wire(max_ooo_bytes=10)
     handshake(w)
     assert w.c(CISN + 1, A) == [("data", 1, 0, A, 0, 4)]
     assert w.c(CISN + 21, D) == []  # 10 bytes held: at the cap, not over it
-    assert w.c(CISN + 31, E) == [("data", 1, 0, D, 10, 5), ("data", 1, 0, E, 0, 6)]
+    assert w.c(CISN + 31, E) == [("data", 1, 0, D, 10, 5, OVERFLOW), ("data", 1, 0, E, 0, 6)]
     assert w.c(CISN + 11, B) == []
-    assert w.c(CISN + 56, b"x" * 11) == [("data", 1, 0, b"x" * 11, 15, 8)]  # over the cap on its own
+    assert w.c(CISN + 56, b"x" * 11) == [("data", 1, 0, b"x" * 11, 15, 8, OVERFLOW)]  # over the cap on its own
+    assert w.c(CISN + 67, b"z") == [("data", 1, 0, b"z", 0, 9)]
     assert stats(w)[3:] == (2, 25)
+    assert w.reasm.stats.overflows == 2
+
+
+def test_holes_given_up_for_other_reasons_are_no_overflow() -> None:
+    w = Wire(max_ooo_bytes=10)
+    handshake(w)
+    assert w.c(CISN + 11, B) == []
+    assert w.s(SISN + 1, ack=CISN + 21) == [("data", 1, 0, B, 10, 4)]  # the receiver acknowledged the hole
+    assert w.c(CISN + 31, D) == []
+    assert w.finish() == [("data", 1, 0, D, 10, 6), ("end", 1, "eof", 7.0)]  # the capture ended
+    assert (w.reasm.stats.gaps, w.reasm.stats.overflows) == (2, 0)
 
 
 def test_segment_implausibly_far_ahead_is_dropped() -> None:
@@ -408,7 +551,7 @@ def test_holding_counts_directions_waiting_behind_a_hole() -> None:
     assert w.reasm.holding == 1
     assert w.c(CISN + 41, ack=SISN + 12) == [("data", 1, 1, b"x", 10, 6)]  # the client has the server's hole
     assert w.reasm.holding == 0
-    assert w.c(CISN + 61, b"y" * 31) == [("data", 1, 0, b"y" * 31, 20, 9)]  # over the cap at once
+    assert w.c(CISN + 61, b"y" * 31) == [("data", 1, 0, b"y" * 31, 20, 9, OVERFLOW)]  # over the cap at once
     assert w.reasm.holding == 0
     assert w.c(CISN + 100, b"z") == []
     assert w.reasm.holding == 1
@@ -688,7 +831,38 @@ def test_any_arrival_order_delivers_the_stream_once(data: st.DataObject) -> None
     delivered = [e for e in out if e[0] == "data"]
     assert b"".join(e[3] for e in delivered) == payload
     assert [e[4] for e in delivered] == [0] * len(delivered)
-    assert (w.reasm.stats.gaps, w.reasm.holding) == (0, 0)
+    assert all(len(e) == 6 for e in delivered)  # no issue: every copy agrees
+    assert (w.reasm.stats.gaps, w.reasm.stats.conflicts, w.reasm.holding) == (0, 0, 0)
+
+
+@PROPERTY
+@given(st.data())
+def test_differing_copies_keep_the_first_or_are_flagged(data: st.DataObject) -> None:
+    # The stream's pieces, and copies of any range of it with every byte different,
+    # in any order: each byte is delivered once, from one of the copies; where it is
+    # not from the first copy captured, a conflict was counted; every conflict is
+    # flagged on some data (flags pending together are reported once).
+    payload, pieces, isn = data.draw(cut_stream())
+    size = len(payload)
+    altered = bytes(b ^ 0xFF for b in payload)
+    copies = [(a, b, payload) for a, b in pieces] + [(a, b, altered) for a, b in data.draw(st.lists(slices(size)))]
+    w = Wire()
+    out = w.c(isn, flags=SYN) + w.s(SISN, flags=SYN | ACK, ack=isn + 1)
+    first: list[int | None] = [None] * size
+    for a, b, source in data.draw(st.permutations(copies)):
+        out += w.c(isn + 1 + a, source[a:b], ACK | PSH, ack=SISN + 1)
+        first[a:b] = [source[i] if first[i] is None else first[i] for i in range(a, b)]
+    out += w.finish()
+    delivered = [e for e in out if e[0] == "data"]
+    stream = b"".join(e[3] for e in delivered)
+    assert len(stream) == size
+    assert [e[4] for e in delivered] == [0] * len(delivered)
+    assert all(stream[i] in (payload[i], altered[i]) for i in range(size))
+    flagged = sum(e[6:] == (CONFLICT,) for e in delivered)
+    conflicts = w.reasm.stats.conflicts
+    assert (flagged > 0, flagged <= conflicts) == (conflicts > 0, True)
+    if list(stream) != first:
+        assert conflicts > 0
 
 
 @PROPERTY

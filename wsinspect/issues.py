@@ -28,6 +28,11 @@ class Issue(StrEnum):
         "tcp-buffer-overflow",
         "too many out-of-order bytes held for one connection; the oldest hole was given up",
     )
+    TCP_OVERLAP_CONFLICT = (
+        "tcp-overlap-conflict",
+        "a retransmitted or overlapping TCP segment carried different bytes than the first copy;"
+        " the first copy was kept",
+    )
 
     # -- HTTP Upgrade handshake (RFC 6455 section 4) ----------------------
     MID_STREAM = (

@@ -4,17 +4,25 @@ Bytes are delivered in sequence order exactly once: retransmissions and overlaps
 trimmed, out-of-order segments wait for the hole before them to fill. A hole that
 cannot fill (the receiver acknowledged bytes the capture never saw, the connection
 ended, the out-of-order buffer is full, or the capture ended) is never glued over:
-the data after it is delivered with ``gap`` set to the number of missing bytes.
+the data after it is delivered with ``gap`` set to the number of missing bytes, and
+with Issue.TCP_BUFFER_OVERFLOW when the buffer limit gave it up.
 
+Where copies of the same bytes differ, the first one captured is kept. Bytes already
+delivered are not kept, so a copy that differs from them goes unnoticed (keeping them
+would cost every in-order packet); one that differs from bytes still held out of order
+is counted and flagged (Issue.TCP_OVERLAP_CONFLICT on the next data delivered). Between
+two held segments that start at different places, the one that starts first is kept.
 A RST's data is never delivered: it is diagnostic text (RFC 9293 3.5.3).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from wsinspect.issues import Issue
 from wsinspect.packet import ACK, FIN, RST, SYN, Segment, reverse_key
 
 SEQ_MOD = 1 << 32
@@ -32,12 +40,15 @@ class _Half:
     """One direction of a connection: the next expected sequence number and the
     segments that arrived ahead of it."""
 
-    __slots__ = ("done", "fin_seq", "gap", "isn", "last_ack", "next_seq", "ooo", "ooo_bytes")
+    __slots__ = ("done", "fin_seq", "gap", "isn", "issue", "last_ack", "next_seq", "ooo", "ooo_bytes")
 
     def __init__(self) -> None:
         self.isn: int | None = None  # the sequence number of its SYN, once seen
         self.next_seq: int | None = None
         self.gap = 0  # bytes declared lost just before next_seq, reported with the next data
+        # Found while data is held, reported with the next data; never left pending
+        # once nothing is held (in_order() does not look at it).
+        self.issue: Issue | None = None
         self.ooo: dict[int, tuple[bytes, float, int]] = {}
         self.ooo_bytes = 0
         self.fin_seq: int | None = None
@@ -67,7 +78,10 @@ class Connection:
 
 @dataclass(slots=True)
 class StreamData:
-    """Bytes of one direction, in order; ``gap`` bytes are missing just before them."""
+    """Bytes of one direction, in order; ``gap`` bytes are missing just before them.
+    ``issue``: Issue.TCP_BUFFER_OVERFLOW when that gap was given up because the
+    out-of-order buffer was full; Issue.TCP_OVERLAP_CONFLICT when, since the last
+    data, a copy of held bytes differed from the first."""
 
     conn: Connection
     direction: int
@@ -75,6 +89,40 @@ class StreamData:
     data: memoryview | bytes
     gap: int
     packet: int
+    issue: Issue | None = None
+
+
+class _Round:
+    """The data one round of delivery from held segments put out for a direction,
+    from sequence number ``start`` on: held copies of the same bytes are compared
+    with it."""
+
+    __slots__ = ("chunks", "ends", "start")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.chunks: list[StreamData] = []
+        self.ends: list[int] = []  # where each chunk ends, counted from start
+
+    def add(self, ev: StreamData) -> None:
+        self.chunks.append(ev)
+        self.ends.append((self.ends[-1] if self.ends else 0) + len(ev.data))
+
+    def differs(self, seq: int, copy: memoryview) -> bool:
+        """Whether ``copy``, bytes from ``seq`` on, differs from what this round
+        delivered there."""
+        at = (seq - self.start) & SEQ_MASK
+        i = bisect_right(self.ends, at)
+        while copy and i < len(self.chunks):
+            data = self.chunks[i].data
+            offset = at - (self.ends[i] - len(data))
+            piece = data[offset : offset + len(copy)]
+            if piece != copy[: len(piece)]:
+                return True
+            copy = copy[len(piece) :]
+            at += len(piece)
+            i += 1
+        return False
 
 
 @dataclass(slots=True)
@@ -93,6 +141,8 @@ class TcpStats:
     out_of_order: int = 0
     gaps: int = 0
     gap_bytes: int = 0
+    overflows: int = 0  # holes given up because the out-of-order buffer was full
+    conflicts: int = 0  # copies of held bytes that differed from the first
 
 
 _NOTHING: list[StreamData | StreamEnd] = []
@@ -237,32 +287,125 @@ class Reassembler:
             payload = payload[overlap:]
             rel = 0
         if rel == 0:
-            half.next_seq = (next_seq + len(payload)) & SEQ_MASK
-            out.append(StreamData(conn, d, ts, payload, half.gap, packet))
-            half.gap = 0
             if half.ooo:
-                self._drain(conn, d, half, out)
+                self._fill(conn, d, half, payload, ts, packet, out)
+                return
+            half.next_seq = (next_seq + len(payload)) & SEQ_MASK
+            out.append(StreamData(conn, d, ts, payload, half.gap, packet, half.issue))
+            half.gap = 0
+            half.issue = None
             return
         if rel > MAX_AHEAD:
             return
         self.stats.out_of_order += 1
-        held = half.ooo.get(seq)
         if not half.ooo:
             self.holding += 1
-        if held is None or len(held[0]) < size:
-            half.ooo_bytes += size - (len(held[0]) if held else 0)
-            half.ooo[seq] = (bytes(payload), ts, packet)
+        self._hold(half, seq, payload, ts, packet)
         if half.last_ack is not None and 0 < (half.last_ack - next_seq) & SEQ_MASK < HALF_SPACE:
             self._skip_hole(conn, d, half, out, half.last_ack)
         while half.ooo_bytes > self.max_ooo_bytes:
-            self._skip_hole(conn, d, half, out)
+            self._skip_hole(conn, d, half, out, overflow=True)
 
-    def _drain(self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd]) -> None:
-        """Deliver held segments that the stream has now reached.
+    def _hold(self, half: _Half, seq: int, payload: memoryview, ts: float, packet: int) -> None:
+        """Keep a segment that arrived ahead of the stream. Where a segment is already
+        held at the same sequence number, its bytes are the first copy: a longer copy
+        that agrees with them replaces it, one that differs adds only its bytes beyond."""
+        ooo = half.ooo
+        while (held := ooo.get(seq)) is not None:
+            first = held[0]
+            n = len(first)
+            if payload[:n] != first[: len(payload)]:
+                self._flag_conflict(half)
+                if len(payload) <= n:
+                    return
+                payload = payload[n:]
+                seq = (seq + n) & SEQ_MASK
+                continue
+            if len(payload) > n:
+                half.ooo_bytes += len(payload) - n
+                ooo[seq] = (bytes(payload), ts, packet)
+            return
+        half.ooo_bytes += len(payload)
+        ooo[seq] = (bytes(payload), ts, packet)
+
+    def _fill(
+        self,
+        conn: Connection,
+        d: int,
+        half: _Half,
+        payload: memoryview,
+        ts: float,
+        packet: int,
+        out: list[StreamData | StreamEnd],
+    ) -> None:
+        """A segment continues the stream while later data is held, and is delivered
+        with all that it brings in order. Held segments that it overlaps arrived first:
+        where their bytes differ from its own, theirs are kept, and it fills only the
+        room between them."""
+        next_seq = half.next_seq
+        assert next_seq is not None
+        size = len(payload)
+        covered: list[tuple[int, int]] = []
+        conflict = False
+        for seq, (data, _, _) in half.ooo.items():
+            rel = (seq - next_seq) & SEQ_MASK  # above 0: nothing held is behind the stream
+            if rel < size:
+                end = min(rel + len(data), size)
+                covered.append((rel, end))
+                if payload[rel:end] != data[: end - rel]:
+                    self._flag_conflict(half)
+                    conflict = True
+        sent = _Round(next_seq)
+        if not conflict:
+            # The same bytes whichever copy is delivered: this one, whole.
+            half.next_seq = (next_seq + size) & SEQ_MASK
+            sent.add(self._emit(conn, d, half, ts, payload, half.gap, packet, out))
+        else:
+            at = 0
+            for rel, end in sorted(covered):
+                if rel > at:
+                    self._hold(half, (next_seq + at) & SEQ_MASK, payload[at:rel], ts, packet)
+                at = max(at, end)
+            if at < size:
+                self._hold(half, (next_seq + at) & SEQ_MASK, payload[at:], ts, packet)
+        self._drain(conn, d, half, out, sent)
+
+    def _flag_conflict(self, half: _Half) -> None:
+        """A copy of held bytes differs from the first one."""
+        self.stats.conflicts += 1
+        if half.issue is None:
+            half.issue = Issue.TCP_OVERLAP_CONFLICT
+
+    def _emit(
+        self,
+        conn: Connection,
+        d: int,
+        half: _Half,
+        ts: float,
+        data: memoryview | bytes,
+        gap: int,
+        packet: int,
+        out: list[StreamData | StreamEnd],
+        issue: Issue | None = None,
+    ) -> StreamData:
+        """Deliver ``data`` (from held segments) with the gap and an issue pending before
+        it; an issue of its own (an overflow) goes first, the pending one waits."""
+        if issue is None:
+            issue = half.issue
+            half.issue = None
+        ev = StreamData(conn, d, ts, data, gap, packet, issue)
+        out.append(ev)
+        half.gap = 0
+        return ev
+
+    def _drain(self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd], sent: _Round) -> None:
+        """Deliver held segments that the stream has now reached, continuing ``sent``.
 
         Segments that start exactly where the stream stands are taken by key, one
         after another (linear however they arrived); one pass over the rest then
         takes those that overlap it, and the two repeat while either progresses.
+        Before the round everything held was ahead of the stream, so the bytes a held
+        segment overlaps were delivered in ``sent``, and are compared.
         """
         ooo = half.ooo
         progress = True
@@ -271,8 +414,7 @@ class Reassembler:
             at = half.next_seq
             while at is not None and at in ooo:
                 data, ts, packet = self._release(half, at)
-                out.append(StreamData(conn, d, ts, memoryview(data), half.gap, packet))
-                half.gap = 0
+                sent.add(self._emit(conn, d, half, ts, memoryview(data), half.gap, packet, out))
                 at = half.next_seq = (at + len(data)) & SEQ_MASK
                 progress = True
             for seq in list(ooo):
@@ -282,11 +424,19 @@ class Reassembler:
                 if rel == 0 or rel >= HALF_SPACE:
                     data, ts, packet = self._release(half, seq)
                     skip = 0 if rel == 0 else SEQ_MOD - rel
+                    if skip and sent.differs(seq, memoryview(data)[:skip]):
+                        self._flag_conflict(half)
                     if skip < len(data):
-                        out.append(StreamData(conn, d, ts, memoryview(data)[skip:], half.gap, packet))
-                        half.gap = 0
+                        sent.add(self._emit(conn, d, half, ts, memoryview(data)[skip:], half.gap, packet, out))
                         half.next_seq = (next_seq + len(data) - skip) & SEQ_MASK
                     progress = True
+        if half.issue is not None and not ooo:
+            # Nothing held is left to carry it (in_order() would pass it by): report
+            # it now, on no bytes, with the data delivered last.
+            last = sent.chunks[-1] if sent.chunks else None
+            ts, packet = (last.ts, last.packet) if last else (conn.ts, 0)
+            out.append(StreamData(conn, d, ts, b"", 0, packet, half.issue))
+            half.issue = None
 
     def _acked_loss(self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd]) -> None:
         """The receiver acknowledged bytes the capture never saw: the hole before
@@ -317,11 +467,18 @@ class Reassembler:
             half.next_seq = seq
 
     def _skip_hole(
-        self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd], ack: int | None = None
+        self,
+        conn: Connection,
+        d: int,
+        half: _Half,
+        out: list[StreamData | StreamEnd],
+        ack: int | None = None,
+        overflow: bool = False,
     ) -> None:
         """Give up the hole before the nearest held segment and deliver from there;
         when an ACK declared the loss, only the bytes it acknowledged are given up
-        (the rest may still arrive, retransmitted or reordered)."""
+        (the rest may still arrive, retransmitted or reordered). ``overflow``: the
+        out-of-order buffer is full, which the data after the hole says."""
         next_seq = half.next_seq
         assert next_seq is not None
         seq = min(half.ooo, key=lambda s: (s - next_seq) & SEQ_MASK)
@@ -332,11 +489,14 @@ class Reassembler:
         data, ts, packet = self._release(half, seq)
         self.stats.gaps += 1
         self.stats.gap_bytes += ahead
-        out.append(StreamData(conn, d, ts, memoryview(data), half.gap + ahead, packet))
-        half.gap = 0
+        issue = None
+        if overflow:
+            self.stats.overflows += 1
+            issue = Issue.TCP_BUFFER_OVERFLOW
+        sent = _Round(seq)
+        sent.add(self._emit(conn, d, half, ts, memoryview(data), half.gap + ahead, packet, out, issue))
         half.next_seq = (seq + len(data)) & SEQ_MASK
-        if half.ooo:
-            self._drain(conn, d, half, out)
+        self._drain(conn, d, half, out, sent)
 
     def _release(self, half: _Half, seq: int) -> tuple[bytes, float, int]:
         held = half.ooo.pop(seq)
@@ -354,8 +514,7 @@ class Reassembler:
             self._lost_at_end(half)
             if half.gap:
                 # A hole at the very end: tell the layer above, with no data after it.
-                out.append(StreamData(conn, d, ts, b"", half.gap, packet))
-                half.gap = 0
+                self._emit(conn, d, half, ts, b"", half.gap, packet, out)
         for key in conn.keys:
             if self.flows.get(key, (None,))[0] is conn:
                 del self.flows[key]
