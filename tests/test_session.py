@@ -149,6 +149,37 @@ def test_http_after_a_hole_or_a_late_start_is_parsed_again_where_a_head_starts()
         assert [m.text for m in messages(events)] == ["hello"]
 
 
+def test_client_data_before_the_101_is_flagged() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request() + ws_frame(1, b"too early", mask=True))
+    f.s(upgrade_response())
+    f.c(ws_frame(1, b"in time", mask=True))
+    events = decode_packets(f.packets)
+    (s,) = summaries(events)
+    assert s.status == 101 and s.issues == (Issue.FRAMES_BEFORE_101,)
+    assert [(m.text, m.issues) for m in messages(events)] == [("too early", []), ("in time", [])]
+
+
+def test_a_101_that_no_upgrade_request_asked_for() -> None:
+    f = Flow()
+    f.handshake()
+    start = len(f.packets)
+    f.c(b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n")
+    f.s(upgrade_response() + ws_frame(1, b"surprise"))
+    f.c(ws_frame(1, b"ok then", mask=True))
+    f.fin()
+    events = decode_packets(f.packets)
+    (s,) = summaries(events)
+    assert (s.status, s.issues, s.path) == (101, (Issue.UPGRADE_NOT_REQUESTED,), None)
+    assert [m.text for m in messages(events)] == ["surprise", "ok then"]
+    # a capture that starts after the request: the session starts at the 101, unflagged
+    late = decode_packets(f.packets[start + 1 :])
+    (s,) = summaries(late)
+    assert (s.status, s.issues, s.mid_stream) == (101, (), False)
+    assert [m.text for m in messages(late)] == ["surprise", "ok then"]
+
+
 def test_any_port_and_ipv6() -> None:
     f = Flow(client=("fe80::1", 50000), server=("2001:db8::2", 7))
     f.websocket()
@@ -604,3 +635,17 @@ def test_a_message_cut_by_a_hole_is_flagged_as_such_when_the_stream_ends_in_the_
     f.fin()
     got = [(m.text, m.complete, m.issues) for m in messages(decode_packets(f.packets))]
     assert got == [("part1", False, [Issue.TCP_GAP]), ("next message!", True, [])]
+
+
+def test_tcp_findings_reach_the_session() -> None:
+    f = Flow().websocket()
+    frames = [ws_frame(1, f"message {i}".encode(), mask=True) for i in range(3)]
+    seq = f.seq[0]
+    a, b, c = (f._packet(0, ACK, frame, seq=seq + sum(map(len, frames[:i]))) for i, frame in enumerate(frames))
+    # c arrives early, then again with other bytes at its sequence number, then b
+    forged = f._packet(0, ACK, bytes(len(frames[2])), seq=seq + len(frames[0]) + len(frames[1]))
+    f.packets += [a, c, forged, b]
+    events = decode_packets(f.packets)
+    assert [m.text for m in messages(events)] == ["message 0", "message 1", "message 2"]  # the first copy
+    (summary,) = summaries(events)
+    assert summary.issues == (Issue.TCP_OVERLAP_CONFLICT,)

@@ -47,6 +47,14 @@ class Issue(StrEnum):
         "upgrade-without-101",
         "no 101 Switching Protocols response to the Upgrade request (RFC 6455 4.1)",
     )
+    UPGRADE_NOT_REQUESTED = (
+        "upgrade-not-requested",
+        "a 101 response switched to WebSocket a request that did not ask for it (RFC 9110 15.2.2)",
+    )
+    FRAMES_BEFORE_101 = (
+        "frames-before-101",
+        "the client sent data after its Upgrade request before the 101 response (RFC 6455 4.1)",
+    )
     RESPONSE_NOT_UPGRADE = (
         "response-missing-upgrade",
         "the 101 response lacks 'Upgrade: websocket' or 'Connection: Upgrade' (RFC 6455 4.1)",

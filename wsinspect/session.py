@@ -344,7 +344,10 @@ class Inspector:
                 state = conn.session
                 if state is None:
                     state = conn.session = _Conn()
-                self._route(conn, state, ev, out)
+                if ev.issue is not None and state.session is not None:
+                    state.session.flag(ev.issue)  # a TCP finding: of the session, not of one message
+                if ev.data or ev.gap:
+                    self._route(conn, state, ev, out)
             case StreamEnd():
                 state = ev.conn.session
                 if state is not None:
@@ -490,6 +493,17 @@ class Inspector:
                 if self._upgraded(conn, st, head, ev, out):
                     return
                 continue
+            if status == 101 and "websocket" in head.tokens("upgrade"):
+                # A switch to WebSocket that no Upgrade request asked for, or whose
+                # request the capture missed: the session starts here all the same.
+                asked = st.requests.popleft() if st.requests else None
+                self._finish_session(st, out, "rejected")
+                session = self._open(conn, st, ev.ts, out)
+                if asked is not None:
+                    session.flag(Issue.UPGRADE_NOT_REQUESTED)
+                st.requests.clear()
+                self._upgraded(conn, st, head, ev, out)
+                return
             request = st.requests.popleft() if st.requests else None
             method = request.method if request else None
             length = head.body_length(method)
@@ -523,6 +537,8 @@ class Inspector:
         if session.handshake.accepted:
             self._start_websocket(st, session)
             pending_c, pending_s = bytes(client_buf), bytes(server_buf)
+            if pending_c:
+                session.flag(Issue.FRAMES_BEFORE_101)
             client_buf.clear()
             server_buf.clear()
             if pending_c:
