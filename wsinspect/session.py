@@ -128,7 +128,7 @@ class SessionSummary:
     bytes: tuple[int, int]  # payload bytes after decompression, c2s, s2c
     wire_bytes: tuple[int, int]  # payload bytes as sent
     close: Close | None
-    ended_by: str  # "fin", "rst", "eof", "reused"
+    ended_by: str  # "fin", "rst", "eof", "stopped", "reused", "rejected", "not-websocket"
     mid_stream: bool
     issues: tuple[Issue, ...]  # session-level findings
     issue_count: int  # every finding of the session, at any level
@@ -315,15 +315,17 @@ class Inspector:
             self._stream_event(ev, out)
         return self._wanted(out)
 
-    def finish(self) -> list[Event]:
-        """End of input: flush every connection and session."""
-        return [ev for _, events in self.finish_connections() for ev in events]
+    def finish(self, ended_by: str = "eof") -> list[Event]:
+        """End of input: flush every connection and session. ``ended_by`` says why
+        the connections still open end here: "eof" (the capture ended) or "stopped"
+        (reading stopped early: a packet count, a stopped live capture)."""
+        return [ev for _, events in self.finish_connections(ended_by) for ev in events]
 
-    def finish_connections(self) -> list[tuple[int, list[Event]]]:
+    def finish_connections(self, ended_by: str = "eof") -> list[tuple[int, list[Event]]]:
         """finish(), per connection: (the number of its first packet, its events),
         in that order (parallel workers merge on it)."""
         done = []
-        for conn, stream_events in self.tcp.finish(self.last_ts):
+        for conn, stream_events in self.tcp.finish(self.last_ts, ended_by):
             out: list[Event] = []
             for ev in stream_events:
                 self._stream_event(ev, out)

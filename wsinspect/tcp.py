@@ -127,7 +127,8 @@ class _Round:
 
 @dataclass(slots=True)
 class StreamEnd:
-    """The connection is over: "fin", "rst", "reused" (a new SYN on its ports) or "eof"."""
+    """The connection is over: "fin", "rst", "reused" (a new SYN on its ports), "eof"
+    or "stopped" (Reassembler.finish)."""
 
     conn: Connection
     reason: str
@@ -249,11 +250,11 @@ class Reassembler:
         other.last_ack = ack
         return True
 
-    def finish(self, ts: float) -> list[tuple[Connection, list[StreamData | StreamEnd]]]:
-        """End of the capture: deliver what waits behind holes and end every
-        connection, in the order the connections started."""
+    def finish(self, ts: float, reason: str = "eof") -> list[tuple[Connection, list[StreamData | StreamEnd]]]:
+        """End of the capture ("eof"), or of reading it ("stopped"): deliver what
+        waits behind holes and end every connection, in the order they started."""
         conns = {conn.index: conn for conn, _ in self.flows.values()}
-        return [(conn, self._end(conn, "eof", ts, 0)) for _, conn in sorted(conns.items())]
+        return [(conn, self._end(conn, reason, ts, 0)) for _, conn in sorted(conns.items())]
 
     def _open(self, seg: Segment, packet: int) -> Connection:
         self.stats.connections += 1
