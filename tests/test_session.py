@@ -554,11 +554,14 @@ def test_max_message_size_counts_the_whole_fragmented_message() -> None:
         f.c(ws_frame(0, b"b" * 60, fin=False, mask=True))
     f.c(ws_frame(0, b"c" * 60, mask=True))
     f.c(ws_frame(1, b"next", mask=True))
-    got = messages(decode_packets(f.packets, Options(max_message_size=100)))
-    assert [(m.length, m.wire_length, m.complete, m.issues) for m in got] == [
-        (100, 100, False, [Issue.MESSAGE_TOO_LARGE]),
+    events = decode_packets(f.packets, Options(max_message_size=100))
+    # the payload kept is cut; the length on the wire and the session's totals are as sent
+    assert [(m.length, m.wire_length, m.complete, m.issues) for m in messages(events)] == [
+        (100, 420, False, [Issue.MESSAGE_TOO_LARGE]),
         (4, 4, True, []),
     ]
+    (s,) = summaries(events)
+    assert (s.bytes, s.wire_bytes) == ((424, 0), (424, 0))
 
 
 def test_client_side_only_capture_is_decoded_without_holding_everything() -> None:
@@ -649,3 +652,23 @@ def test_tcp_findings_reach_the_session() -> None:
     assert [m.text for m in messages(events)] == ["message 0", "message 1", "message 2"]  # the first copy
     (summary,) = summaries(events)
     assert summary.issues == (Issue.TCP_OVERLAP_CONFLICT,)
+
+
+def test_a_hole_inside_a_text_message_is_no_utf8_finding() -> None:
+    f = Flow().websocket()
+    f.c(ws_frame(1, "début ".encode(), fin=False, mask=True))
+    middle = f.c(ws_frame(0, "ü".encode() * 300, fin=False, mask=True), mss=101)
+    f.c(ws_frame(0, b" fin", mask=True))
+    f.ack(1)
+    f.fin()
+    # 101 bytes lost: the bytes around the hole meet in the middle of a character
+    (m,) = messages(decode_packets([p for p in f.packets if p is not middle[1]]))
+    assert m.issues == [Issue.TCP_GAP] and not m.complete
+    assert m.text == "début " + "ü" * 46 + "\ufffd fin"
+
+
+def test_a_close_reason_that_is_not_utf8_is_marked_not_escaped() -> None:
+    f = Flow().websocket()
+    f.c(ws_frame(8, b"\x03\xe8\xc3(", mask=True))
+    (m,) = messages(decode_packets(f.packets))
+    assert (m.close_code, m.close_reason, m.issues) == (1000, "\ufffd(", [Issue.CLOSE_REASON_INVALID_UTF8])

@@ -898,6 +898,7 @@ class Inspector:
             issues = first.issues[:]
             complete = complete and first.complete
             wire = first.payload
+            sent = first.length
         else:
             issues = [extra] if extra is not None else []
             for f in frames:
@@ -906,6 +907,8 @@ class Inspector:
                 if not f.complete:
                     complete = False
             wire = b"".join(f.payload for f in frames)
+            sent = sum(f.length for f in frames)
+        # ``sent``: payload bytes as sent, also where a hole or the size cap cut them.
         payload = wire
         compressed = False
         inflater = direction.inflater
@@ -943,10 +946,14 @@ class Inspector:
             try:
                 text = payload.decode("utf-8")
             except UnicodeDecodeError as exc:
-                # A cut message may end inside a character; only earlier bytes count.
-                if complete or exc.start < len(payload) - 3:
+                if Issue.TCP_GAP in issues:
+                    # Bytes on both sides of a hole meet here, and may split a
+                    # character: no judgement on the sender's UTF-8.
+                    text = payload.decode("utf-8", "replace")
+                elif complete or exc.start < len(payload) - 3:
                     issues.append(Issue.INVALID_UTF8)
                 else:
+                    # A cut message may end inside a character; only earlier bytes count.
                     text = payload[: exc.start].decode("utf-8")
         elif opcode == 8:
             close_code, close_reason = self._close(payload, issues)
@@ -957,8 +964,8 @@ class Inspector:
                 session.close = Close(close_code, close_reason, "client" if direction.name == C2S else "server")
                 session.close_packet = packet
         direction.messages += 1
-        direction.bytes += len(payload)
-        direction.wire += len(wire)
+        direction.bytes += len(payload) if compressed else sent
+        direction.wire += sent
         session.issue_count += len(issues)
         last = frames[-1]
         return Message(
@@ -970,7 +977,7 @@ class Inspector:
             first.masked,
             compressed,
             payload,
-            len(wire),
+            sent,
             text,
             close_code,
             close_reason,
@@ -994,7 +1001,8 @@ class Inspector:
             reason = payload[2:].decode("utf-8")
         except UnicodeDecodeError:
             issues.append(Issue.CLOSE_REASON_INVALID_UTF8)
-            reason = payload[2:].decode("utf-8", "backslashreplace")
+            # U+FFFD marks the bad bytes: an escape would read as text the peer sent.
+            reason = payload[2:].decode("utf-8", "replace")
         return code, reason
 
     # -- the end ----------------------------------------------------------
