@@ -122,6 +122,12 @@ def test_length_top_bit_stops_trusting_the_stream_then_resyncs() -> None:
     assert not p.synced
     later = p.feed(HELLO_UNMASKED + PING_HELLO, 2.0, 2)
     assert [f.payload for f in later] == [b"Hello", b"Hello"]
+    # masked: the header includes the key, even fed a byte at a time
+    masked = bytes([0x82, 0xFF]) + struct.pack("!Q", 1 << 63) + KEY + b"\xaa"
+    q = FrameParser(True)
+    got = [f for i in range(len(masked)) for f in q.feed(masked[i : i + 1], 1.0, 1)]
+    assert [(f.header_length, f.masking_key, f.issues) for f in got] == [(14, KEY, [Issue.LENGTH_TOP_BIT])]
+    assert q.skipped == 0 and not q.synced
 
 
 @pytest.mark.parametrize("size", [1, 3, 4, 5, 511, 512, 513, 4096, 65537])

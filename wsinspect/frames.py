@@ -250,9 +250,16 @@ class FrameParser:
                 length = int.from_bytes(data[pos + 2 : pos + 10], "big")
                 if length >> 63:
                     # Not a length any peer can mean: the stream cannot be followed
-                    # past this header, so hunt for the next trusted boundary.
+                    # past this header (and its masking key, if any), so hunt for
+                    # the next trusted boundary.
+                    if b1 & 0x80:
+                        hdr = 14
+                        if n - pos < hdr:
+                            self._head = bytes(data[pos:])
+                            return
                     issues.append(Issue.LENGTH_TOP_BIT)
-                    out.append(self._header_only(b0, b1, length, hdr, ts, packet, issues))
+                    key = bytes(data[pos + 10 : pos + 14]) if b1 & 0x80 else None
+                    out.append(self._header_only(b0, b1, key, length, hdr, ts, packet, issues))
                     self._start_hunt()
                     self._resync_rest(data[pos + hdr :], ts, packet, out)
                     return
@@ -352,14 +359,14 @@ class FrameParser:
         return unmask(raw, frame.masking_key) if frame.masking_key else raw
 
     def _header_only(
-        self, b0: int, b1: int, length: int, hdr: int, ts: float, packet: int, issues: list[Issue]
+        self, b0: int, b1: int, key: bytes | None, length: int, hdr: int, ts: float, packet: int, issues: list[Issue]
     ) -> Frame:
         return Frame(
             bool(b0 & 0x80),
             (b0 >> 4) & 7,
             b0 & 0x0F,
             bool(b1 & 0x80),
-            None,
+            key,
             length,
             b"",
             hdr,
