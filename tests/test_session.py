@@ -224,6 +224,30 @@ def test_unanswered_upgrade_is_flagged() -> None:
     assert s.status is None and Issue.NO_101 in s.issues and s.ended_by == "eof"
 
 
+def test_frames_held_for_a_101_keep_their_packets_and_are_not_lost_at_the_end() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request())
+    lost = f.s(upgrade_response())
+    f.c(ws_frame(1, b"first", mask=True))
+    f.c(ws_frame(1, b"second", mask=True))
+    f.s(ws_frame(1, b"reply"))
+    f.fin()
+    number = {id(p): n for n, p in enumerate(f.packets, 1)}
+    # the 101 is lost: the client's frames wait for it until the server's frame shows
+    # there will be none; they keep their own packets, in wire order
+    packets = [p for p in f.packets if p is not lost[0]]
+    got = messages(decode_packets(packets))
+    assert [(m.text, m.packets) for m in got] == [("first", (5, 5)), ("second", (6, 6)), ("reply", (7, 7))]
+    assert [m.ts for m in got] == [packets[4].ts, packets[5].ts, packets[6].ts]
+    # only the client's side captured: the frames are decoded at the end
+    client_side = [p for p in f.packets if number[id(p)] in (1, 3, 4, 6, 7, 9, 11)]
+    events = decode_packets(client_side)
+    assert [m.text for m in messages(events)] == ["first", "second"]
+    (s,) = summaries(events)
+    assert Issue.NO_101 in s.issues
+
+
 def test_bad_accept_key_is_a_session_issue_and_frames_still_decode() -> None:
     f = Flow()
     f.handshake()

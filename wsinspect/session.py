@@ -203,8 +203,10 @@ class _Conn:
     __slots__ = (
         "buf",
         "client",
+        "fed",
         "hunted",
         "hunters",
+        "marks",
         "requests",
         "session",
         "skip",
@@ -215,11 +217,40 @@ class _Conn:
         self.state = State.HTTP
         self.client: int | None = None
         self.buf = (bytearray(), bytearray())  # unparsed HTTP bytes per direction
+        self.fed = [0, 0]  # bytes ever put in buf, per direction
+        # Where the chunks still in buf began (a count of ``fed``), with their time and
+        # packet: bytes held while HTTP waits become frames with their own.
+        self.marks: tuple[list[tuple[int, float, int]], list[tuple[int, float, int]]] = ([], [])
         self.skip = [0, 0]  # body bytes still to skip; -1 chunked; -2 until close
         self.requests: deque[HttpHead] = deque()  # requests awaiting a response
         self.session: _Session | None = None
         self.hunters: list[Hunter | None] = [None, None]  # joined mid-stream: where frames start
         self.hunted = 0  # bytes searched for frames
+
+    def take(self, d: int, data: bytes | memoryview, ts: float, packet: int) -> None:
+        """Buffer a chunk of direction ``d`` for HTTP parsing."""
+        buf = self.buf[d]
+        marks = self.marks[d]
+        start = self.fed[d] - len(buf)
+        while len(marks) > 1 and marks[1][0] <= start:
+            del marks[0]  # all of that chunk was parsed
+        marks.append((self.fed[d], ts, packet))
+        self.fed[d] += len(data)
+        buf += data
+
+    def pieces(self, d: int) -> list[tuple[int, int, bytes, float]]:
+        """What direction ``d`` holds, chunk by chunk: (packet, d, bytes, time)."""
+        buf = self.buf[d]
+        if not buf:
+            return []
+        start = self.fed[d] - len(buf)
+        marks = self.marks[d]
+        ends = [offset for offset, _, _ in marks[1:]] + [self.fed[d]]
+        return [
+            (packet, d, bytes(buf[max(offset, start) - start : end - start]), ts)
+            for (offset, ts, packet), end in zip(marks, ends, strict=True)
+            if end > start and end > offset
+        ]
 
 
 class _Session:
@@ -373,8 +404,8 @@ class Inspector:
         if st.client is None:
             # The client is whoever sends a request, or receives a response, first;
             # a head may arrive a few bytes at a time, so wait while it still could be one.
+            st.take(d, ev.data, ev.ts, ev.packet)
             buf = st.buf[d]
-            buf += ev.data
             head = bytes(buf[:8])
             if looks_like_http(head):
                 st.client = d if not head.startswith(b"HTTP/") else 1 - d
@@ -397,8 +428,7 @@ class Inspector:
                 st.state = State.HUNTING
                 self._hunt(conn, st, ev, out)
                 return
-        buf = st.buf[d]
-        buf += ev.data
+        st.take(d, ev.data, ev.ts, ev.packet)
         if d == st.client:
             self._requests(conn, st, ev, out)
         else:
@@ -535,18 +565,11 @@ class Inspector:
         out.append(SessionUpgraded(session.number, session.handshake, ev.ts))
         session.end = ev.ts
         client_buf = st.buf[st.client]
-        server_buf = st.buf[1 - st.client]
         if session.handshake.accepted:
             self._start_websocket(st, session)
-            pending_c, pending_s = bytes(client_buf), bytes(server_buf)
-            if pending_c:
+            if client_buf:
                 session.flag(Issue.FRAMES_BEFORE_101)
-            client_buf.clear()
-            server_buf.clear()
-            if pending_c:
-                self._frames(st, st.client, pending_c, ev.ts, ev.packet, 0, out)
-            if pending_s:
-                self._frames(st, 1 - st.client, pending_s, ev.ts, ev.packet, 0, out)
+            self._release(st, out)
             return True
         # Refused: the connection goes on as HTTP. The session stays attached until
         # the next request, in case frames follow anyway (upgrade-without-101); for
@@ -570,20 +593,24 @@ class Inspector:
                 return
             # An upgrade that was refused or never answered, and yet the peers go on:
             # decode what follows as frames, flagged (RFC 6455 4.1).
-            other = bytes(st.buf[1 - d])
-            st.buf[0].clear()
-            st.buf[1].clear()
             session.flag(Issue.NO_101)
             self._start_websocket(st, session)
-            self._frames(st, d, buf, ev.ts, ev.packet, 0, out)
-            if other:
-                self._frames(st, 1 - d, other, ev.ts, ev.packet, 0, out)
+            self._release(st, out)
             return
         st.buf[0].clear()
         st.buf[1].clear()
         self._finish_session(st, out, "not-websocket")
         st.state = State.HUNTING
         self._hunt(conn, st, StreamData(conn, d, ev.ts, buf, 0, ev.packet), out, http=False)
+
+    def _release(self, st: _Conn, out: list[Event]) -> None:
+        """The session turned WebSocket: what both directions held becomes frames,
+        chunk by chunk in capture order, each with its own time and packet."""
+        pieces = sorted(st.pieces(0) + st.pieces(1), key=lambda piece: piece[0])
+        st.buf[0].clear()
+        st.buf[1].clear()
+        for packet, d, data, ts in pieces:
+            self._frames(st, d, data, ts, packet, 0, out)
 
     def _start_websocket(self, st: _Conn, session: _Session) -> None:
         assert st.client is not None
@@ -1009,13 +1036,18 @@ class Inspector:
 
     def _end(self, conn: Connection, st: _Conn, reason: str, ts: float, out: list[Event]) -> None:
         session = st.session
+        if session is not None and session.dirs is None and session.handshake.response is None:
+            session.flag(Issue.NO_101)
+            if st.client is not None and starts_with_frame(bytes(st.buf[st.client][:14]), True, 7):
+                # The client went on with frames that waited for a 101 the capture
+                # never shows (it saw one direction only, or lost the answer).
+                self._start_websocket(st, session)
+                self._release(st, out)
         if session is not None and session.dirs is not None:
             for direction in session.dirs:
                 self._parsed(session, direction, direction.parser.finish(), out)
                 if direction.frames:
                     out.append(self._flush(session, direction, False, Issue.MESSAGE_INCOMPLETE))
-        if session is not None and session.dirs is None and session.handshake.response is None:
-            session.flag(Issue.NO_101)
         self._finish_session(st, out, reason)
         st.state = State.IGNORED
 
