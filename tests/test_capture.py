@@ -2,9 +2,9 @@
 
 Capture files are built by hand with struct (the builders below follow the pcap and
 pcapng specifications field by field) and, for a cross-check, with dpkt's writers.
-Every format is read three ways: mmapped from a file (all at once), streamed from
-stdin or gzip in small chunks (piecewise), and with trailing bytes after the last
-record (reported, never parsed as a packet).
+Every format is read three ways: from a file (in chunks of FILE_CHUNK, small ones
+too), streamed from stdin or gzip in small chunks (piecewise), and with trailing bytes
+after the last record (reported, never parsed as a packet).
 """
 
 from __future__ import annotations
@@ -336,30 +336,93 @@ def test_pcap_snaplen_cut_packets_counted(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("window", [1, 7, 64, 4096, 5000])
+@pytest.mark.parametrize("chunk", [1, 7, 64, 4096, 5000])
 @pytest.mark.parametrize("kind", ["pcap", "pcapng"])
-def test_mmap_window_slides_across_records(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, window: int
+def test_file_chunks_slide_across_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, chunk: int
 ) -> None:
-    # Enough pages that the pages behind the window are dropped (madvise) while
-    # earlier packets are still held: their bytes must read back unchanged.
-    rng = random.Random(window)
+    # Records cross chunk boundaries, some are longer than a chunk, and every packet
+    # is compared only after the whole file was read (collect): a chunk reused while a
+    # packet still refers to it would show.
+    rng = random.Random(chunk)
     frames = [rng.randbytes(rng.randrange(0, 1500)) for _ in range(79)] + [rng.randbytes(300)]
-    if kind == "pcap":
-        data = pcap([(i, i, f) for i, f in enumerate(frames)])
-    else:
-        data = shb() + idb(LINKTYPE_ETHERNET) + b"".join(epb(0, i, f) for i, f in enumerate(frames))
+    data = _records(kind, frames)
     assert len(data) > 10 * 4096
     path = write(tmp_path, data)
     expected = read_file(path)
     assert [p[2] for p in expected[0]] == frames
-    monkeypatch.setattr(capture, "MMAP_WINDOW", window)
+    monkeypatch.setattr(capture, "FILE_CHUNK", chunk)
     assert read_file(path) == expected
     cut = write(tmp_path, data[:-100], "cut")
     packets, warnings = read_file(cut)
     assert [p[2] for p in packets] == frames[:-1]
     assert len(warnings) == 1
     assert warnings[0].startswith(f"{cut}: the capture is cut short in the middle of a ")
+
+
+def _records(kind: str, frames: list[bytes]) -> bytes:
+    if kind == "pcap":
+        return pcap([(i, i, f) for i, f in enumerate(frames)])
+    return shb() + idb(LINKTYPE_ETHERNET) + b"".join(epb(0, i, f) for i, f in enumerate(frames))
+
+
+@pytest.mark.parametrize("chunk", [64, 5000, 1 << 20])
+@pytest.mark.parametrize("kind", ["pcap", "pcapng"])
+def test_file_shrinking_while_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, chunk: int) -> None:
+    # tcpdump -C/-W truncates its files in turn: what was read stays valid, the rest
+    # is a warning. (A mapping of the file died of SIGBUS here, taking the process.)
+    rng = random.Random(chunk)
+    frames = [rng.randbytes(1000) for _ in range(3000)]
+    data = _records(kind, frames)
+    assert len(data) > 2 * (1 << 20)
+    path = write(tmp_path, data)
+    monkeypatch.setattr(capture, "FILE_CHUNK", chunk)
+    reader = open_capture(str(path))
+    packets = iter(reader)
+    held = [next(packets) for _ in range(10)]
+    os.truncate(path, 1000)  # mid-record, before the end of what was read already
+    rest = list(packets)
+    reader.close()
+    assert [bytes(p.data) for p in held] == frames[:10]
+    assert 0 <= len(rest) < len(frames) - 10
+    assert [bytes(p.data) for p in rest] == frames[10 : 10 + len(rest)]
+    assert reader.warnings == [f"{path}: the file shrank while it was read; the rest was not read"]
+
+
+def test_file_shrinking_to_nothing_before_reading(tmp_path: Path) -> None:
+    path = write(tmp_path, pcap(RECORDS))
+    reader = open_capture(str(path))
+    os.truncate(path, 0)
+    assert collect(reader) == ([], [f"{path}: the file shrank while it was read; the rest was not read"])
+
+
+def test_file_growing_while_read_is_read_to_its_size_at_open(tmp_path: Path) -> None:
+    # As a mapping did: parallel workers, which each open the file, all read the same records.
+    path = write(tmp_path, pcap(RECORDS[:2]))
+    reader = open_capture(str(path))
+    with path.open("ab") as f:
+        f.write(pcap_record(*RECORDS[2]))
+    packets, warnings = collect(reader)
+    assert [p[2] for p in packets] == FRAMES[:2]
+    assert warnings == []
+
+
+def test_file_read_error_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(capture, "FILE_CHUNK", 64)
+    path = write(tmp_path, pcap(RECORDS))
+    reader = open_capture(str(path))
+    packets = iter(reader)
+    first = next(packets)
+
+    def failing_pread(fd: int, n: int, offset: int) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "pread", failing_pread)
+    rest = list(packets)
+    reader.close()
+    read = [bytes(p.data) for p in (first, *rest)]
+    assert read == FRAMES[: len(read)] and len(read) < len(FRAMES)
+    assert reader.warnings == [f"{path}: cannot read (Input/output error); the rest was not read"]
 
 
 # --- pcapng ----------------------------------------------------------------------------------------------------------
