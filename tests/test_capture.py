@@ -292,9 +292,19 @@ def test_pcap_cut_mid_record_header(tmp_path: Path) -> None:
     assert warnings == [f"{path}: the capture is cut short in the middle of a packet record (5 trailing bytes ignored)"]
 
 
-def test_pcap_cut_in_file_header(tmp_path: Path) -> None:
-    path = write(tmp_path, pcap_header()[:10])
-    assert read_file(path) == ([], [f"{path}: the pcap file header is cut short"])
+@pytest.mark.parametrize("size", [4, 10, 20, 23])
+@pytest.mark.parametrize("form", ["file", "gzip", "stdin"])
+def test_pcap_cut_in_file_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, form: str) -> None:
+    # Nothing can be read from it: a whole-job failure (exit 1), as for a file that is not a capture.
+    data = pcap_header()[:size]
+    with pytest.raises(CaptureError) as info:
+        if form == "stdin":
+            monkeypatch.setattr(sys, "stdin", _Stdin(data))
+            open_capture("-")
+        else:
+            open_capture(str(write(tmp_path, gzip.compress(data) if form == "gzip" else data)))
+    name = "<stdin>" if form == "stdin" else str(tmp_path / "capture.bin")
+    assert str(info.value) == f"{name}: pcap header cut short ({size} bytes)"
 
 
 def test_pcap_corrupt_record_length(tmp_path: Path) -> None:
@@ -576,7 +586,50 @@ def test_pcapng_corrupt_byte_order_magic(tmp_path: Path) -> None:
     bad = bytearray(shb())
     bad[8:12] = b"\x01\x02\x03\x04"
     path = write(tmp_path, bytes(bad) + idb(LINKTYPE_ETHERNET) + epb(0, 1, FRAMES[0]))
-    assert read_file(path) == ([], [f"{path}: corrupt pcapng section header at byte offset 0"])
+    with pytest.raises(CaptureError) as info:
+        open_capture(str(path))
+    assert str(info.value) == f"{path}: corrupt pcapng section header (byte-order magic 01 02 03 04)"
+    # In a later section, it ends the reading with a warning after what came before.
+    first = shb() + idb(LINKTYPE_ETHERNET) + epb(0, 1, FRAMES[0])
+    path = write(tmp_path, first + bytes(bad))
+    packets, warnings = read_file(path)
+    assert [p[2] for p in packets] == [FRAMES[0]]
+    assert warnings == [f"{path}: corrupt pcapng section header at byte offset {len(first)}"]
+
+
+@pytest.mark.parametrize("endian", ["<", ">"], ids=["little", "big"])
+@pytest.mark.parametrize("form", ["file", "gzip", "stdin"])
+def test_pcapng_cut_in_first_section_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, endian: str, form: str
+) -> None:
+    head = shb(endian)
+    for size, shown in [
+        (4, "4 bytes"),
+        (11, "11 bytes"),
+        (12, f"12 of {len(head)} bytes"),
+        (len(head) - 1, f"{len(head) - 1} of {len(head)} bytes"),
+    ]:
+        data = head[:size]
+        with pytest.raises(CaptureError) as info:
+            if form == "stdin":
+                monkeypatch.setattr(sys, "stdin", _Stdin(data))
+                open_capture("-")
+            else:
+                open_capture(str(write(tmp_path, gzip.compress(data) if form == "gzip" else data)))
+        name = "<stdin>" if form == "stdin" else str(tmp_path / "capture.bin")
+        assert str(info.value) == f"{name}: pcapng section header cut short ({shown})"
+    # The section header alone is a capture without packets.
+    assert read_file(write(tmp_path, head)) == ([], [])
+
+
+@pytest.mark.parametrize("blen", [8, 30, 0x7FFF_FFF0])
+def test_pcapng_corrupt_first_section_header_length(tmp_path: Path, blen: int) -> None:
+    data = bytearray(shb() + idb(LINKTYPE_ETHERNET))
+    data[4:8] = struct.pack("<I", blen)
+    path = write(tmp_path, bytes(data))
+    with pytest.raises(CaptureError) as info:
+        open_capture(str(path))
+    assert str(info.value) == f"{path}: corrupt pcapng section header (length {blen})"
 
 
 @pytest.mark.parametrize(
@@ -738,9 +791,25 @@ def test_stdin_pcapng_cut_and_snaplen(monkeypatch: pytest.MonkeyPatch, chunk: in
     ]
 
 
-def test_stdin_pcap_header_cut(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(capture, "STREAM_CHUNK", 3)
-    assert read_stdin(monkeypatch, pcap_header()[:23]) == ([], ["<stdin>: the pcap file header is cut short"])
+def test_stdin_header_read_across_short_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pipe hands over the head in pieces: it is read whole before it is judged.
+    rfd, wfd = os.pipe()
+
+    def writer() -> None:
+        for i in range(0, len(PCAPNG), 5):
+            os.write(wfd, PCAPNG[i : i + 5])
+        os.close(wfd)
+
+    stream = os.fdopen(rfd, "rb", buffering=0)
+    monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": stream})())
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        packets, warnings = collect(open_capture("-"))
+    finally:
+        thread.join(5)
+        stream.close()
+    assert (packets, warnings) == read_file(write(tmp_path, PCAPNG))
 
 
 def test_stdin_pipe_packets_arrive_before_eof(monkeypatch: pytest.MonkeyPatch) -> None:

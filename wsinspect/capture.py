@@ -35,6 +35,9 @@ PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_BYTE_ORDER = 0x1A2B3C4D
 GZIP_MAGIC = b"\x1f\x8b"
 
+# A record or block longer than this (64 MiB) is taken for corruption, not a cut file.
+MAX_RECORD = 0x4000000
+
 STREAM_CHUNK = 1 << 20
 # Regular files are read in chunks of this size. Reading the records of a 500 MB
 # capture took as long as through a mapping of the file with 128 or 256 KiB, 10%
@@ -130,7 +133,8 @@ def open_capture(path: str) -> CaptureReader:
         if head[:2] == GZIP_MAGIC or len(head) < 4:
             f.seek(0)
             return _open_stream(path, f, f, size)
-        return CaptureReader(_FileSource(path, _format(path, head), f.fileno(), size), f, size)
+        parse, _ = _header(path, head, f.read)
+        return CaptureReader(_FileSource(path, parse, f.fileno(), size), f, size)
     except OSError as exc:
         f.close()
         raise CaptureError(f"{path}: cannot read: {exc.strerror}") from None
@@ -149,9 +153,12 @@ def _open_stream(name: str, stream: BinaryIO, closer: BinaryIO | None, size: int
         stream = cast(BinaryIO, gzip.GzipFile(fileobj=cast(BinaryIO, _Prefixed(head, stream)), mode="rb"))
         try:
             head = stream.read(4)
+            parse, head = _header(name, head, stream.read)
         except (OSError, EOFError, zlib.error) as exc:
             raise CaptureError(f"{name}: not a readable gzip file ({exc})") from None
-    return CaptureReader(_StreamSource(name, _format(name, head), head, stream), closer, size)
+    else:
+        parse, head = _header(name, head, lambda n: _peek(stream, n))
+    return CaptureReader(_StreamSource(name, parse, head, stream), closer, size)
 
 
 def _peek(stream: BinaryIO, n: int) -> bytes:
@@ -195,6 +202,35 @@ def _format(name: str, first: bytes) -> Callable[[_Source], Iterator[RawPacket]]
         return _pcapng
     shown = " ".join(f"{b:02x}" for b in first[:4])
     raise CaptureError(f"{name}: not a pcap or pcapng capture (starts with {shown})")
+
+
+def _header(
+    name: str, first: bytes, read: Callable[[int], bytes]
+) -> tuple[Callable[[_Source], Iterator[RawPacket]], bytes]:
+    """The parser for the magic number in ``first``, and the capture's head read on
+    with ``read``: the pcap file header, or the first pcapng Section Header Block.
+    A file cut or corrupt in there cannot be read at all: CaptureError, at open."""
+    parse = _format(name, first)
+    head = first
+    if parse is _pcap:
+        head += read(24 - len(head))
+        if len(head) < 24:
+            raise CaptureError(f"{name}: pcap header cut short ({len(head)} bytes)")
+        return parse, head
+    head += read(12 - len(head))
+    if len(head) < 12:
+        raise CaptureError(f"{name}: pcapng section header cut short ({len(head)} bytes)")
+    bom = struct.unpack_from("<I", head, 8)[0]
+    if bom not in (PCAPNG_BYTE_ORDER, 0x4D3C2B1A):
+        shown = " ".join(f"{b:02x}" for b in head[8:12])
+        raise CaptureError(f"{name}: corrupt pcapng section header (byte-order magic {shown})")
+    blen = struct.unpack_from("<I" if bom == PCAPNG_BYTE_ORDER else ">I", head, 4)[0]
+    if blen < 12 or blen % 4 or blen > MAX_RECORD:
+        raise CaptureError(f"{name}: corrupt pcapng section header (length {blen})")
+    head += read(blen - len(head))
+    if len(head) < blen:
+        raise CaptureError(f"{name}: pcapng section header cut short ({len(head)} of {blen} bytes)")
+    return parse, head
 
 
 class _Source:
@@ -291,10 +327,8 @@ class _StreamSource(_Source):
 def _pcap(src: _Source) -> Iterator[RawPacket]:
     warnings = src.warnings
     buf = src.buf
-    while len(buf) < 24:
+    while len(buf) < 24:  # checked at open (_header): short only if the file shrank since
         if not src.refill(0):
-            if not src.stopped:
-                warnings.append(f"{src.name}: the pcap file header is cut short")
             return
         buf = src.buf
     magic = struct.unpack_from("<I", buf)[0]
@@ -318,7 +352,7 @@ def _pcap(src: _Source) -> Iterator[RawPacket]:
                 sec, frac, caplen, origlen = unpack(buf, pos)
                 end = pos + 16 + caplen
                 if end > n:
-                    if caplen > 0x4000000:
+                    if caplen > MAX_RECORD:
                         warnings.append(
                             f"{src.name}: corrupt record header at byte offset {pos} "
                             f"(captured length {caplen}); the rest was not read"
@@ -401,7 +435,7 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
                     return
                 end = pos + blen
                 if end > n:
-                    if blen > 0x4000000:
+                    if blen > MAX_RECORD:
                         warnings.append(f"{src.name}: corrupt pcapng block length {blen} at byte offset {pos}")
                         return
                     break
