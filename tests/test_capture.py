@@ -435,6 +435,23 @@ def test_file_read_error_is_a_warning(tmp_path: Path, monkeypatch: pytest.Monkey
     assert reader.warnings == [f"{path}: cannot read (Input/output error); the rest was not read"]
 
 
+@pytest.mark.parametrize(
+    ("linktype", "shown"), [(105, "105 (IEEE 802.11)"), (127, "127 (IEEE 802.11 with radiotap header)"), (300, "300")]
+)
+def test_pcap_undecoded_link_type_is_a_warning(tmp_path: Path, linktype: int, shown: str) -> None:
+    # The packets are still read (numbered, timed): only the decoder skips them.
+    path = write(tmp_path, pcap(RECORDS, linktype=linktype))
+    packets, warnings = read_file(path)
+    assert [(lt, data) for _, lt, data in packets] == [(linktype, f) for f in FRAMES]
+    assert warnings == [f"{path}: link type {shown} is not decoded; its 3 packet(s) were skipped"]
+    assert read_file(write(tmp_path, pcap_header(linktype=linktype))) == ([], [])  # no packets, nothing skipped
+
+
+@pytest.mark.parametrize("linktype", sorted(capture.DECODED_LINKTYPES))
+def test_pcap_decoded_link_types_give_no_warning(tmp_path: Path, linktype: int) -> None:
+    assert read_file(write(tmp_path, pcap(RECORDS, linktype=0x0400_0000 | linktype)))[1] == []
+
+
 # --- pcapng ----------------------------------------------------------------------------------------------------------
 
 
@@ -543,6 +560,31 @@ def test_pcapng_snaplen_cut_packets_counted(tmp_path: Path) -> None:
     assert [p[2] for p in packets] == [FRAMES[0][:8], FRAMES[2][:8], FRAMES[0][:8], FRAMES[1], FRAMES[1], FRAMES[0][:8]]
     assert warnings == [
         f"{path}: 4 packet(s) were cut by the capture's snapshot length; their missing bytes are reported as TCP gaps"
+    ]
+
+
+def test_pcapng_undecoded_link_types_one_warning_each(tmp_path: Path) -> None:
+    data = (
+        shb()
+        + idb(105)
+        + idb(LINKTYPE_ETHERNET)
+        + idb(127)
+        + epb(0, 1, FRAMES[0])
+        + epb(1, 2, FRAMES[1])
+        + epb(2, 3, FRAMES[2])
+        + spb(FRAMES[1])  # interface 0
+        + pb(2, 4, FRAMES[0])
+        + shb(">")  # a second section: interface 0 is 802.11 again, counted with the first
+        + idb(105, endian=">")
+        + idb(189, endian=">")  # no packets: not mentioned
+        + epb(0, 5, FRAMES[2], endian=">")
+    )
+    path = write(tmp_path, data)
+    packets, warnings = read_file(path)
+    assert len(packets) == 6
+    assert warnings == [
+        f"{path}: link type 105 (IEEE 802.11) is not decoded; its 3 packet(s) were skipped",
+        f"{path}: link type 127 (IEEE 802.11 with radiotap header) is not decoded; its 2 packet(s) were skipped",
     ]
 
 

@@ -17,6 +17,7 @@ import dpkt
 import pytest
 
 from wsinspect.capture import (
+    DECODED_LINKTYPES,
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
@@ -276,6 +277,21 @@ def test_raw_with_other_ip_version_is_skipped(first: int) -> None:
 @pytest.mark.parametrize("linktype", [105, 127, 147, 0xFFFF])
 def test_unknown_linktype_is_skipped(linktype: int) -> None:
     assert parse(linktype, eth(ip4(tcp()))) is None
+
+
+def test_decoded_linktypes_are_those_tcp_fields_decodes() -> None:
+    # The capture reader counts the packets of other link types to say they were
+    # skipped (capture.DECODED_LINKTYPES): the two lists must not drift apart.
+    inner = ip4(tcp())
+    frames = [
+        eth(inner),
+        bytes(dpkt.sll.SLL(ethtype=ETH_IPV4)) + inner,
+        bytes(dpkt.sll2.SLL2(ethtype=ETH_IPV4)) + inner,
+        struct.pack("<I", 2) + inner,  # NULL / LOOP, AF_INET
+        inner,  # raw IP
+    ]
+    decoded = {lt for lt in range(0x10000) if any(parse(lt, frame) is not None for frame in frames)}
+    assert decoded == DECODED_LINKTYPES
 
 
 def test_empty_packets() -> None:

@@ -28,6 +28,45 @@ LINKTYPE_LINUX_SLL = 113
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276
+# The link types packet.tcp_fields decodes (12 and 14: raw IP on some BSDs). Packets
+# of any other are skipped, and the reader says how many.
+DECODED_LINKTYPES = frozenset(
+    (
+        LINKTYPE_NULL,
+        LINKTYPE_ETHERNET,
+        LINKTYPE_RAW,
+        12,
+        14,
+        LINKTYPE_LOOP,
+        LINKTYPE_LINUX_SLL,
+        LINKTYPE_IPV4,
+        LINKTYPE_IPV6,
+        LINKTYPE_LINUX_SLL2,
+    )
+)
+# Names of link types that captures are met with, for that message.
+_UNDECODED_NAMES = {
+    6: "IEEE 802.5 Token Ring",
+    9: "PPP",
+    10: "FDDI",
+    50: "PPP in HDLC framing",
+    51: "PPPoE",
+    104: "Cisco HDLC",
+    105: "IEEE 802.11",
+    119: "IEEE 802.11 with Prism header",
+    127: "IEEE 802.11 with radiotap header",
+    163: "IEEE 802.11 with AVS header",
+    187: "Bluetooth HCI H4",
+    189: "Linux USB",
+    192: "PPI",
+    195: "IEEE 802.15.4",
+    201: "Bluetooth HCI H4 with pseudo-header",
+    220: "Linux USB, memory-mapped",
+    239: "Linux netfilter log (NFLOG)",
+    252: "Wireshark upper PDU",
+    253: "Linux netlink",
+    **{n: f"user-defined {n - 147}" for n in range(147, 163)},
+}
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
@@ -86,6 +125,12 @@ class CaptureReader:
             self.warnings.append(
                 f"{self.name}: {source.snaplen_cut} packet(s) were cut by the capture's snapshot length;"
                 " their missing bytes are reported as TCP gaps"
+            )
+        for linktype, count in source.undecoded.items():
+            name = _UNDECODED_NAMES.get(linktype)
+            self.warnings.append(
+                f"{self.name}: link type {linktype}{f' ({name})' if name else ''} is not decoded;"
+                f" its {count} packet(s) were skipped"
             )
 
     def only_shard(self, shard: int, shards: int) -> None:
@@ -247,6 +292,9 @@ class _Source:
         self.warnings: list[str] = []
         self.snaplen_cut = 0
         self.count = 0  # packet records, set when the parser stops
+        # Packets of link types that are not decoded, per link type, in the order met
+        # (set when the parser stops).
+        self.undecoded: dict[int, int] = {}
         self.shard = 0
         self.shards = 0  # 0: keep every packet (CaptureReader.only_shard)
         # Reading stopped before the end for a reason already in warnings: the bytes
@@ -382,6 +430,8 @@ def _pcap(src: _Source) -> Iterator[RawPacket]:
             pos = 0
     finally:
         src.count = number
+        if number and linktype not in DECODED_LINKTYPES:
+            src.undecoded[linktype] = number
     if pos < len(buf) and not src.stopped:
         warnings.append(
             f"{src.name}: the capture is cut short in the middle of a packet record"
@@ -407,7 +457,9 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
     endian = "<"
     head = struct.Struct("<II")
     epb = struct.Struct("<IIIII").unpack_from
-    interfaces: list[tuple[int, float, float, int]] = []  # linktype, divisor, offset, snaplen
+    # linktype, divisor, offset, snaplen, whether the link type is decoded
+    interfaces: list[tuple[int, float, float, int, bool]] = []
+    undecoded = src.undecoded
     shard, shards = src.shard, src.shards
     number = 0
     try:
@@ -445,10 +497,12 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
                 if btype == 6:  # Enhanced Packet Block
                     iface, hi, lo, caplen, origlen = epb(buf, pos + 8)
                     if iface < len(interfaces) and 28 + caplen <= blen:
-                        linktype, divisor, offset, _ = interfaces[iface]
+                        linktype, divisor, offset, _, decoded = interfaces[iface]
                         number += 1
                         if caplen < origlen:
                             src.snaplen_cut += 1
+                        if not decoded:
+                            undecoded[linktype] = undecoded.get(linktype, 0) + 1
                         # As in _pcap: another shard's Ethernet/IPv4 packet is skipped here.
                         if (
                             shards
@@ -466,12 +520,14 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
                         )
                 elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
                     if interfaces:
-                        linktype, _, _, snaplen = interfaces[0]
+                        linktype, _, _, snaplen, decoded = interfaces[0]
                         origlen = struct.unpack_from(endian + "I", buf, pos + 8)[0]
                         caplen = min(origlen, blen - 16, snaplen or origlen)
                         number += 1
                         if caplen < origlen:
                             src.snaplen_cut += 1
+                        if not decoded:
+                            undecoded[linktype] = undecoded.get(linktype, 0) + 1
                         yield RawPacket(0.0, linktype, buf[pos + 12 : pos + 12 + caplen], number)
                 elif btype == 1:  # Interface Description Block
                     linktype, _, snaplen = struct.unpack_from(endian + "HHI", buf, pos + 8)
@@ -486,14 +542,16 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
                         elif code == 14 and olen >= 8:
                             offset = float(struct.unpack_from(endian + "q", buf, opt + 4)[0])
                         opt += 4 + ((olen + 3) & ~3)
-                    interfaces.append((linktype, divisor, offset, snaplen))
+                    interfaces.append((linktype, divisor, offset, snaplen, linktype in DECODED_LINKTYPES))
                 elif btype == 2:  # obsolete Packet Block
                     iface, _, hi, lo, caplen, origlen = struct.unpack_from(endian + "HHIIII", buf, pos + 8)
                     if iface < len(interfaces) and 28 + caplen <= blen:
-                        linktype, divisor, offset, _ = interfaces[iface]
+                        linktype, divisor, offset, _, decoded = interfaces[iface]
                         number += 1
                         if caplen < origlen:
                             src.snaplen_cut += 1
+                        if not decoded:
+                            undecoded[linktype] = undecoded.get(linktype, 0) + 1
                         yield RawPacket(
                             ((hi << 32) | lo) / divisor + offset, linktype, buf[pos + 28 : pos + 28 + caplen], number
                         )
