@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -111,3 +113,23 @@ def test_ping_preview_shows_printable_text_else_hex() -> None:
 
 def test_long_ping_text_is_cut_like_any_text() -> None:
     assert preview(_message(9, b"p" * 200), width=5) == '"ppppp"…'
+
+
+def test_time_formats_carry_a_fraction_rounded_up_into_the_second_and_the_date() -> None:
+    # 400 ns before a whole second shows as the next second, as -t e shows it.
+    ts = 1_700_000_005.9999996  # 2023-11-14 22:13:25.9999996 UTC
+    assert TimeFormat("e")(ts) == "1700000006.000000"
+    assert TimeFormat("u")(ts) == "22:13:26.000000"
+    assert TimeFormat("ud")(86_399.9999996) == "1970-01-02 00:00:00.000000"  # just before midnight
+    assert TimeFormat("ud")(86_399.9999994) == "1970-01-01 23:59:59.999999"
+    assert TimeFormat("a")(ts) == time.strftime("%H:%M:%S", time.localtime(1_700_000_006)) + ".000000"
+    assert TimeFormat("ad")(ts).endswith(time.strftime("%H:%M:%S", time.localtime(1_700_000_006)) + ".000000")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=0, max_value=4e9))
+def test_clock_times_agree_with_epoch_seconds(ts: float) -> None:
+    seconds, micros = TimeFormat("e")(ts).split(".")
+    want = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(seconds))) + "." + micros
+    assert TimeFormat("ud")(ts) == want
+    assert TimeFormat("u")(ts) == want.split(" ")[1]

@@ -118,9 +118,11 @@ class TimeFormat:
             return f"{ts - self.origin:12.6f}"
         if mode == "e":
             return f"{ts:.6f}"
-        utc = mode in ("u", "ud")
-        t = time.gmtime(ts) if utc else time.localtime(ts)
-        frac = f"{ts % 1:.6f}"[1:]
+        # Round once, to the microseconds shown (as -t e does), then split: a fraction
+        # that rounds up to a whole second carries into the seconds, and the date.
+        seconds, micros = divmod(int(f"{ts:.6f}".replace(".", "", 1)), 1_000_000)
+        t = time.gmtime(seconds) if mode in ("u", "ud") else time.localtime(seconds)
+        frac = f".{micros:06d}"
         if mode in ("ad", "ud"):
             return time.strftime("%Y-%m-%d %H:%M:%S", t) + frac
         return time.strftime("%H:%M:%S", t) + frac
