@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import decode_file, messages, summaries
+from wsinspect import jsonl
 from wsinspect.session import C2S, Message
 from wsinspect.text import _ESCAPES, Colors, TextWriter, TimeFormat, human_bytes, preview, sanitize
 
@@ -133,3 +135,35 @@ def test_clock_times_agree_with_epoch_seconds(ts: float) -> None:
     want = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(seconds))) + "." + micros
     assert TimeFormat("ud")(ts) == want
     assert TimeFormat("u")(ts) == want.split(" ")[1]
+
+
+def test_preview_never_cuts_an_escape_in_half() -> None:
+    # 95 characters and an ESC: the escape (\e) does not fit; a lone backslash before
+    # the closing quote would read as an escaped quote.
+    text = "x" * 95 + "\x1b"
+    assert preview(_message(1, text.encode(), text)) == '"' + "x" * 95 + '"…'
+    text = "y" * 94 + "\x1b"
+    assert preview(_message(1, text.encode(), text)) == '"' + "y" * 94 + '\\e"'  # fits: not cut
+    text = "z" * 90 + "\u202e" * 3
+    assert preview(_message(1, text.encode(), text)) == '"' + "z" * 90 + '\\u202e"…'  # one of 6 fits
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TRICKY, st.integers(min_value=1, max_value=30))
+def test_a_cut_preview_is_whole_escapes_of_a_prefix(text: str, width: int) -> None:
+    shown = preview(_message(1, text.encode(), text), width=width)
+    cut = shown.endswith("…")
+    inner = shown.removesuffix("…")[1:-1]
+    assert len(inner) <= width
+    prefixes = ["".join(sanitize(ch) for ch in text[:k]) for k in range(len(text) + 1)]
+    assert inner in prefixes
+    assert cut == (inner != sanitize(text))
+
+
+def test_an_invalid_close_reason_shows_its_replacement_character() -> None:
+    # The Inspector replaces the bytes that are not UTF-8 (c3 28) with U+FFFD, which
+    # no peer can mistake for text it sent; it is printable and shown as it is.
+    close = _message(8, b"\x03\xe8\xc3(", close_code=1000, close_reason="\ufffd(")
+    assert preview(close) == '1000 Normal Closure "\ufffd("'
+    record = jsonl.message_record(close)
+    assert json.loads(jsonl.dumps(record))["close_reason"] == "\ufffd("

@@ -75,9 +75,20 @@ def preview(message: Message, width: int = PREVIEW_CHARS) -> str:
 
 def _quoted(text: str, width: int) -> str:
     cut = len(text) > width
-    shown = sanitize(text[:width])
+    head = text[:width]
+    shown = sanitize(head)
     if len(shown) > width:
-        shown, cut = shown[:width], True
+        # Escapes made it longer: keep as many whole escapes as fit. Cutting the
+        # escaped text could leave half of one (a lone backslash before the quote).
+        parts = []
+        room = width
+        for ch in head:
+            escaped = sanitize(ch)
+            room -= len(escaped)
+            if room < 0:
+                break
+            parts.append(escaped)
+        shown, cut = "".join(parts), True
     return f'"{shown}"' + ("…" if cut else "")
 
 
