@@ -360,6 +360,28 @@ def test_unwritable_pcap() -> None:
     assert line == "wsinspect: cannot write /nonexistent/dir/x.pcap: No such file or directory"
 
 
+def test_unwritable_output() -> None:
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [*WSINSPECT, "live", "-i", "lo", "-f", "tcp port 9", "--duration", "0.2"],
+            cwd=ROOT,
+            env=ENV,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=30,
+        )
+    assert done.returncode == 1
+    lines = done.stderr.decode().splitlines()
+    assert lines[-1] == "wsinspect: cannot write output: No space left on device" and b"Traceback" not in done.stderr
+    for extra in ([], ["--json"]):
+        with open("/dev/full", "wb") as full:
+            listed = subprocess.run(
+                [*WSINSPECT, "interfaces", *extra], cwd=ROOT, env=ENV, stdout=full, stderr=subprocess.PIPE
+            )
+        assert listed.returncode == 1
+        assert listed.stderr == b"wsinspect: cannot write output: No space left on device\n"
+
+
 def test_usage_errors() -> None:
     assert run_live("-i", "any", "-i", "lo").returncode == 2
     assert run_live("-i", "lo", "-f", "tcp", "port", "80").returncode == 2

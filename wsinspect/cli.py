@@ -1,8 +1,8 @@
 """Command line: `wsinspect read`, and the only place exceptions become exit codes.
 
 Exit status: 0 when decoding finished (protocol issues found are findings, not
-errors), 1 when the job failed (file unreadable or not a capture), 2 for a usage
-error, 130 when interrupted.
+errors), 1 when the job failed (file unreadable or not a capture, output that
+cannot be written), 2 for a usage error, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ output:
 exit status:
   0  the capture was decoded (protocol issues found are reported, not errors);
      damage to the file itself (a cut record) is reported on stderr
-  1  the file could not be read at all (missing, not a pcap/pcapng capture)
+  1  the file could not be read at all (missing, not a pcap/pcapng capture),
+     or the output could not be written (a full disk)
   2  bad command-line usage
 """
 
@@ -184,6 +185,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class OutputError(WsinspectError):
+    """Standard output cannot be written (a full disk, a closed descriptor)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot write output: {reason}")
+
+
+def stdout_binary() -> BinaryIO:
+    """Standard output as bytes; OutputError when it was closed (`>&-`)."""
+    if sys.stdout is None:
+        raise OutputError("standard output is closed")
+    return sys.stdout.buffer
+
+
+def write_output(out: BinaryIO, data: bytes) -> None:
+    """Write ``data`` and flush it. A closed pipe raises BrokenPipeError (the reader
+    went away: not an error); any other failure to write raises OutputError."""
+    try:
+        out.write(data)
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(exc.strerror or str(exc)) from None
+
+
 class Printer:
     """Applies the filters and writes events as text lines or JSON Lines."""
 
@@ -267,10 +294,11 @@ class Printer:
         self._buf.extend(records)
 
     def flush(self) -> None:
+        """Write what is buffered (see write_output for the errors)."""
         if self._buf:
-            self.out.write(b"".join(self._buf))
+            data = b"".join(self._buf)
             self._buf = []
-            self.out.flush()
+            write_output(self.out, data)
 
     def close(self) -> None:
         if not self.json:
@@ -290,11 +318,12 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from wsinspect.session import Inspector, Options
 
     path = capture_path(args, parser)
+    out = stdout_binary()  # before the capture is opened: it could take a closed stdout's descriptor
     reader = open_capture(path)
     packets = iter(reader)
     first = next(packets, None)
     # Relative times count from the first packet of the capture, as in tshark.
-    printer = Printer(args, sys.stdout.buffer, first.ts if first else None)
+    printer = Printer(args, out, first.ts if first else None)
     jobs = args.jobs
     if jobs is None:
         size = reader.size or 0
@@ -339,6 +368,17 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so that Python's flush at exit of what
+    could not be written adds no noise."""
+    if sys.stdout is not None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
@@ -348,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status: int = args.func(args, parser)
         return status
+    except OutputError as exc:
+        print(f"wsinspect: {exc}", file=sys.stderr)
+        _quiet_stdout()
+        return exc.exit_status
     except WsinspectError as exc:
         print(f"wsinspect: {exc}", file=sys.stderr)
         return exc.exit_status
@@ -355,6 +399,5 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # The reader went away (| head): not an error; keep Python quiet at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _quiet_stdout()
         return 0

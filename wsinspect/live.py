@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from wsinspect.capture import (
     LINKTYPE_ETHERNET,
@@ -52,7 +52,7 @@ from wsinspect.capture import (
     PCAP_MAGIC_NS,
     RawPacket,
 )
-from wsinspect.cli import Printer, add_output_options
+from wsinspect.cli import Printer, add_output_options, stdout_binary, write_output
 from wsinspect.errors import CaptureError
 
 # This module is imported whenever the command line is parsed (to register its
@@ -243,32 +243,36 @@ def _addresses() -> dict[str, list[str]]:
 
 
 def cmd_interfaces(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    out = stdout_binary()
     ifaces = list_interfaces()
-    out = sys.stdout
     if args.json:
         from wsinspect.jsonl import dumps
 
-        for i in ifaces:
-            record = {
-                "type": "interface",
-                "name": i.name,
-                "index": i.index,
-                "state": i.state,
-                "link": i.link,
-                "mac": i.mac,
-                "mtu": i.mtu,
-                "addresses": i.addresses,
-            }
-            out.buffer.write(dumps(record))
-        out.flush()
+        records = [
+            dumps(
+                {
+                    "type": "interface",
+                    "name": i.name,
+                    "index": i.index,
+                    "state": i.state,
+                    "link": i.link,
+                    "mac": i.mac,
+                    "mtu": i.mtu,
+                    "addresses": i.addresses,
+                }
+            )
+            for i in ifaces
+        ]
+        write_output(out, b"".join(records))
         return 0
     width = max((len(i.name) for i in ifaces), default=3)
+    lines = []
     for i in ifaces:
         link = f"{i.link} {i.mac}" if i.mac else i.link
         addrs = ", ".join(i.addresses) or "-"
-        out.write(f"{i.index:>3}. {i.name:<{width}}  {i.state:<10}  {link:<26}  mtu {i.mtu:<6} {addrs}\n")
-    out.write(f"     {'any':<{width}}  (every interface, captured cooked: Linux SLL2 headers)\n")
-    out.flush()
+        lines.append(f"{i.index:>3}. {i.name:<{width}}  {i.state:<10}  {link:<26}  mtu {i.mtu:<6} {addrs}\n")
+    lines.append(f"     {'any':<{width}}  (every interface, captured cooked: Linux SLL2 headers)\n")
+    write_output(out, "".join(lines).encode())
     return 0
 
 
@@ -694,6 +698,9 @@ def cmd_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     expression = _filter_expression(args, parser)
     if args.tui and (args.json or args.frames or args.quiet):
         parser.error("live: --tui shows the messages on screen; --json, --frames and -q are for printed output")
+    # A closed stdout fails now, before a socket or the -w file can take its descriptor.
+    if not args.tui:
+        stdout_binary()
     interfaces = list_interfaces(addresses=False)
     # Every failure to start (permission, interface, filter, -w file) is raised here,
     # before a TUI takes the terminal.
@@ -706,7 +713,7 @@ def cmd_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     capture = Capture(taps, writer, {i.index for i in interfaces if i.loopback})
     if args.tui:
         return _live_tui(args, names, expression, capture)
-    decoder = _Decoder(args)
+    decoder = _Decoder(args, stdout_binary())
     stop = threading.Event()
     previous = _on_stop_signals(stop)
     started = time.monotonic()
@@ -848,10 +855,11 @@ def _on_stop_signals(stop: threading.Event) -> dict[int, Any]:
 class _Decoder:
     """The main thread's half: the same Inspector and Printer as `read`."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, out: BinaryIO) -> None:
         from wsinspect.session import Inspector, Options
 
         self.args = args
+        self.out = out
         self.inspector = Inspector(Options(max_message_size=args.max_message_size))
         self.printer: Printer | None = None
 
@@ -878,7 +886,7 @@ class _Decoder:
         printer = self.printer
         if printer is None:
             # Relative times count from the first packet captured, as `read` counts from a file's first.
-            printer = self.printer = Printer(self.args, sys.stdout.buffer, batch[0].ts)
+            printer = self.printer = Printer(self.args, self.out, batch[0].ts)
         feed = self.inspector.feed
         events = printer.events
         for raw in batch:
@@ -888,7 +896,7 @@ class _Decoder:
         printer.flush()
 
     def finish(self) -> None:
-        printer = self.printer or Printer(self.args, sys.stdout.buffer)
+        printer = self.printer or Printer(self.args, self.out)
         printer.events(self.inspector.finish())
         printer.close()
 
