@@ -3,17 +3,27 @@ happen, terminals, captures read only in part (-c), frames in text."""
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import IO
 
 import pytest
 
-from tests.conftest import CAPTURES, ROOT
+from tests.conftest import CAPTURES, ROOT, run_cli
+from tests.packets import Flow, write_pcap, ws_frame
 
 MANY = str(CAPTURES / "websockets_many.pcap")
 WSINSPECT = [sys.executable, "-m", "wsinspect"]
 ENV = dict(os.environ, PYTHONWARNINGS="error")
+
+
+def _records(stdout: bytes, kind: str) -> list[dict]:  # type: ignore[type-arg]
+    return [r for r in map(json.loads, stdout.splitlines()) if r["type"] == kind]
 
 
 # -- output that cannot be written -----------------------------------------------
@@ -51,3 +61,81 @@ def test_a_reader_that_goes_away_is_not_an_error(jobs: str) -> None:
         timeout=60,
     )
     assert done.returncode == 0 and done.stdout.count(b"\n") == 1 and done.stderr == b""
+
+
+# -- pipes fed as packets happen --------------------------------------------------
+
+
+def _two_halves(tmp_path: Path) -> tuple[bytes, bytes]:
+    """A capture cut after its first message ("first"): the bytes before and after."""
+    f = Flow()
+    f.websocket()
+    f.c(ws_frame(1, b"first", mask=True))
+    head = len(write_pcap(tmp_path / "head.pcap", f.packets).read_bytes())
+    f.s(ws_frame(1, b"second"))
+    f.fin()
+    data = write_pcap(tmp_path / "all.pcap", f.packets).read_bytes()
+    return data[:head], data[head:]
+
+
+def _read_until(stream: IO[bytes], word: bytes, timeout: float) -> bytes:
+    """What ``stream`` gives until ``word`` appears (or the timeout, or its end)."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    while word not in got:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([stream], [], [], left)[0]:
+            break
+        more = os.read(stream.fileno(), 65536)
+        if not more:
+            break
+        got += more
+    return got
+
+
+@pytest.mark.parametrize("mode", [[], ["--json"]])
+def test_a_pipe_is_decoded_as_it_arrives(tmp_path: Path, mode: list[str]) -> None:
+    # tcpdump -w - | wsinspect read -: the first message is printed while the pipe
+    # stays open, before the rest of the capture exists.
+    head, rest = _two_halves(tmp_path)
+    p = subprocess.Popen(
+        [*WSINSPECT, "read", *mode, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=ENV
+    )
+    assert p.stdin is not None and p.stdout is not None
+    try:
+        p.stdin.write(head)
+        p.stdin.flush()
+        early = _read_until(p.stdout, b"first", timeout=20)
+        assert b"first" in early and b"second" not in early
+        p.stdin.write(rest)
+        p.stdin.close()
+        late = p.stdout.read()
+        assert p.wait(30) == 0
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+    assert b"second" in late
+    assert early + late == run_cli("read", *mode, str(tmp_path / "all.pcap")).stdout
+
+
+def test_a_fifo_is_decoded_as_it_arrives(tmp_path: Path) -> None:
+    head, rest = _two_halves(tmp_path)
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    p = subprocess.Popen([*WSINSPECT, "read", "--json", str(fifo)], stdout=subprocess.PIPE, cwd=ROOT, env=ENV)
+    assert p.stdout is not None
+    try:
+        with open(fifo, "wb") as writer:
+            writer.write(head)
+            writer.flush()
+            early = _read_until(p.stdout, b"first", timeout=20)
+            assert b"first" in early and b"second" not in early
+            writer.write(rest)
+        late = p.stdout.read()
+        assert p.wait(30) == 0
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+    assert [r["text"] for r in _records(early + late, "message")] == ["first", "second"]

@@ -12,8 +12,10 @@ import importlib
 import io
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterable
+from itertools import chain
 from typing import BinaryIO
 
 from wsinspect import __version__
@@ -344,17 +346,19 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     inspector = Inspector(Options(max_message_size=args.max_message_size, messages=printer.wants_messages))
     feed = inspector.feed
     events = printer.events
+    # Lines appear while the capture is read, written in batches. A pipe or a FIFO
+    # may be fed as packets happen (tcpdump -w - | wsinspect read -), and the reader
+    # waits for more input without telling: there, what a packet printed is written
+    # before the next packet is read.
+    batch = 1 if reader.size is None and not _regular_stdin(path) else 256
     pending = 0
     try:
-        if first is not None:
-            events(feed(first))
-        for raw in packets:
+        for raw in packets if first is None else chain((first,), packets):
             evs = feed(raw)
             if evs:
                 events(evs)
                 pending += 1
-                # Lines appear while the file is read, written in batches.
-                if pending >= 256:
+                if pending >= batch:
                     printer.flush()
                     pending = 0
                 if printer.done:
@@ -366,6 +370,16 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for warning in reader.warnings:
         print(f"wsinspect: {warning}", file=sys.stderr)
     return 0
+
+
+def _regular_stdin(path: str) -> bool:
+    """Whether ``path`` is - and standard input a regular file (< file.pcap)."""
+    if path != "-" or sys.stdin is None:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(sys.stdin.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _quiet_stdout() -> None:
