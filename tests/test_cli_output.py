@@ -139,3 +139,23 @@ def test_a_fifo_is_decoded_as_it_arrives(tmp_path: Path) -> None:
         p.wait()
         p.stdout.close()
     assert [r["text"] for r in _records(early + late, "message")] == ["first", "second"]
+
+
+# -- -c: reading stopped before the end ----------------------------------------------
+
+
+def test_count_says_reading_stopped_for_sessions_still_open() -> None:
+    sessions = _records(run_cli("read", "--json", "-c", "3", MANY).stdout, "session")
+    assert sessions and {(s["ended_by"], s["close"]) for s in sessions} == {("stopped", None)}
+    text = run_cli("read", "-c", "3", MANY).stdout.decode()
+    assert "no close frame; reading stopped before the connection ended;" in text
+    assert "ended by eof" not in text
+    everything = _records(run_cli("read", "--json", MANY).stdout, "session")
+    assert {s["ended_by"] for s in everything} == {"fin"}
+
+
+def test_count_reads_alike_with_any_number_of_jobs() -> None:
+    for extra in ([], ["--json"], ["-q"], ["--frames"]):
+        one = run_cli("read", "-j", "1", "-c", "30", *extra, MANY)
+        assert one.returncode == 0 and b"stopped" in one.stdout
+        assert run_cli("read", "-j", "2", "-c", "30", *extra, MANY).stdout == one.stdout, extra

@@ -271,6 +271,8 @@ def test_any_count_stops(procs: Callable[..., Proc], tmp_path: Path) -> None:
     assert cap.finish() == 0, cap.stderr
     msgs = records(cap.stdout)
     assert [sent(m) for m in msgs] == expected()[:6]
+    # The session went on after the sixth message: the capture stopped, not the connection.
+    assert [s["ended_by"] for s in records(cap.stdout, "session")] == ["stopped"]
     assert pcap_linktype(pcap) == 276
     assert records(read_json(pcap))[:6] == msgs
 

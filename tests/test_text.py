@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -167,3 +168,11 @@ def test_an_invalid_close_reason_shows_its_replacement_character() -> None:
     assert preview(close) == '1000 Normal Closure "\ufffd("'
     record = jsonl.message_record(close)
     assert json.loads(jsonl.dumps(record))["close_reason"] == "\ufffd("
+
+
+def test_session_row_says_when_reading_stopped_before_the_connection_ended(basic_capture) -> None:  # type: ignore[no-untyped-def]
+    (s,) = summaries(decode_file(basic_capture))
+    w = TextWriter(Colors(False), TimeFormat("r"))
+    assert "; connection ended by fin;" in w.session_row(s)
+    stopped = w.session_row(dataclasses.replace(s, ended_by="stopped"))
+    assert "; reading stopped before the connection ended;" in stopped and "ended by stopped" not in stopped

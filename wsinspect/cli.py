@@ -352,6 +352,7 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     # before the next packet is read.
     batch = 1 if reader.size is None and not _regular_stdin(path) else 256
     pending = 0
+    ended_by = "eof"
     try:
         for raw in packets if first is None else chain((first,), packets):
             evs = feed(raw)
@@ -362,8 +363,9 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                     printer.flush()
                     pending = 0
                 if printer.done:
+                    ended_by = "stopped"  # by -c: the connections still open did not end here
                     break
-        events(inspector.finish())
+        events(inspector.finish(ended_by))
         printer.close()
     finally:
         reader.close()

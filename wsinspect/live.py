@@ -893,11 +893,15 @@ class _Decoder:
             evs = feed(raw)
             if evs:
                 events(evs)
+                if printer.done:
+                    break  # -c: as `read -c`, what comes after the last message is not decoded
         printer.flush()
 
     def finish(self) -> None:
+        """The capture was stopped (signal, -c, --duration, or it failed): the
+        connections still open did not end, reading them did."""
         printer = self.printer or Printer(self.args, self.out)
-        printer.events(self.inspector.finish())
+        printer.events(self.inspector.finish("stopped"))
         printer.close()
 
 

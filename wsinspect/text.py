@@ -217,7 +217,11 @@ class TextWriter:
             close = "no close frame"
         issues = f"{c.issue}{s.issue_count} issue(s){c.reset}" if s.issue_count else "no issues"
         flagged = f": {', '.join(s.issues)}" if s.issues else ""
-        lines.append(f"     {close}; connection ended by {s.ended_by}; {issues}{flagged}\n")
+        if s.ended_by == "stopped":
+            ended = "reading stopped before the connection ended"
+        else:
+            ended = f"connection ended by {s.ended_by}"
+        lines.append(f"     {close}; {ended}; {issues}{flagged}\n")
         return "".join(lines)
 
 
