@@ -126,7 +126,14 @@ def test_broken_pipe_is_quiet() -> None:
 def test_parallel_read_prints_exactly_what_a_single_process_prints() -> None:
     for name in ("websockets_many.pcap", "violations.pcap", "deflate_websockets.pcap", "gappy.pcap"):
         path = str(CAPTURES / name)
-        for extra in ([], ["--json"], ["--json", "--frames"], ["--session", "3", "--session", "12"], ["-q"]):
+        for extra in (
+            [],
+            ["--json"],
+            ["--json", "--frames"],
+            ["--frames"],
+            ["--session", "3", "--session", "12"],
+            ["-q"],
+        ):
             one = run_cli("read", "-j", "1", *extra, path)
             many = run_cli("read", "-j", "3", *extra, path)
             assert one.returncode == many.returncode == 0

@@ -18,6 +18,7 @@ from tests.conftest import CAPTURES, ROOT, run_cli
 from tests.packets import Flow, write_pcap, ws_frame
 
 MANY = str(CAPTURES / "websockets_many.pcap")
+RAW_EDGE = str(CAPTURES / "raw_edge.pcap")
 WSINSPECT = [sys.executable, "-m", "wsinspect"]
 ENV = dict(os.environ, PYTHONWARNINGS="error")
 
@@ -159,3 +160,39 @@ def test_count_reads_alike_with_any_number_of_jobs() -> None:
         one = run_cli("read", "-j", "1", "-c", "30", *extra, MANY)
         assert one.returncode == 0 and b"stopped" in one.stdout
         assert run_cli("read", "-j", "2", "-c", "30", *extra, MANY).stdout == one.stdout, extra
+
+
+# -- options -------------------------------------------------------------------------
+
+
+def test_opcode_cont_selects_stray_continuation_frames(tmp_path: Path) -> None:
+    f = Flow()
+    f.websocket()
+    f.c(ws_frame(1, b"text", mask=True))
+    f.c(ws_frame(0, b"stray", mask=True))
+    f.fin()
+    path = str(write_pcap(tmp_path / "stray.pcap", f.packets))
+    text = run_cli("read", path).stdout.decode()
+    assert " cont " in text  # as the text output names it
+    for name in ("cont", "continuation", "0x0", "CONT"):
+        done = run_cli("read", "--json", "--opcode", name, path)
+        assert done.returncode == 0, done.stderr
+        assert [r["opcode"] for r in _records(done.stdout, "message")] == ["0x0"], name
+    help_text = run_cli("read", "--help").stdout.decode()
+    assert "cont" in help_text.split("--opcode", 2)[2].split("--grep")[0]
+    bad = run_cli("read", "--opcode", "nonsense", path)
+    assert bad.returncode == 2 and b"cont" in bad.stderr
+
+
+def test_frames_in_text_output_one_line_under_each_message() -> None:
+    text = run_cli("read", "--frames", RAW_EDGE).stdout.decode().split("\n\n")[0].splitlines()
+    frames = _records(run_cli("read", "--json", "--frames", RAW_EDGE).stdout, "frame")
+    frame_lines = [line for line in text if line.split("#", 1)[1][3:].startswith("   frame ")]
+    assert len(frame_lines) == len(frames) > 0
+    assert len(text) - len(frame_lines) == len(_records(run_cli("read", "--json", RAW_EDGE).stdout, "message"))
+    assert run_cli("read", RAW_EDGE).stdout.decode().splitlines() == [
+        line for line in run_cli("read", "--frames", RAW_EDGE).stdout.decode().splitlines() if line not in frame_lines
+    ]
+    # A fragmented message: its line, then one line per frame.
+    at = next(i for i, line in enumerate(text) if "[3 frames]" in line)
+    assert [line.split()[3:5] for line in text[at + 1 : at + 4]] == [["text", "14"], ["cont", "14"], ["cont", "14"]]

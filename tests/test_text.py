@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import decode_file, messages, summaries
 from wsinspect import jsonl
+from wsinspect.frames import Frame
+from wsinspect.issues import Issue
 from wsinspect.session import C2S, Message
 from wsinspect.text import _ESCAPES, Colors, TextWriter, TimeFormat, human_bytes, preview, sanitize
 
@@ -176,3 +178,19 @@ def test_session_row_says_when_reading_stopped_before_the_connection_ended(basic
     assert "; connection ended by fin;" in w.session_row(s)
     stopped = w.session_row(dataclasses.replace(s, ended_by="stopped"))
     assert "; reading stopped before the connection ended;" in stopped and "ended by stopped" not in stopped
+
+
+def test_frame_lines() -> None:
+    frames = [
+        Frame(False, 0, 1, True, b"\x01\x02\x03\x04", 2, b"ab", 6, 10.25, [3]),
+        Frame(True, 4, 0, False, None, 70000, b"", 10, 10.5, [4, 5, 6], [Issue.RSV_WITHOUT_EXTENSION]),
+    ]
+    m = _message(1, b"ab", "ab", frames=frames)
+    w = TextWriter(Colors(False), TimeFormat("e"))
+    assert w.frame(m, frames[0]) == (
+        "10.250000 #1     frame text          2  fin 0  rsv 000  mask 01020304  header 6  packet 3\n"
+    )
+    assert w.frame(m, frames[1]) == (
+        "10.500000 #1     frame cont      70000  fin 1  rsv 100  unmasked  header 10  packets 4-6"
+        " !rsv-without-extension\n"
+    )

@@ -28,12 +28,15 @@ COMMAND_MODULES = ("wsinspect.live", "wsinspect.tui")
 # Files at least this large are decoded on every core unless -j says otherwise.
 PARALLEL_MIN_SIZE = 16 << 20
 
-OPCODES = {"text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10, "continuation": 0}
+# --opcode names: as the text output shows them, and tshark's "continuation".
+OPCODES = {"cont": 0, "continuation": 0, "text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10}
+OPCODE_NAMES = "text, binary, close, ping, pong, cont (a stray continuation frame), 0xN"
 
 READ_EPILOG = """\
 output:
   One line per message: time, session, client → server (or ←), opcode, payload
   length, [frames] [deflate wire-size], a preview; then a table of the sessions.
+  --frames adds a line per frame under its message's line.
   --json prints JSON Lines instead (see README.md for the record fields).
 
 exit status:
@@ -79,7 +82,7 @@ def opcode_list(text: str) -> set[int]:
         elif re.fullmatch(r"0x[0-9a-f]", name):
             result.add(int(name, 16))
         else:
-            raise argparse.ArgumentTypeError(f"unknown opcode {name!r} (text, binary, close, ping, pong, 0xN)")
+            raise argparse.ArgumentTypeError(f"unknown opcode {name!r} ({OPCODE_NAMES})")
     return result
 
 
@@ -94,7 +97,11 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that prints messages (read, live)."""
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="JSON Lines: one object per message and per session")
-    out.add_argument("--frames", action="store_true", help="with --json: also one object per frame")
+    out.add_argument(
+        "--frames",
+        action="store_true",
+        help="also show every frame: a line under each message, or with --json one object per frame",
+    )
     out.add_argument(
         "-t",
         dest="time_format",
@@ -139,7 +146,10 @@ def add_filter_options(p: argparse.ArgumentParser, title: str, grep_help: str) -
         "--session", type=positive_int, action="append", metavar="N", help="only session N (may be repeated)"
     )
     filt.add_argument(
-        "--opcode", type=opcode_list, metavar="LIST", help="only these opcodes, e.g. text,binary or close,0x3"
+        "--opcode",
+        type=opcode_list,
+        metavar="LIST",
+        help=f"only these opcodes, comma-separated: {OPCODE_NAMES}; e.g. text,binary or close,0x3",
     )
     filt.add_argument("--grep", type=regex_arg, metavar="REGEX", help=grep_help)
     return filt
@@ -267,12 +277,16 @@ class Printer:
         return self.grep is None or (m.text is not None and self.grep.search(m.text) is not None)
 
     def render(self, m: Message) -> list[bytes]:
-        """The output records of a message: its frames (--frames) and itself."""
+        """The output records of a message: its frames (--frames) and itself; in text,
+        the message's line comes first and its frames' lines under it."""
         if self.json:
             jsonl = self.jsonl
             records = [jsonl.dumps(jsonl.frame_record(m, f)) for f in m.frames] if self.args.frames else []
             records.append(jsonl.dumps(jsonl.message_record(m)))
             return records
+        if self.args.frames:
+            text = self.text
+            return [text.message(m).encode("utf-8"), *(text.frame(m, f).encode("utf-8") for f in m.frames)]
         return [self.text.message(m).encode("utf-8")]
 
     def render_summary(self, s: SessionSummary) -> bytes:

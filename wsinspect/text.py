@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from wsinspect.frames import close_code_name
+from wsinspect.frames import Frame, close_code_name
 from wsinspect.session import C2S, Message, SessionSummary
 
 PREVIEW_CHARS = 96
@@ -175,6 +175,22 @@ class TextWriter:
         return (
             f"{self.timefmt(m.ts)} #{m.session:<3} {color}{arrow}{c.reset} {dim}{op:<6} {m.length:>8}{extra}"
             f"  {preview(m)}{c.reset if dim else ''}{issues}\n"
+        )
+
+    def frame(self, m: Message, f: Frame) -> str:
+        """One frame of message ``m`` (--frames), a line shown under the message's."""
+        c = self.c
+        op = _OPNAMES.get(f.opcode) or f"0x{f.opcode:x}"
+        key = f"mask {f.masking_key.hex()}" if f.masking_key is not None else "unmasked"
+        packets = f.packets
+        if len(packets) > 1:
+            where = f"  packets {packets[0]}-{packets[-1]}"
+        else:
+            where = f"  packet {packets[0]}" if packets else ""
+        issues = f" {c.issue}!{' !'.join(f.issues)}{c.reset}" if f.issues else ""
+        return (
+            f"{self.timefmt(f.ts)} #{m.session:<3}   {c.dim}frame {op:<6} {f.length:>8}  fin {int(f.fin)}"
+            f"  rsv {f.rsv:03b}  {key}  header {f.header_length}{where}{c.reset}{issues}\n"
         )
 
     def table(self, rows: list[str]) -> str:
