@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import select
 import subprocess
 import sys
@@ -140,6 +141,58 @@ def test_a_fifo_is_decoded_as_it_arrives(tmp_path: Path) -> None:
         p.wait()
         p.stdout.close()
     assert [r["text"] for r in _records(early + late, "message")] == ["first", "second"]
+
+
+# -- terminals ----------------------------------------------------------------------
+
+# C1 controls (NEL, CSI), DEL, bidi override and isolate, Arabic letter mark,
+# zero-width space, line separator, byte order mark: raw in JSON, which allows them.
+_UNSAFE = "a\u0085b\u009b31mc\x7fd\u202ee\u2066f\u2069g\u061ch\u200bi\u2028j\ufeffk é 你 🌍"
+
+
+def _unsafe_capture(tmp_path: Path) -> str:
+    f = Flow()
+    f.websocket()
+    f.c(ws_frame(1, _UNSAFE.encode(), mask=True))
+    f.c(ws_frame(8, b"\x03\xe8" + "\u202eclose".encode(), mask=True))
+    f.fin()
+    return str(write_pcap(tmp_path / "unsafe.pcap", f.packets))
+
+
+def _on_a_terminal(*args: str) -> bytes:
+    """Run wsinspect with its stdout on a pseudo-terminal; what it wrote there."""
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([*WSINSPECT, *args], stdout=slave, stderr=subprocess.PIPE, cwd=ROOT, env=ENV)
+        os.close(slave)
+        got = b""
+        while True:
+            try:
+                more = os.read(master, 65536)
+            except OSError:  # EIO: the other side is closed
+                break
+            if not more:
+                break
+            got += more
+        assert p.wait(30) == 0
+        assert p.stderr is not None and p.stderr.read() == b""
+        p.stderr.close()
+    finally:
+        os.close(master)
+    return got.replace(b"\r\n", b"\n")  # the terminal's ONLCR
+
+
+def test_json_on_a_terminal_escapes_what_could_act_on_it(tmp_path: Path) -> None:
+    path = _unsafe_capture(tmp_path)
+    piped = run_cli("read", "--json", path).stdout
+    assert "\u009b".encode() in piped and "\u202e".encode() in piped  # files and pipes: orjson's bytes
+    shown = _on_a_terminal("read", "--json", path)
+    for ch in "\u0085\u009b\x7f\u202e\u2066\u2069\u061c\u200b\u2028\ufeff":
+        assert ch.encode() not in shown, hex(ord(ch))
+    assert b"\\u009b31m" in shown and b"\\u202e" in shown and "é 你 🌍".encode() in shown
+    assert _records(shown, "message") == _records(piped, "message")  # the same JSON
+    assert _records(shown, "session") == _records(piped, "session")
+    assert _on_a_terminal("read", "-j", "2", "--json", path) == shown  # the parent process escapes
 
 
 # -- -c: reading stopped before the end ----------------------------------------------

@@ -32,6 +32,17 @@ PARALLEL_MIN_SIZE = 16 << 20
 OPCODES = {"cont": 0, "continuation": 0, "text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10}
 OPCODE_NAMES = "text, binary, close, ping, pong, cont (a stray continuation frame), 0xN"
 
+# In JSON written to a terminal, the characters that act on it or reorder and hide
+# text, which JSON allows raw (orjson escapes only what it must, below U+0020): DEL,
+# the C1 controls U+0080-U+009F (U+009B is CSI to some terminals), the Arabic letter
+# mark U+061C, zero-width characters and bidi marks U+200B-U+200F, line and paragraph
+# separators and bidi embeddings/overrides U+2028-U+202E, bidi isolates U+2066-U+2069
+# and U+FEFF; matched in the UTF-8 that orjson writes (no byte of it can start
+# inside another character).
+_TERMINAL_UNSAFE = re.compile(
+    rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8b-\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]|\xef\xbb\xbf"
+)
+
 READ_EPILOG = """\
 output:
   One line per message: time, session, client → server (or ←), opcode, payload
@@ -246,8 +257,12 @@ class Printer:
             args.quiet and args.count is None and args.session is None and args.opcode is None and args.grep is None
         )
         self.rows: list[tuple[int, str]] = []  # text mode prints the session table at the end
-        color = args.color == "always" or (args.color == "auto" and _isatty(out))
+        tty = _isatty(out)
+        color = args.color == "always" or (args.color == "auto" and tty)
         self.text = text.TextWriter(text.Colors(color), text.TimeFormat(args.time_format, ts_origin))
+        # JSON to a terminal: what could act on it is escaped (see _TERMINAL_UNSAFE);
+        # files and pipes get orjson's bytes untouched.
+        self.escape_json = self.json and tty
         self._buf: list[bytes] = []
 
     @property
@@ -314,12 +329,18 @@ class Printer:
         if self._buf:
             data = b"".join(self._buf)
             self._buf = []
+            if self.escape_json and _TERMINAL_UNSAFE.search(data) is not None:
+                data = _TERMINAL_UNSAFE.sub(_escape_unsafe, data)
             write_output(self.out, data)
 
     def close(self) -> None:
         if not self.json:
             self._buf.append(self.text.table([row for _, row in sorted(self.rows)]).encode("utf-8"))
         self.flush()
+
+
+def _escape_unsafe(match: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(match[0].decode())
 
 
 def _isatty(out: BinaryIO) -> bool:
