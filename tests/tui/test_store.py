@@ -187,7 +187,7 @@ def test_count_stops_reading_the_source() -> None:
         total = sum(1 for _ in reader)
         reader.close()
         assert pulled < total
-        assert [s.session for b in batches for s in b.summaries] == [1]
+        assert [(s.session, s.ended_by) for b in batches for s in b.summaries] == [(1, "stopped")]
     finally:
         spill.close()
 
@@ -239,3 +239,17 @@ def test_every_filter_describes_itself() -> None:
     assert MessageFilter(direction="c2s", opcodes=frozenset({1, 8})).describe() == "→ only text,close"
     flagged = MessageFilter(issues_only=True, query="a.b", regex=True, pattern=re.compile("a.b"))
     assert flagged.describe() == "/a.b/ issues"
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_a_live_source_ends_its_open_sessions_as_stopped(live: bool) -> None:
+    path = CAPTURES / "websockets_basic.pcap"
+    reader = open_capture(str(path))
+    head = [raw for _, raw in zip(range(12), reader, strict=False)]  # the session is still open
+    reader.close()
+    spill, _, batches, deliver = sink()
+    try:
+        Decoder(spill, live=live).run(lambda: iter(head), deliver, threading.Event())
+        assert [s.ended_by for b in batches for s in b.summaries] == ["stopped" if live else "eof"]
+    finally:
+        spill.close()

@@ -130,7 +130,7 @@ class WsinspectApp(App[None]):
         self.filter = message_filter or MessageFilter()
         # -c counts the messages of the starting filter, the ones the view shows.
         counted = self.filter.accepts if self.filter.active else None
-        self.decoder = Decoder(self.spill, options, sessions, count, counted)
+        self.decoder = Decoder(self.spill, options, sessions, count, counted, live)
         self.follow = live
         self.all_sessions = live
         self.scope: int | None = None  # the selected session

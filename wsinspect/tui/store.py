@@ -210,8 +210,10 @@ class Decoder:
         sessions: set[int] | None = None,
         count: int | None = None,
         counted: Callable[[Message], bool] | None = None,
+        live: bool = False,
     ) -> None:
         self.spill = spill
+        self.live = live  # a live source ends when the capture is stopped, not at an end of file
         self.inspector = Inspector(options)
         self.wanted = sessions
         # -c: stop reading the source after ``count`` messages that ``counted`` accepts
@@ -257,7 +259,8 @@ class Decoder:
                         return
                     batch = Batch()
                     deadline = clock() + interval
-            self._events(self.inspector.finish(), batch)
+            stopped = self.live or self.remaining == 0
+            self._events(self.inspector.finish("stopped" if stopped else "eof"), batch)
         except (WsinspectError, OSError) as exc:
             batch.error = str(exc)
         finally:
