@@ -27,7 +27,7 @@ from wsinspect.capture import (
     LINKTYPE_NULL,
     LINKTYPE_RAW,
 )
-from wsinspect.packet import ACK, FIN, RST, SYN, Segment, endpoints, reverse_key, tcp_fields
+from wsinspect.packet import ACK, CUT_SHIFT, FIN, RST, SYN, Segment, endpoints, reverse_key, tcp_fields
 
 PSH = 0x08
 ECE_CWR = 0xC0
@@ -513,6 +513,37 @@ def test_fast_path_agrees_with_the_general_path(flags: int, data: bytes) -> None
         _same(_three_ways(with_u16(packet, 2, cut)))
 
 
+@pytest.mark.parametrize("flags", [ACK, FIN | ACK, ACK | PSH])
+@pytest.mark.parametrize("data", [b"x", PAYLOAD])
+def test_fast_path_agrees_with_the_general_path_on_cut_packets(flags: int, data: bytes) -> None:
+    packet = ip4(tcp(data, flags=flags, opts=b"\x01\x01\x04\x02"))
+    headers = len(packet) - len(data)
+    for keep in range(len(packet) + 1):  # the capture kept `keep` bytes of the IP packet
+        segs = [
+            parse(LINKTYPE_ETHERNET, eth(packet)[: 14 + keep]),
+            parse(LINKTYPE_ETHERNET, vlan(packet, [(TPID_8021Q, 1)], ETH_IPV4)[: 18 + keep]),
+            parse(LINKTYPE_RAW, packet[:keep]),
+        ]
+        _same(segs)
+        if keep < headers:
+            assert segs[0] is None
+        else:
+            check(segs[0], KEY4, data[: keep - headers], flags=flags | (len(packet) - keep) << CUT_SHIFT)
+
+
+def test_cut_packet_ends_where_its_ip_length_says() -> None:
+    # The payload present is data[start:end] all the same: a memoryview slice stops at its end.
+    frame = eth(ip4(tcp()))
+    fields = tcp_fields(LINKTYPE_ETHERNET, memoryview(frame[:60]))
+    assert fields is not None
+    _, _, _, flags, start, end = fields
+    assert (start, end, flags >> CUT_SHIFT, flags & 0xFF) == (54, len(frame), len(frame) - 60, ACK | PSH)
+    six = eth(ip6(tcp()), ETH_IPV6)
+    fields = tcp_fields(LINKTYPE_ETHERNET, memoryview(six[:80]))
+    assert fields is not None
+    assert (fields[4], fields[5], fields[3] >> CUT_SHIFT) == (74, len(six), len(six) - 80)
+
+
 @pytest.mark.parametrize("total", [20, 39])
 def test_fast_path_total_length_inside_the_tcp_header(total: int) -> None:
     # Once taken as "length 0, use the whole frame": the Ethernet padding became payload.
@@ -582,7 +613,8 @@ def test_every_prefix_is_none_or_the_bytes_present(link: str, version: int, ip_h
         if cut < headers:
             assert seg is None, cut
         else:
-            check(seg, key, PAYLOAD[: cut - headers])
+            # Cut by the capture: the flags count the bytes the IP length says are missing.
+            check(seg, key, PAYLOAD[: cut - headers], flags=ACK | PSH | (len(frame) - cut) << CUT_SHIFT)
     check(parse(linktype, frame), key)
 
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 import itertools
 import random
 import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import decode_packets, messages, summaries
+from wsinspect.capture import RawPacket, open_capture
 from wsinspect.issues import Issue
-from wsinspect.packet import ACK, FIN, RST, SYN, Segment, reverse_key
+from wsinspect.packet import ACK, CUT_SHIFT, FIN, RST, SYN, Segment, reverse_key
 from wsinspect.tcp import MAX_AHEAD, Connection, Reassembler, StreamData, StreamEnd
 
 PSH = 0x08
@@ -896,6 +899,182 @@ def test_one_lost_segment_is_one_gap(data: st.DataObject) -> None:
     assert b"".join(e[3] for e in delivered[gaps[0] :]) == payload[hole_end:]
     assert (w.reasm.stats.gaps, w.reasm.stats.gap_bytes) == (1, hole_end - hole_start)
     assert w.reasm.holding == 0
+
+
+# --- bytes cut by the capture's snapshot length ----------------------------------------------------------------------
+
+
+def cut(n: int) -> int:
+    """The flag bits with which tcp_fields says that the capture cut ``n`` bytes off
+    the end of the segment's payload (the IP length says they were sent)."""
+    return n << CUT_SHIFT
+
+
+def test_bytes_cut_by_the_capture_are_a_gap_at_once() -> None:
+    # Each cut is reported with its packet, not held as a hole until something
+    # declares it: the stream goes on in order, and the FIN, after the segments'
+    # full lengths, ends it.
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A[:4], ACK | cut(6)) == [("data", 1, 0, A[:4], 0, 4), ("data", 1, 0, b"", 6, 4)]
+    assert w.c(CISN + 11, B[:4], ACK | cut(6)) == [("data", 1, 0, B[:4], 0, 5), ("data", 1, 0, b"", 6, 5)]
+    assert w.c(CISN + 21, D, FIN | ACK) == [("data", 1, 0, D, 0, 6)]
+    assert w.s(SISN + 1, flags=FIN | ACK, ack=CISN + 32) == [("end", 1, "fin", 7.0)]
+    assert stats(w) == (1, 0, 0, 2, 12)
+    assert w.reasm.holding == 0
+
+
+def test_cut_fin_segment_ends_the_connection() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A[:3], FIN | ACK | cut(7)) == [("data", 1, 0, A[:3], 0, 4), ("data", 1, 0, b"", 7, 4)]
+    assert w.s(SISN + 1, flags=FIN | ACK, ack=CISN + 12) == [("end", 1, "fin", 5.0)]
+
+
+def test_payload_cut_whole() -> None:
+    # A snapshot length that keeps the headers only: the data is there, all of it lost.
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, b"", ACK | cut(10)) == [("data", 1, 0, b"", 10, 4)]
+    assert w.c(CISN + 11, B) == [("data", 1, 0, B, 0, 5)]
+    # On a flow not followed yet too: it is data, not a pure ACK.
+    assert w.send(C2, 500, b"", ACK | cut(10)) == [("data", 2, 0, b"", 10, 6)]
+
+
+def test_copies_over_cut_bytes() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 1, A[:4], ACK | cut(6)) == [("data", 1, 0, A[:4], 0, 4), ("data", 1, 0, b"", 6, 4)]
+    assert w.c(CISN + 1, A) == []  # a whole copy comes too late: those bytes were given up
+    # A copy that starts in the cut bytes delivers only what is new.
+    assert w.c(CISN + 6, A[5:] + B[:5]) == [("data", 1, 0, B[:5], 0, 6)]
+    # A cut copy whose captured bytes are old, and part of its cut bytes new.
+    assert w.c(CISN + 11, B[:2], ACK | cut(8)) == [("data", 1, 0, b"", 5, 7)]
+    assert w.c(CISN + 21, D) == [("data", 1, 0, D, 0, 8)]
+    assert stats(w) == (1, 1, 0, 2, 11)
+
+
+def test_cut_segments_out_of_order() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 21, D[:4], ACK | cut(6)) == []  # packet 4, held with its cut bytes
+    assert w.c(CISN + 11, b"", ACK | cut(10)) == []  # packet 5, nothing of it captured
+    assert w.c(CISN + 1, A[:4], ACK | cut(6)) == [
+        ("data", 1, 0, A[:4], 0, 6),
+        ("data", 1, 0, b"", 6, 6),
+        ("data", 1, 0, b"", 10, 5),
+        ("data", 1, 0, D[:4], 0, 4),
+        ("data", 1, 0, b"", 6, 4),
+    ]
+    assert w.c(CISN + 31, E) == [("data", 1, 0, E, 0, 7)]
+    assert stats(w) == (1, 0, 2, 3, 22)
+    assert w.reasm.holding == 0
+
+
+def test_cut_segment_behind_a_hole_at_the_end() -> None:
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 11, B[:4], ACK | cut(6)) == []
+    assert w.finish() == [("data", 1, 0, B[:4], 10, 4), ("data", 1, 0, b"", 6, 4), ("end", 1, "eof", 5.0)]
+
+
+@pytest.mark.parametrize("same", [True, False], ids=["agrees", "differs"])
+def test_held_copy_compared_across_cut_bytes(same: bool) -> None:
+    # Bytes 15..25 are held apart; bytes 10..20 are then cut from the segment that
+    # fills the hole: only 20..25 can be compared, with the bytes delivered there.
+    w = Wire()
+    handshake(w)
+    assert w.c(CISN + 21, B) == []  # packet 4: bytes 20..30
+    assert w.c(CISN + 16, E[:5] + (B[:5] if same else D[:5])) == []  # packet 5
+    out = w.c(CISN + 1, A, ACK | cut(10))  # packet 6: bytes 0..20, 10 of them cut
+    expected = [("data", 1, 0, A, 0, 6), ("data", 1, 0, b"", 10, 6), ("data", 1, 0, B, 0, 4)]
+    assert out == (expected if same else [*expected, ("data", 1, 0, b"", 0, 4, CONFLICT)])
+
+
+def test_cut_segment_is_not_for_the_fast_lane() -> None:
+    w = Wire()
+    handshake(w)
+    w.c(CISN + 1, A)
+    conn, d = w.reasm.flows[C]
+    assert not w.reasm.in_order(conn, d, CISN + 11, 0, ACK | cut(6), 4)
+    assert w.reasm.in_order(conn, d, CISN + 11, 0, ACK, 10)
+
+
+@PROPERTY
+@given(st.data())
+def test_cut_segments_in_any_order_lose_only_their_cut_bytes(data: st.DataObject) -> None:
+    payload, pieces, isn = data.draw(cut_stream())
+    size = len(payload)
+    # Each piece keeps a prefix of its bytes: the capture cut the rest.
+    segments = [(a, b, data.draw(st.integers(0, b - a))) for a, b in pieces]
+    order = data.draw(st.permutations(segments + data.draw(st.lists(st.sampled_from(segments), max_size=6))))
+    w = Wire()
+    out = w.c(isn, flags=SYN) + w.s(SISN, flags=SYN | ACK, ack=isn + 1)
+    for a, b, kept in order:
+        fin = FIN if b == size else 0
+        out += w.c(isn + 1 + a, payload[a : a + kept], ACK | fin | cut(b - a - kept), ack=SISN + 1)
+    out += w.s(SISN + 1, flags=FIN | ACK, ack=isn + 2 + size)
+    assert out[-1] == ("end", 1, "fin", float(w.n))
+    stream = bytearray(size)
+    known = [False] * size
+    at = 0
+    for e in out:
+        if e[0] == "data":
+            assert len(e) == 6  # no issue
+            at += e[4]
+            stream[at : at + len(e[3])] = e[3]
+            known[at : at + len(e[3])] = [True] * len(e[3])
+            at += len(e[3])
+    assert at == size
+    assert known == [i < a + kept for a, b, kept in segments for i in range(a, b)]
+    assert all(stream[i] == payload[i] for i in range(size) if known[i])
+    assert w.reasm.stats.gap_bytes == sum(b - a - kept for a, b, kept in segments)
+    assert w.reasm.holding == 0
+
+
+@PROPERTY
+@given(st.data())
+def test_cut_copies_leave_no_hole_behind(data: st.DataObject) -> None:
+    # Retransmitted copies of any range, each cut anywhere, in any order with the
+    # stream's pieces: which copy's bytes are kept depends on the order, but every
+    # byte is either delivered right or counted lost, and no hole is left waiting.
+    payload, pieces, isn = data.draw(cut_stream())
+    size = len(payload)
+    copies = [(a, b, data.draw(st.integers(0, b - a))) for a, b in pieces + data.draw(st.lists(slices(size)))]
+    w = Wire()
+    out = w.c(isn, flags=SYN) + w.s(SISN, flags=SYN | ACK, ack=isn + 1)
+    for a, b, kept in data.draw(st.permutations(copies)):
+        fin = FIN if b == size else 0
+        out += w.c(isn + 1 + a, payload[a : a + kept], ACK | fin | cut(b - a - kept), ack=SISN + 1)
+    out += w.s(SISN + 1, flags=FIN | ACK, ack=isn + 2 + size)
+    assert out[-1] == ("end", 1, "fin", float(w.n))
+    at = 0
+    for e in out:
+        if e[0] == "data":
+            at += e[4]
+            assert e[3] == payload[at : at + len(e[3])]
+            at += len(e[3])
+    assert at == size
+    assert w.reasm.holding == 0
+
+
+def test_capture_cut_by_a_snapshot_length_decodes_in_order(basic_capture: Path) -> None:
+    # As `editcap -s 1000` cuts it: each segment of the 3 MB message loses most of its
+    # bytes. What follows is decoded in order, both FINs end the connection, and the
+    # fast lane and the general path agree.
+    reader = open_capture(str(basic_capture))
+    whole = [RawPacket(p.ts, p.linktype, memoryview(bytes(p.data)), p.number) for p in reader]
+    reader.close()
+    snapped = [RawPacket(p.ts, p.linktype, p.data[:1000], p.number) for p in whole]
+    assert any(len(p.data) > 1000 for p in whole)
+    events = decode_packets(snapped)
+    assert events == decode_packets(snapped, lane=False)
+    shown = [(m.dir, m.opcode, m.close_code) for m in messages(events)]
+    assert shown == [(m.dir, m.opcode, m.close_code) for m in messages(decode_packets(whole))]
+    assert [m.packets[1] for m in messages(events)] == sorted(m.packets[1] for m in messages(events))
+    assert [s.ended_by for s in summaries(events)] == ["fin"]
+    cut_short = [m for m in messages(events) if not m.complete]
+    assert cut_short and all(Issue.TCP_GAP in m.issues for m in cut_short)
 
 
 def test_loss_at_the_very_end_is_reported_when_acknowledged() -> None:

@@ -27,6 +27,10 @@ FIN = 0x01
 SYN = 0x02
 RST = 0x04
 ACK = 0x10
+# TCP's flags fill 8 bits. Above them, the flags that tcp_fields finds (and a Segment
+# carries) count the payload bytes that the capture cut off the packet (its snapshot
+# length): the IP length says they were sent. flags >> CUT_SHIFT is that count.
+CUT_SHIFT = 8
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -50,7 +54,9 @@ _u32le = struct.Struct("<I")
 
 @dataclass(slots=True)
 class Segment:
-    """A TCP segment. ``key`` names its flow and direction: src addr, dst addr, ports."""
+    """A TCP segment. ``key`` names its flow and direction: src addr, dst addr, ports.
+    ``payload`` is what the capture holds of its data; ``flags >> CUT_SHIFT`` more
+    bytes of it were sent but cut off by the capture's snapshot length."""
 
     ts: float
     key: bytes
@@ -61,12 +67,16 @@ class Segment:
 
 
 # What tcp_fields finds: flow key, seq, ack, flags, and where the payload starts and
-# ends in the packet. A tuple, not an object: this runs for every packet.
+# ends in the packet as sent. A tuple, not an object: this runs for every packet.
 TcpFields = tuple[bytes, int, int, int, int, int]
 
 
 def tcp_fields(linktype: int, data: memoryview) -> TcpFields | None:
-    """Decode a captured packet down to TCP; None for anything else (skipped cheaply)."""
+    """Decode a captured packet down to TCP; None for anything else (skipped cheaply).
+
+    A packet whose payload the capture cut (snapshot length) ends past ``len(data)``,
+    where its IP length says, and its flags count the bytes cut (CUT_SHIFT): the
+    payload present is ``data[start:end]`` all the same."""
     n = len(data)
     if linktype == LINKTYPE_ETHERNET and n >= 54 and data[12] == 0x08 and data[13] == 0 and data[14] == 0x45:
         # Fast path, most packets: Ethernet, IPv4 without options, then TCP. The
@@ -75,10 +85,13 @@ def tcp_fields(linktype: int, data: memoryview) -> TcpFields | None:
         if proto != PROTO_TCP or frag & 0x3FFF:
             return None
         end = 14 + total
-        if end > n or end < 34:
-            end = n  # as below: a total length shorter than the IP header is ignored
-        if end < 54:
-            return None  # the TCP header is cut
+        if end > n or end < 54:
+            if end < 34:
+                end = n  # as below: a total length shorter than the IP header is ignored
+            elif end < 54:
+                return None  # the TCP header is cut
+            else:
+                return _cut(data, 34, bytes(data[26:38]), seq, ack, flags, 34 + (doff >> 4) * 4, end)
         start = 34 + (doff >> 4) * 4
         if start > end or start < 54:
             return None
@@ -136,7 +149,7 @@ def tcp_fields(linktype: int, data: memoryview) -> TcpFields | None:
             return None
         end = off + _u16.unpack_from(data, off + 2)[0]
         # Ethernet pads short frames; the IP total length says where data ends.
-        if end > n or end < off + ihl:
+        if end < off + ihl:
             end = n
         key = bytes(data[off + 12 : off + 20])
         off += ihl
@@ -145,12 +158,10 @@ def tcp_fields(linktype: int, data: memoryview) -> TcpFields | None:
             return None
         nxt = data[off + 6]
         end = off + 40 + _u16.unpack_from(data, off + 4)[0]
-        if end > n:
-            end = n
         key = bytes(data[off + 8 : off + 40])
         off += 40
         while nxt != PROTO_TCP:
-            if off + 8 > end:
+            if off + 8 > min(end, n):
                 return None
             if nxt in IPV6_EXT:
                 nxt, length = data[off], (data[off + 1] + 1) * 8
@@ -166,6 +177,11 @@ def tcp_fields(linktype: int, data: memoryview) -> TcpFields | None:
     else:
         return None
 
+    if end > n:
+        if off + 20 > n:
+            return None
+        seq, ack, doff, flags = _tcp.unpack_from(data, off + 4)
+        return _cut(data, off, key + bytes(data[off : off + 4]), seq, ack, flags, off + (doff >> 4) * 4, end)
     if off + 20 > end:
         return None
     seq, ack, doff, flags = _tcp.unpack_from(data, off + 4)
@@ -173,6 +189,18 @@ def tcp_fields(linktype: int, data: memoryview) -> TcpFields | None:
     if hdr < 20 or off + hdr > end:
         return None
     return key + bytes(data[off : off + 4]), seq, ack, flags, off + hdr, end
+
+
+def _cut(
+    data: memoryview, tcp: int, key: bytes, seq: int, ack: int, flags: int, start: int, end: int
+) -> TcpFields | None:
+    """The fields of a packet that the capture cut short of ``end``, where its IP
+    length says it ends: the TCP header (at ``tcp``) must be whole, and the bytes cut
+    off the payload are counted in the flags."""
+    n = len(data)
+    if start < tcp + 20 or start > n or start > end:
+        return None
+    return key, seq, ack, flags | (end - n) << CUT_SHIFT, start, end
 
 
 def reverse_key(key: bytes) -> bytes:

@@ -7,6 +7,10 @@ ended, the out-of-order buffer is full, or the capture ended) is never glued ove
 the data after it is delivered with ``gap`` set to the number of missing bytes, and
 with Issue.TCP_BUFFER_OVERFLOW when the buffer limit gave it up.
 
+Bytes that the capture cut off a packet (its snapshot length; the IP length says they
+were sent) are known lost at once: the stream moves past them, and they are reported
+right away as a gap with no data, so that what follows is decoded in order.
+
 Where copies of the same bytes differ, the first one captured is kept. Bytes already
 delivered are not kept, so a copy that differs from them goes unnoticed (keeping them
 would cost every in-order packet); one that differs from bytes still held out of order
@@ -23,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wsinspect.issues import Issue
-from wsinspect.packet import ACK, FIN, RST, SYN, Segment, reverse_key
+from wsinspect.packet import ACK, CUT_SHIFT, FIN, RST, SYN, Segment, reverse_key
 
 SEQ_MOD = 1 << 32
 SEQ_MASK = SEQ_MOD - 1
@@ -34,6 +38,9 @@ MAX_AHEAD = 1 << 30
 MAX_OOO_BYTES = 8 << 20
 # Closed flows remembered so that late retransmissions do not open a new connection.
 MAX_CLOSED = 1 << 16
+# The flags in_order() looks at: a segment that the capture cut (bits from CUT_SHIFT
+# up) is not for the fast lane either.
+_LANE_FLAGS = ACK | SYN | FIN | RST | -(1 << CUT_SHIFT)
 
 
 class _Half:
@@ -49,7 +56,9 @@ class _Half:
         # Found while data is held, reported with the next data; never left pending
         # once nothing is held (in_order() does not look at it).
         self.issue: Issue | None = None
-        self.ooo: dict[int, tuple[bytes, float, int]] = {}
+        # Segments ahead of next_seq by their sequence number: the bytes captured, the
+        # time and packet number, and how many bytes after them the capture cut.
+        self.ooo: dict[int, tuple[bytes, float, int, int]] = {}
         self.ooo_bytes = 0
         self.fin_seq: int | None = None
         self.done = False
@@ -97,16 +106,22 @@ class _Round:
     from sequence number ``start`` on: held copies of the same bytes are compared
     with it."""
 
-    __slots__ = ("chunks", "ends", "start")
+    __slots__ = ("chunks", "end", "ends", "start")
 
     def __init__(self, start: int) -> None:
         self.start = start
         self.chunks: list[StreamData] = []
         self.ends: list[int] = []  # where each chunk ends, counted from start
+        self.end = 0
 
     def add(self, ev: StreamData) -> None:
         self.chunks.append(ev)
-        self.ends.append((self.ends[-1] if self.ends else 0) + len(ev.data))
+        self.end += len(ev.data)
+        self.ends.append(self.end)
+
+    def skip(self, lost: int) -> None:
+        """The stream moved past bytes the capture cut: nothing to compare there."""
+        self.end += lost
 
     def differs(self, seq: int, copy: memoryview) -> bool:
         """Whether ``copy``, bytes from ``seq`` on, differs from what this round
@@ -115,7 +130,12 @@ class _Round:
         i = bisect_right(self.ends, at)
         while copy and i < len(self.chunks):
             data = self.chunks[i].data
-            offset = at - (self.ends[i] - len(data))
+            begin = self.ends[i] - len(data)
+            if at < begin:  # in bytes the capture cut, before this chunk
+                copy = copy[begin - at :]
+                at = begin
+                continue
+            offset = at - begin
             piece = data[offset : offset + len(copy)]
             if piece != copy[: len(piece)]:
                 return True
@@ -165,7 +185,7 @@ class Reassembler:
         flags = seg.flags
         found = self.flows.get(seg.key)
         if found is None:
-            if flags & RST or not (seg.payload or flags & SYN):
+            if flags & RST or not (seg.payload or flags & SYN or flags >> CUT_SHIFT):
                 return _NOTHING  # a pure ACK/FIN/RST of a flow we do not follow
             if not flags & SYN and seg.key in self._closed:
                 return _NOTHING  # a late retransmission after the connection closed
@@ -193,15 +213,16 @@ class Reassembler:
             if conn.client is None:
                 conn.client = d if not flags & ACK else 1 - d
         payload = seg.payload
+        lost = flags >> CUT_SHIFT  # bytes sent after the payload that the capture cut
         # A RST's data is diagnostic text, not stream data (RFC 9293 3.5.3).
-        if payload and not flags & RST:
+        if (payload or lost) and not flags & RST:
             if half.next_seq is None:
                 half.next_seq = seg.seq  # joined mid-stream: start where we are
             # Data on a SYN (TCP Fast Open) starts after the SYN's sequence number.
             seq = (seg.seq + 1) & SEQ_MASK if flags & SYN else seg.seq
-            self._data(conn, d, half, seq, payload, seg.ts, packet, out)
+            self._data(conn, d, half, seq, payload, lost, seg.ts, packet, out)
         if flags & FIN:
-            half.fin_seq = (seg.seq + len(payload)) & SEQ_MASK
+            half.fin_seq = (seg.seq + len(payload) + lost) & SEQ_MASK
             if half.next_seq is None:
                 half.next_seq = half.fin_seq
             self._acked_loss(conn, d, half, out)
@@ -239,9 +260,10 @@ class Reassembler:
         its direction exactly, while neither direction holds data behind a hole or
         has ended. Takes it as feed() would, and returns True: its payload follows
         the stream's last bytes, with no gap, and the connection goes on. False, and
-        nothing done, for any other segment: it goes through feed()."""
+        nothing done, for any other segment (one the capture cut too): it goes through
+        feed()."""
         half = conn.halves[d]
-        if flags & (ACK | SYN | FIN | RST) != ACK or seq != half.next_seq or half.ooo or half.gap:
+        if flags & _LANE_FLAGS != ACK or seq != half.next_seq or half.ooo or half.gap:
             return False
         other = conn.halves[1 - d]
         if other.ooo or other.fin_seq is not None or half.fin_seq is not None:
@@ -272,45 +294,54 @@ class Reassembler:
         half: _Half,
         seq: int,
         payload: memoryview,
+        lost: int,
         ts: float,
         packet: int,
         out: list[StreamData | StreamEnd],
     ) -> None:
+        """Data from ``seq`` on: ``payload``, then ``lost`` bytes the capture cut."""
         next_seq = half.next_seq
         assert next_seq is not None
         rel = (seq - next_seq) & SEQ_MASK
         size = len(payload)
         if rel >= HALF_SPACE:
             overlap = SEQ_MOD - rel
-            if overlap >= size:
+            if overlap >= size + lost:
                 self.stats.retransmitted += 1
                 return
+            if overlap > size:  # only part of the cut bytes is new
+                lost -= overlap - size
+                overlap = size
             payload = payload[overlap:]
             rel = 0
         if rel == 0:
             if half.ooo:
-                self._fill(conn, d, half, payload, ts, packet, out)
+                self._fill(conn, d, half, payload, lost, ts, packet, out)
                 return
-            half.next_seq = (next_seq + len(payload)) & SEQ_MASK
-            out.append(StreamData(conn, d, ts, payload, half.gap, packet, half.issue))
-            half.gap = 0
-            half.issue = None
+            if payload:
+                half.next_seq = (next_seq + len(payload)) & SEQ_MASK
+                out.append(StreamData(conn, d, ts, payload, half.gap, packet, half.issue))
+                half.gap = 0
+                half.issue = None
+            if lost:
+                self._cut(conn, d, half, ts, packet, lost, out)
             return
         if rel > MAX_AHEAD:
             return
         self.stats.out_of_order += 1
         if not half.ooo:
             self.holding += 1
-        self._hold(half, seq, payload, ts, packet)
+        self._hold(half, seq, payload, lost, ts, packet)
         if half.last_ack is not None and 0 < (half.last_ack - next_seq) & SEQ_MASK < HALF_SPACE:
             self._skip_hole(conn, d, half, out, half.last_ack)
         while half.ooo_bytes > self.max_ooo_bytes:
             self._skip_hole(conn, d, half, out, overflow=True)
 
-    def _hold(self, half: _Half, seq: int, payload: memoryview, ts: float, packet: int) -> None:
-        """Keep a segment that arrived ahead of the stream. Where a segment is already
-        held at the same sequence number, its bytes are the first copy: a longer copy
-        that agrees with them replaces it, one that differs adds only its bytes beyond."""
+    def _hold(self, half: _Half, seq: int, payload: memoryview, lost: int, ts: float, packet: int) -> None:
+        """Keep a segment that arrived ahead of the stream (and the count of bytes the
+        capture cut after it). Where a segment is already held at the same sequence
+        number, its bytes are the first copy: a longer copy that agrees with them
+        replaces it, one that differs adds only its bytes beyond."""
         ooo = half.ooo
         while (held := ooo.get(seq)) is not None:
             first = held[0]
@@ -324,10 +355,10 @@ class Reassembler:
                 continue
             if len(payload) > n:
                 half.ooo_bytes += len(payload) - n
-                ooo[seq] = (bytes(payload), ts, packet)
+                ooo[seq] = (bytes(payload), ts, packet, lost)
             return
         half.ooo_bytes += len(payload)
-        ooo[seq] = (bytes(payload), ts, packet)
+        ooo[seq] = (bytes(payload), ts, packet, lost)
 
     def _fill(
         self,
@@ -335,6 +366,7 @@ class Reassembler:
         d: int,
         half: _Half,
         payload: memoryview,
+        lost: int,
         ts: float,
         packet: int,
         out: list[StreamData | StreamEnd],
@@ -342,13 +374,13 @@ class Reassembler:
         """A segment continues the stream while later data is held, and is delivered
         with all that it brings in order. Held segments that it overlaps arrived first:
         where their bytes differ from its own, theirs are kept, and it fills only the
-        room between them."""
+        room between them. Its ``lost`` bytes, cut by the capture, end it."""
         next_seq = half.next_seq
         assert next_seq is not None
         size = len(payload)
         covered: list[tuple[int, int]] = []
         conflict = False
-        for seq, (data, _, _) in half.ooo.items():
+        for seq, (data, _, _, _) in half.ooo.items():
             rel = (seq - next_seq) & SEQ_MASK  # above 0: nothing held is behind the stream
             if rel < size:
                 end = min(rel + len(data), size)
@@ -359,16 +391,19 @@ class Reassembler:
         sent = _Round(next_seq)
         if not conflict:
             # The same bytes whichever copy is delivered: this one, whole.
-            half.next_seq = (next_seq + size) & SEQ_MASK
-            sent.add(self._emit(conn, d, half, ts, payload, half.gap, packet, out))
+            if size:
+                half.next_seq = (next_seq + size) & SEQ_MASK
+                sent.add(self._emit(conn, d, half, ts, payload, half.gap, packet, out))
+            if lost:
+                self._cut(conn, d, half, ts, packet, lost, out, sent)
         else:
             at = 0
             for rel, end in sorted(covered):
                 if rel > at:
-                    self._hold(half, (next_seq + at) & SEQ_MASK, payload[at:rel], ts, packet)
+                    self._hold(half, (next_seq + at) & SEQ_MASK, payload[at:rel], 0, ts, packet)
                 at = max(at, end)
-            if at < size:
-                self._hold(half, (next_seq + at) & SEQ_MASK, payload[at:], ts, packet)
+            if at < size or lost:
+                self._hold(half, (next_seq + at) & SEQ_MASK, payload[at:], lost, ts, packet)
         self._drain(conn, d, half, out, sent)
 
     def _flag_conflict(self, half: _Half) -> None:
@@ -399,6 +434,29 @@ class Reassembler:
         half.gap = 0
         return ev
 
+    def _cut(
+        self,
+        conn: Connection,
+        d: int,
+        half: _Half,
+        ts: float,
+        packet: int,
+        lost: int,
+        out: list[StreamData | StreamEnd],
+        sent: _Round | None = None,
+    ) -> None:
+        """The ``lost`` bytes at next_seq were cut by the capture (its snapshot length):
+        lost for sure, so the stream moves past them now and says so at once, as a gap
+        with no data (with the one pending, if any), rather than wait for what follows."""
+        next_seq = half.next_seq
+        assert next_seq is not None
+        self.stats.gaps += 1
+        self.stats.gap_bytes += lost
+        half.next_seq = (next_seq + lost) & SEQ_MASK
+        if sent is not None:
+            sent.skip(lost)
+        self._emit(conn, d, half, ts, b"", half.gap + lost, packet, out)
+
     def _drain(self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd], sent: _Round) -> None:
         """Deliver held segments that the stream has now reached, continuing ``sent``.
 
@@ -414,22 +472,29 @@ class Reassembler:
             progress = False
             at = half.next_seq
             while at is not None and at in ooo:
-                data, ts, packet = self._release(half, at)
-                sent.add(self._emit(conn, d, half, ts, memoryview(data), half.gap, packet, out))
-                at = half.next_seq = (at + len(data)) & SEQ_MASK
+                data, ts, packet, lost = self._release(half, at)
+                if data:
+                    sent.add(self._emit(conn, d, half, ts, memoryview(data), half.gap, packet, out))
+                    at = half.next_seq = (at + len(data)) & SEQ_MASK
+                if lost:
+                    self._cut(conn, d, half, ts, packet, lost, out, sent)
+                    at = half.next_seq
                 progress = True
             for seq in list(ooo):
                 next_seq = half.next_seq
                 assert next_seq is not None
                 rel = (seq - next_seq) & SEQ_MASK
                 if rel == 0 or rel >= HALF_SPACE:
-                    data, ts, packet = self._release(half, seq)
+                    data, ts, packet, lost = self._release(half, seq)
                     skip = 0 if rel == 0 else SEQ_MOD - rel
                     if skip and sent.differs(seq, memoryview(data)[:skip]):
                         self._flag_conflict(half)
                     if skip < len(data):
                         sent.add(self._emit(conn, d, half, ts, memoryview(data)[skip:], half.gap, packet, out))
                         half.next_seq = (next_seq + len(data) - skip) & SEQ_MASK
+                    behind = max(skip - len(data), 0)  # of the cut bytes, already passed
+                    if lost > behind:
+                        self._cut(conn, d, half, ts, packet, lost - behind, out, sent)
                     progress = True
         if half.issue is not None and not ooo:
             # Nothing held is left to carry it (in_order() would pass it by): report
@@ -487,7 +552,7 @@ class Reassembler:
         if ack is not None and (ack - next_seq) & SEQ_MASK < ahead:
             self._lost_up_to(half, ack)
             return
-        data, ts, packet = self._release(half, seq)
+        data, ts, packet, lost = self._release(half, seq)
         self.stats.gaps += 1
         self.stats.gap_bytes += ahead
         issue = None
@@ -497,9 +562,11 @@ class Reassembler:
         sent = _Round(seq)
         sent.add(self._emit(conn, d, half, ts, memoryview(data), half.gap + ahead, packet, out, issue))
         half.next_seq = (seq + len(data)) & SEQ_MASK
+        if lost:
+            self._cut(conn, d, half, ts, packet, lost, out, sent)
         self._drain(conn, d, half, out, sent)
 
-    def _release(self, half: _Half, seq: int) -> tuple[bytes, float, int]:
+    def _release(self, half: _Half, seq: int) -> tuple[bytes, float, int, int]:
         held = half.ooo.pop(seq)
         half.ooo_bytes -= len(held[0])
         if not half.ooo:
