@@ -882,6 +882,29 @@ def test_stdin_pipe_packets_arrive_before_eof(monkeypatch: pytest.MonkeyPatch) -
         stream.close()
 
 
+def test_on_wait_is_called_before_the_reader_waits_for_a_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The caller writes what it holds when the reader may block on the pipe.
+    rfd, wfd = os.pipe()
+    stream = os.fdopen(rfd, "rb")
+    monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": stream})())
+    os.write(wfd, PCAP[:-16])  # the header and the first two records; the third comes later
+    try:
+        reader = open_capture("-")
+        waits: list[int] = []
+        packets: list[bytes] = []
+        reader.on_wait(lambda: waits.append(len(packets)))
+        it = iter(reader)
+        packets += [bytes(next(it).data) for _ in range(2)]
+        assert set(waits) <= {0}  # at most the first read, before any packet
+        os.write(wfd, PCAP[-16:])
+        os.close(wfd)
+        packets += [bytes(raw.data) for raw in it]
+        # the third record was cut: the reader had to wait, with two packets given out
+        assert packets == FRAMES and 2 in waits
+    finally:
+        stream.close()
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

@@ -133,6 +133,12 @@ class CaptureReader:
                 f" its {count} packet(s) were skipped"
             )
 
+    def on_wait(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` before each read of a stream (stdin, a pipe, gzip), where
+        the reader may wait for more input: what the caller holds back for output can
+        be written then, so that a capture fed as it happens is shown as it arrives."""
+        self._source.before_read = callback
+
     def only_shard(self, shard: int, shards: int) -> None:
         """Skip, before making any object of them, the packets of TCP connections
         outside ``shard`` of ``shards`` (session.shard_of) that can be told at fixed
@@ -297,6 +303,7 @@ class _Source:
         self.undecoded: dict[int, int] = {}
         self.shard = 0
         self.shards = 0  # 0: keep every packet (CaptureReader.only_shard)
+        self.before_read: Callable[[], None] | None = None  # streams only: CaptureReader.on_wait
         # Reading stopped before the end for a reason already in warnings: the bytes
         # left unparsed are not a record cut short.
         self.stopped = False
@@ -364,6 +371,8 @@ class _StreamSource(_Source):
         self.buf = memoryview(head)
 
     def refill(self, pos: int) -> bool:
+        if self.before_read is not None:
+            self.before_read()
         more = self._read(STREAM_CHUNK)
         if not more:
             return False

@@ -12,7 +12,6 @@ import importlib
 import io
 import os
 import re
-import stat
 import sys
 from collections.abc import Iterable
 from itertools import chain
@@ -381,11 +380,9 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     inspector = Inspector(Options(max_message_size=args.max_message_size, messages=printer.wants_messages))
     feed = inspector.feed
     events = printer.events
-    # Lines appear while the capture is read, written in batches. A pipe or a FIFO
-    # may be fed as packets happen (tcpdump -w - | wsinspect read -), and the reader
-    # waits for more input without telling: there, what a packet printed is written
-    # before the next packet is read.
-    batch = 1 if reader.size is None and not _regular_stdin(path) else 256
+    # Lines appear while the capture is read, written in batches, and whenever the
+    # reader is about to wait for more of a pipe (tcpdump -w - | wsinspect read -).
+    reader.on_wait(printer.flush)
     pending = 0
     ended_by = "eof"
     try:
@@ -394,7 +391,7 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             if evs:
                 events(evs)
                 pending += 1
-                if pending >= batch:
+                if pending >= 256:
                     printer.flush()
                     pending = 0
                 if printer.done:
@@ -407,16 +404,6 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for warning in reader.warnings:
         print(f"wsinspect: {warning}", file=sys.stderr)
     return 0
-
-
-def _regular_stdin(path: str) -> bool:
-    """Whether ``path`` is - and standard input a regular file (< file.pcap)."""
-    if path != "-" or sys.stdin is None:
-        return False
-    try:
-        return stat.S_ISREG(os.fstat(sys.stdin.fileno()).st_mode)
-    except (OSError, ValueError):
-        return False
 
 
 def _quiet_stdout() -> None:
