@@ -296,15 +296,19 @@ def test_pcap_cut_mid_record_header(tmp_path: Path) -> None:
 @pytest.mark.parametrize("form", ["file", "gzip", "stdin"])
 def test_pcap_cut_in_file_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, form: str) -> None:
     # Nothing can be read from it: a whole-job failure (exit 1), as for a file that is not a capture.
-    data = pcap_header()[:size]
+    name, error = _open_error(tmp_path, monkeypatch, form, pcap_header()[:size])
+    assert error == f"{name}: pcap header cut short ({size} bytes)"
+
+
+def _open_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str, data: bytes) -> tuple[str, str]:
+    """The capture's name and the error opening ``data`` gives, as a file, gzip-compressed, or on stdin."""
     with pytest.raises(CaptureError) as info:
         if form == "stdin":
             monkeypatch.setattr(sys, "stdin", _Stdin(data))
             open_capture("-")
         else:
             open_capture(str(write(tmp_path, gzip.compress(data) if form == "gzip" else data)))
-    name = "<stdin>" if form == "stdin" else str(tmp_path / "capture.bin")
-    assert str(info.value) == f"{name}: pcap header cut short ({size} bytes)"
+    return ("<stdin>" if form == "stdin" else str(tmp_path / "capture.bin")), str(info.value)
 
 
 def test_pcap_corrupt_record_length(tmp_path: Path) -> None:
@@ -651,15 +655,8 @@ def test_pcapng_cut_in_first_section_header(
         (12, f"12 of {len(head)} bytes"),
         (len(head) - 1, f"{len(head) - 1} of {len(head)} bytes"),
     ]:
-        data = head[:size]
-        with pytest.raises(CaptureError) as info:
-            if form == "stdin":
-                monkeypatch.setattr(sys, "stdin", _Stdin(data))
-                open_capture("-")
-            else:
-                open_capture(str(write(tmp_path, gzip.compress(data) if form == "gzip" else data)))
-        name = "<stdin>" if form == "stdin" else str(tmp_path / "capture.bin")
-        assert str(info.value) == f"{name}: pcapng section header cut short ({shown})"
+        name, error = _open_error(tmp_path, monkeypatch, form, head[:size])
+        assert error == f"{name}: pcapng section header cut short ({shown})"
     # The section header alone is a capture without packets.
     assert read_file(write(tmp_path, head)) == ([], [])
 
