@@ -8,6 +8,7 @@ import zlib
 
 from tests.conftest import decode_packets, messages, summaries
 from tests.packets import Flow, upgrade_request, upgrade_response, ws_frame
+from wsinspect.capture import RawPacket
 from wsinspect.issues import Issue
 from wsinspect.packet import ACK, Segment
 from wsinspect.session import Inspector, Options, SessionOpened, SessionUpgraded
@@ -696,3 +697,29 @@ def test_a_close_reason_that_is_not_utf8_is_marked_not_escaped() -> None:
     f.c(ws_frame(8, b"\x03\xe8\xc3(", mask=True))
     (m,) = messages(decode_packets(f.packets))
     assert (m.close_code, m.close_reason, m.issues) == (1000, "\ufffd(", [Issue.CLOSE_REASON_INVALID_UTF8])
+
+
+def test_early_client_frames_cut_by_the_snapshot_length_wait_for_the_101_with_their_hole() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request())
+    (p,) = f.c(ws_frame(9, b"ping payload that the snapshot length cuts", mask=True))
+    f.packets[-1] = RawPacket(p.ts, p.linktype, p.data[: 54 + 20])  # 20 payload bytes kept of 48
+    f.s(upgrade_response())
+    f.c(ws_frame(1, b"after the 101", mask=True))
+    f.fin()
+    events = decode_packets(f.packets)
+    got = [(m.opcode, m.payload, m.complete, m.issues) for m in messages(events)]
+    assert got == [(9, b"ping payload t", False, [Issue.TCP_GAP]), (1, b"after the 101", True, [])]
+    (s,) = summaries(events)
+    assert set(s.issues) == {Issue.FRAMES_BEFORE_101, Issue.TCP_GAP}
+
+
+def test_a_frame_length_no_peer_can_mean_adds_nothing_to_the_totals() -> None:
+    f = Flow().websocket()
+    f.c(bytes([0x82, 0xFF]) + (1 << 63 | 5).to_bytes(8, "big") + b"\x01\x02\x03\x04" + b"hello")
+    f.fin()
+    events = decode_packets(f.packets)
+    assert [(m.wire_length, m.issues) for m in messages(events)] == [(0, [Issue.LENGTH_TOP_BIT])]
+    (s,) = summaries(events)
+    assert (s.bytes, s.wire_bytes) == ((0, 0), (0, 0))

@@ -173,6 +173,15 @@ class SessionUpgraded:
 Event = Message | SessionSummary | SessionOpened | SessionUpgraded
 
 
+def _sent(frame: Frame) -> int:
+    """Payload bytes a cut frame was sent with: its declared length where the stream
+    went on past the frame's end (a hole inside it, the size cap), only the bytes seen
+    where it did not (the stream ended inside it; a length no peer can mean)."""
+    if Issue.FRAME_TRUNCATED in frame.issues or Issue.LENGTH_TOP_BIT in frame.issues:
+        return len(frame.payload)
+    return frame.length
+
+
 def shard_of(key: bytes, shards: int) -> int:
     """The shard of a TCP flow, the same for both directions: its ports' low bytes
     XORed (ephemeral client ports vary in their low byte, so flows spread evenly)."""
@@ -218,38 +227,44 @@ class _Conn:
         self.client: int | None = None
         self.buf = (bytearray(), bytearray())  # unparsed HTTP bytes per direction
         self.fed = [0, 0]  # bytes ever put in buf, per direction
-        # Where the chunks still in buf began (a count of ``fed``), with their time and
-        # packet: bytes held while HTTP waits become frames with their own.
-        self.marks: tuple[list[tuple[int, float, int]], list[tuple[int, float, int]]] = ([], [])
+        # Where the chunks still in buf began (a count of ``fed``), with their time,
+        # packet and the bytes lost just before them: bytes held while HTTP waits
+        # become frames with their own.
+        self.marks: tuple[list[tuple[int, float, int, int]], list[tuple[int, float, int, int]]] = ([], [])
         self.skip = [0, 0]  # body bytes still to skip; -1 chunked; -2 until close
         self.requests: deque[HttpHead] = deque()  # requests awaiting a response
         self.session: _Session | None = None
         self.hunters: list[Hunter | None] = [None, None]  # joined mid-stream: where frames start
         self.hunted = 0  # bytes searched for frames
 
-    def take(self, d: int, data: bytes | memoryview, ts: float, packet: int) -> None:
-        """Buffer a chunk of direction ``d`` for HTTP parsing."""
+    def take(self, d: int, data: bytes | memoryview, ts: float, packet: int, gap: int = 0) -> None:
+        """Buffer a chunk of direction ``d`` for HTTP parsing (``gap`` bytes were lost
+        just before it)."""
         buf = self.buf[d]
         marks = self.marks[d]
-        start = self.fed[d] - len(buf)
+        fed = self.fed[d]
+        start = fed - len(buf)
         while len(marks) > 1 and marks[1][0] <= start:
             del marks[0]  # all of that chunk was parsed
-        marks.append((self.fed[d], ts, packet))
-        self.fed[d] += len(data)
+        if marks and marks[-1][0] == fed and marks[-1][3]:
+            gap += marks.pop()[3]  # a hole with no bytes after it yet: it comes before these
+        marks.append((fed, ts, packet, gap))
+        self.fed[d] = fed + len(data)
         buf += data
 
-    def pieces(self, d: int) -> list[tuple[int, int, bytes, float]]:
-        """What direction ``d`` holds, chunk by chunk: (packet, d, bytes, time)."""
+    def pieces(self, d: int) -> list[tuple[int, int, bytes, float, int]]:
+        """What direction ``d`` holds, chunk by chunk: (packet, d, bytes, time, bytes
+        lost before them); a hole after the last bytes is a piece of no bytes."""
         buf = self.buf[d]
-        if not buf:
-            return []
         start = self.fed[d] - len(buf)
         marks = self.marks[d]
-        ends = [offset for offset, _, _ in marks[1:]] + [self.fed[d]]
+        if not marks:
+            return []
+        ends = [mark[0] for mark in marks[1:]] + [self.fed[d]]
         return [
-            (packet, d, bytes(buf[max(offset, start) - start : end - start]), ts)
-            for (offset, ts, packet), end in zip(marks, ends, strict=True)
-            if end > start and end > offset
+            (packet, d, bytes(buf[max(offset, start) - start : end - start]), ts, gap)
+            for (offset, ts, packet, gap), end in zip(marks, ends, strict=True)
+            if (end > start and end > offset) or (gap and offset >= start)
         ]
 
 
@@ -418,6 +433,12 @@ class Inspector:
                 self._hunt(conn, st, StreamData(conn, d, ev.ts, data, ev.gap, ev.packet), out)
                 return
             ev = StreamData(conn, d, ev.ts, b"", 0, ev.packet)  # its bytes are in the buffer now
+        if ev.gap and st.state is State.UPGRADING and d == st.client:
+            # What the client sends after its Upgrade request waits for the 101 (frames
+            # sent early): a hole in it goes with those bytes to the frame parser.
+            st.take(d, ev.data, ev.ts, ev.packet, ev.gap)
+            self._requests(conn, st, ev, out)
+            return
         if ev.gap:
             # A hole in HTTP: the heads around it cannot be trusted.
             if st.session is not None:
@@ -609,8 +630,8 @@ class Inspector:
         pieces = sorted(st.pieces(0) + st.pieces(1), key=lambda piece: piece[0])
         st.buf[0].clear()
         st.buf[1].clear()
-        for packet, d, data, ts in pieces:
-            self._frames(st, d, data, ts, packet, 0, out)
+        for packet, d, data, ts, gap in pieces:
+            self._frames(st, d, data, ts, packet, gap, out)
 
     def _start_websocket(self, st: _Conn, session: _Session) -> None:
         assert st.client is not None
@@ -925,7 +946,7 @@ class Inspector:
             issues = first.issues[:]
             complete = complete and first.complete
             wire = first.payload
-            sent = first.length
+            sent = first.length if first.complete else _sent(first)
         else:
             issues = [extra] if extra is not None else []
             for f in frames:
@@ -934,7 +955,7 @@ class Inspector:
                 if not f.complete:
                     complete = False
             wire = b"".join(f.payload for f in frames)
-            sent = sum(f.length for f in frames)
+            sent = sum(f.length if f.complete else _sent(f) for f in frames)
         # ``sent``: payload bytes as sent, also where a hole or the size cap cut them.
         payload = wire
         compressed = False
