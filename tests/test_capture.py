@@ -489,7 +489,7 @@ def test_pcapng_two_interfaces(tmp_path: Path, endian: str) -> None:
     stamps = [ts for ts, _, _ in packets]
     assert stamps[0] == 1.000000123  # 10^-9 resolution
     assert stamps[1] == 1007.5  # 7.5 s in 2^-20 units, plus if_tsoffset
-    assert stamps[2] == 0.0  # a Simple Packet Block has no timestamp
+    assert stamps[2] == 1007.5  # a Simple Packet Block has no time: the last packet's
     assert stamps[3] == 1002.0
     assert abs(stamps[4] - 1_700_000_000.123456789) < 1e-6
 

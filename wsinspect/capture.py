@@ -471,6 +471,7 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
     undecoded = src.undecoded
     shard, shards = src.shard, src.shards
     number = 0
+    last = 0, 1.0, 0.0  # the last Enhanced Packet Block's time: ticks, divisor, offset
     try:
         while True:
             n = len(buf)
@@ -507,6 +508,7 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
                     iface, hi, lo, caplen, origlen = epb(buf, pos + 8)
                     if iface < len(interfaces) and 28 + caplen <= blen:
                         linktype, divisor, offset, _, decoded = interfaces[iface]
+                        last = (hi << 32) | lo, divisor, offset  # for a Simple Packet Block after it
                         number += 1
                         if caplen < origlen:
                             src.snaplen_cut += 1
@@ -537,7 +539,10 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
                             src.snaplen_cut += 1
                         if not decoded:
                             undecoded[linktype] = undecoded.get(linktype, 0) + 1
-                        yield RawPacket(0.0, linktype, buf[pos + 12 : pos + 12 + caplen], number)
+                        # It has no time of its own: the last timed packet's (tshark shows
+                        # none), so that relative times and session durations stay true.
+                        ticks, divisor, offset = last
+                        yield RawPacket(ticks / divisor + offset, linktype, buf[pos + 12 : pos + 12 + caplen], number)
                 elif btype == 1:  # Interface Description Block
                     linktype, _, snaplen = struct.unpack_from(endian + "HHI", buf, pos + 8)
                     divisor, offset = 1e6, 0.0
@@ -556,6 +561,7 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
                     iface, _, hi, lo, caplen, origlen = struct.unpack_from(endian + "HHIIII", buf, pos + 8)
                     if iface < len(interfaces) and 28 + caplen <= blen:
                         linktype, divisor, offset, _, decoded = interfaces[iface]
+                        last = (hi << 32) | lo, divisor, offset
                         number += 1
                         if caplen < origlen:
                             src.snaplen_cut += 1
