@@ -580,13 +580,14 @@ def test_max_message_size_counts_the_whole_fragmented_message() -> None:
     f.c(ws_frame(0, b"c" * 60, mask=True))
     f.c(ws_frame(1, b"next", mask=True))
     events = decode_packets(f.packets, Options(max_message_size=100))
-    # the payload kept is cut; the length on the wire and the session's totals are as sent
+    # the payload kept is cut; the length on the wire is as sent; the session's totals
+    # add up the messages' lengths and wire lengths
     assert [(m.length, m.wire_length, m.complete, m.issues) for m in messages(events)] == [
         (100, 420, False, [Issue.MESSAGE_TOO_LARGE]),
         (4, 4, True, []),
     ]
     (s,) = summaries(events)
-    assert (s.bytes, s.wire_bytes) == ((424, 0), (424, 0))
+    assert (s.bytes, s.wire_bytes) == ((104, 0), (424, 0))
 
 
 def test_client_side_only_capture_is_decoded_without_holding_everything() -> None:

@@ -1012,7 +1012,7 @@ class Inspector:
                 session.close = Close(close_code, close_reason, "client" if direction.name == C2S else "server")
                 session.close_packet = packet
         direction.messages += 1
-        direction.bytes += len(payload) if compressed else sent
+        direction.bytes += len(payload)  # the sum of the messages' length; ``wire``: as sent
         direction.wire += sent
         session.issue_count += len(issues)
         last = frames[-1]
