@@ -257,3 +257,12 @@ def test_close_codes_allowed_on_the_wire() -> None:
     assert 1000 in allowed and 1011 in allowed and 1014 in allowed and 3000 in allowed and 4999 in allowed
     for c in (0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000):
         assert not close_code_allowed(c), c
+
+
+def test_the_size_cap_cuts_messages_not_control_frames() -> None:
+    close = frame(8, b"\x03\xe8bye", key=KEY)
+    data = frame(2, b"0123456789", key=KEY)
+    for pieces in ([close + data], [close[:5], close[5:] + data[:7], data[7:]]):
+        p = FrameParser(True, max_payload=1)
+        got = [f for piece in pieces for f in p.feed(piece, 1.0, 1)]
+        assert [(f.opcode, f.payload, f.complete) for f in got] == [(8, b"\x03\xe8bye", True), (2, b"0", False)]

@@ -156,6 +156,7 @@ class FrameParser:
         self._stored = 0
         self._storing = True  # False after a hole inside the payload in progress
         self._need = 0  # payload bytes still to come for _frame
+        self._cap = max_payload  # payload bytes stored at most for _frame
         self._hunter: Hunter | None = None if synced else Hunter(client, rsv_allowed)
         self._after_hunt = False  # mark the next frame: it follows a hunt
 
@@ -290,7 +291,10 @@ class FrameParser:
                     issues.append(Issue.CONTROL_COMPRESSED)
             start = pos + hdr
             end = start + length
-            if end <= n and length <= self.max_payload:
+            # The size cap is for messages: a control frame's 125 bytes are always kept
+            # (cutting them would invent findings: a one-byte close, a lost code).
+            cap = self.max_payload if opcode < 8 else max(self.max_payload, 125)
+            if end <= n and length <= cap:
                 body = data[start:end]
                 payload = unmask(body, key) if key else bytes(body)
                 frame = Frame(
@@ -310,6 +314,7 @@ class FrameParser:
             self._parts = []
             self._stored = 0
             self._storing = True
+            self._cap = cap
             self._need = length
             take = min(length, n - start)
             self._keep(data[start : start + take])
@@ -338,10 +343,10 @@ class FrameParser:
         self._need -= len(chunk)
 
     def _keep(self, chunk: bytes | memoryview) -> None:
-        """Store payload bytes of the frame in progress, up to max_payload."""
+        """Store payload bytes of the frame in progress, up to its cap."""
         if not self._storing:
             return
-        room = self.max_payload - self._stored
+        room = self._cap - self._stored
         if room > 0:
             piece = bytes(chunk[:room])
             self._parts.append(piece)
