@@ -205,6 +205,16 @@ def test_rejected_upgrade_is_a_session_with_its_status_and_no_messages() -> None
     assert (second.status, second.path, second.messages) == (101, "/retry", (1, 0))
 
 
+def test_a_refused_upgrade_ends_rejected_also_when_the_connection_closes() -> None:
+    f = Flow()
+    f.handshake()
+    f.c(upgrade_request())
+    f.s(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+    f.fin()
+    (s,) = summaries(decode_packets(f.packets))
+    assert (s.status, s.ended_by, s.issues) == (403, "rejected", ())
+
+
 def test_frames_without_101_are_decoded_and_flagged() -> None:
     f = Flow()
     f.handshake()

@@ -1069,6 +1069,8 @@ class Inspector:
                 self._parsed(session, direction, direction.parser.finish(), out)
                 if direction.frames:
                     out.append(self._flush(session, direction, False, Issue.MESSAGE_INCOMPLETE))
+        elif session is not None and session.handshake.response is not None:
+            reason = "rejected"  # refused, whether or not another request followed
         self._finish_session(st, out, reason)
         st.state = State.IGNORED
 
