@@ -150,3 +150,10 @@ def test_rejected_upgrade_has_status_and_no_accept_check() -> None:
     hs = check_handshake(req, resp)
     assert hs.status == 403 and not hs.accepted and hs.accept_valid is None and hs.issues == ()
     assert hs.extensions == [] and hs.subprotocol is None
+
+
+def test_hosts_and_paths_are_read_as_utf8_and_else_latin1() -> None:
+    head, _, _ = parse_head("GET /ページ HTTP/1.1\r\nHost: 例え.jp\r\n\r\n".encode())
+    assert head is not None and (head.target, head.get("host")) == ("/ページ", "例え.jp")
+    old, _, _ = parse_head(b"GET /caf\xe9 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert old is not None and old.target == "/café"

@@ -648,3 +648,10 @@ def test_endpoints_ipv6() -> None:
 def test_endpoints_extreme_ports() -> None:
     key = bytes(4) + b"\xff" * 4 + struct.pack("!HH", 0, 65535)
     assert endpoints(key) == ("0.0.0.0:0", "255.255.255.255:65535")
+
+
+def test_endpoints_print_ipv4_mapped_ipv6_dotted() -> None:
+    mapped = socket.inet_pton(socket.AF_INET6, "::ffff:10.0.0.1")
+    key = mapped + socket.inet_pton(socket.AF_INET6, "2001:db8::1")
+    assert endpoints(key + bytes([0, 80, 0xC3, 0x50])) == ("[::ffff:10.0.0.1]:80", "[2001:db8::1]:50000")
+    assert endpoints(bytes([10, 0, 0, 1, 10, 0, 0, 2, 0, 80, 0, 81])) == ("10.0.0.1:80", "10.0.0.2:81")

@@ -194,3 +194,13 @@ def test_frame_lines() -> None:
         "10.500000 #1     frame cont      70000  fin 1  rsv 100  unmasked  header 10  packets 4-6"
         " !rsv-without-extension\n"
     )
+
+
+def test_human_bytes_move_to_the_next_unit_rather_than_show_1000() -> None:
+    assert [human_bytes(n) for n in (999, 1000, 999_949, 999_951, 999_960_000)] == [
+        "999 B",
+        "1.0 kB",
+        "999.9 kB",
+        "1.0 MB",
+        "1.0 GB",
+    ]

@@ -112,7 +112,12 @@ def parse_head(buf: bytes | bytearray) -> tuple[HttpHead | None, int, bool]:
         lf = buf.find(b"\n\n", 0, end)
         end, sep = (lf, 2) if lf >= 0 else (end, 4)
     raw = bytes(buf[: end + sep])
-    text = raw[:end].decode("latin-1")
+    # Peers send UTF-8 in hosts and paths today; bytes that are not are read as
+    # Latin-1 (RFC 9110 5.5's historical charset), so nothing is ever lost.
+    try:
+        text = raw[:end].decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw[:end].decode("latin-1")
     lines = text.replace("\r\n", "\n").split("\n")
     start = lines[0].strip()
     if not (start.startswith("HTTP/1.") or (" " in start and start.endswith(("HTTP/1.1", "HTTP/1.0")))):

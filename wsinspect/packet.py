@@ -213,8 +213,14 @@ def endpoints(key: bytes) -> tuple[str, str]:
     """("ip:port", "ip:port") of the sender and receiver; IPv6 as "[addr]:port"."""
     half = (len(key) - 4) // 2
     sport, dport = struct.unpack("!HH", key[-4:])
-    src = ipaddress.ip_address(key[:half])
-    dst = ipaddress.ip_address(key[half : 2 * half])
     if half == 16:
-        return f"[{src}]:{sport}", f"[{dst}]:{dport}"
-    return f"{src}:{sport}", f"{dst}:{dport}"
+        return f"[{_ipv6(key[:16])}]:{sport}", f"[{_ipv6(key[16:32])}]:{dport}"
+    return f"{ipaddress.IPv4Address(key[:4])}:{sport}", f"{ipaddress.IPv4Address(key[4:8])}:{dport}"
+
+
+def _ipv6(raw: bytes) -> str:
+    """RFC 5952 text, with an IPv4-mapped address's last 32 bits dotted (5952 5),
+    as inet_ntop and tshark print it."""
+    address = ipaddress.IPv6Address(raw)
+    mapped = address.ipv4_mapped
+    return f"::ffff:{mapped}" if mapped is not None else str(address)

@@ -95,7 +95,8 @@ def _quoted(text: str, width: int) -> str:
 def human_bytes(n: int) -> str:
     value = float(n)
     for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
+        # Compare as shown: 999,951 bytes would round to "1000.0 kB".
+        if round(value, 1) < 1000 or unit == "GB":
             return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{n} B"
