@@ -240,3 +240,10 @@ def test_the_readme_lists_every_issue_as_the_code_describes_it() -> None:
     section = readme.split("## What wsinspect reports", 1)[1].split("\n## ", 1)[0]
     table = re.findall(r"^\| `([a-z0-9-]+)` \| (.+) \|$", section, re.M)
     assert table == [(issue.value, issue.description) for issue in Issue]
+
+
+def test_a_commands_usage_errors_show_that_commands_usage() -> None:
+    for args in (["read"], ["read", "--bogus", "x.pcap"], ["read", "-r", "a", "b"]):
+        result = run_cli(*args)
+        assert result.returncode == 2 and result.stderr.startswith(b"usage: wsinspect read "), args
+        assert b"wsinspect read: error: " in result.stderr

@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         " files over 16 MB, gzip-compressed too, not stdin; output is the same as with -j 1)",
     )
     add_output_options(read)
-    read.set_defaults(func=cmd_read)
+    read.set_defaults(func=cmd_read, parser=read)
     # Other commands register themselves; their modules import nothing heavy at the
     # top (scapy, textual), so that `read` starts fast.
     for module in COMMAND_MODULES:
@@ -422,9 +422,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["-D"]:
         argv = ["interfaces", *argv[1:]]  # as tcpdump and tshark users type it
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # Usage errors of a command show that command's usage, not the top level's.
+    command = getattr(args, "parser", parser)
+    if extra:
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        status: int = args.func(args, parser)
+        status: int = args.func(args, command)
         return status
     except OutputError as exc:
         print(f"wsinspect: {exc}", file=sys.stderr)

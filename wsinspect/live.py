@@ -960,7 +960,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="show the messages in the terminal UI (as `wsinspect tui`) instead of printing them",
     )
     add_output_options(live)
-    live.set_defaults(func=cmd_live)
+    live.set_defaults(func=cmd_live, parser=live)
 
     interfaces = sub.add_parser(
         "interfaces",
@@ -968,4 +968,4 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="List the network interfaces with their state, link type and addresses.",
     )
     interfaces.add_argument("--json", action="store_true", help="one JSON object per interface")
-    interfaces.set_defaults(func=cmd_interfaces)
+    interfaces.set_defaults(func=cmd_interfaces, parser=interfaces)

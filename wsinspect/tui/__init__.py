@@ -33,7 +33,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add_file_arguments(p, stdin=False)
     add_filter_options(p, "filters (the f key changes them)", "only messages whose payload matches REGEX")
     add_size_option(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
