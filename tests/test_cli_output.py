@@ -95,6 +95,27 @@ def _read_until(stream: IO[bytes], word: bytes, timeout: float) -> bytes:
     return got
 
 
+def _in_two_halves(p: subprocess.Popen[bytes], writer: IO[bytes], head: bytes, rest: bytes) -> bytes:
+    """Everything a running read prints when ``writer`` gives it ``head``, waits until
+    the first message has come out (and not the second: the rest does not exist
+    yet), then gives it ``rest`` and closes."""
+    assert p.stdout is not None
+    try:
+        writer.write(head)
+        writer.flush()
+        early = _read_until(p.stdout, b"first", timeout=20)
+        assert b"first" in early and b"second" not in early
+        writer.write(rest)
+        writer.close()
+        late = p.stdout.read()
+        assert p.wait(30) == 0
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+    return early + late
+
+
 @pytest.mark.parametrize("mode", [[], ["--json"]])
 def test_a_pipe_is_decoded_as_it_arrives(tmp_path: Path, mode: list[str]) -> None:
     # tcpdump -w - | wsinspect read -: the first message is printed while the pipe
@@ -103,22 +124,10 @@ def test_a_pipe_is_decoded_as_it_arrives(tmp_path: Path, mode: list[str]) -> Non
     p = subprocess.Popen(
         [*WSINSPECT, "read", *mode, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=ENV
     )
-    assert p.stdin is not None and p.stdout is not None
-    try:
-        p.stdin.write(head)
-        p.stdin.flush()
-        early = _read_until(p.stdout, b"first", timeout=20)
-        assert b"first" in early and b"second" not in early
-        p.stdin.write(rest)
-        p.stdin.close()
-        late = p.stdout.read()
-        assert p.wait(30) == 0
-    finally:
-        p.kill()
-        p.wait()
-        p.stdout.close()
-    assert b"second" in late
-    assert early + late == run_cli("read", *mode, str(tmp_path / "all.pcap")).stdout
+    assert p.stdin is not None
+    output = _in_two_halves(p, p.stdin, head, rest)
+    assert b"second" in output
+    assert output == run_cli("read", *mode, str(tmp_path / "all.pcap")).stdout
 
 
 def test_a_fifo_is_decoded_as_it_arrives(tmp_path: Path) -> None:
@@ -126,21 +135,9 @@ def test_a_fifo_is_decoded_as_it_arrives(tmp_path: Path) -> None:
     fifo = tmp_path / "capture.fifo"
     os.mkfifo(fifo)
     p = subprocess.Popen([*WSINSPECT, "read", "--json", str(fifo)], stdout=subprocess.PIPE, cwd=ROOT, env=ENV)
-    assert p.stdout is not None
-    try:
-        with open(fifo, "wb") as writer:
-            writer.write(head)
-            writer.flush()
-            early = _read_until(p.stdout, b"first", timeout=20)
-            assert b"first" in early and b"second" not in early
-            writer.write(rest)
-        late = p.stdout.read()
-        assert p.wait(30) == 0
-    finally:
-        p.kill()
-        p.wait()
-        p.stdout.close()
-    assert [r["text"] for r in _records(early + late, "message")] == ["first", "second"]
+    with open(fifo, "wb") as writer:
+        output = _in_two_halves(p, writer, head, rest)
+    assert [r["text"] for r in _records(output, "message")] == ["first", "second"]
 
 
 # -- terminals ----------------------------------------------------------------------

@@ -174,10 +174,10 @@ Event = Message | SessionSummary | SessionOpened | SessionUpgraded
 
 
 def _sent(frame: Frame) -> int:
-    """Payload bytes a cut frame was sent with: its declared length where the stream
-    went on past the frame's end (a hole inside it, the size cap), only the bytes seen
-    where it did not (the stream ended inside it; a length no peer can mean)."""
-    if Issue.FRAME_TRUNCATED in frame.issues or Issue.LENGTH_TOP_BIT in frame.issues:
+    """Payload bytes a frame was sent with: its declared length, also where a hole
+    inside it or the size cap cut it (the stream went on past its end); only the bytes
+    seen where the stream ended inside it, or the length is one no peer can mean."""
+    if not frame.complete and (Issue.FRAME_TRUNCATED in frame.issues or Issue.LENGTH_TOP_BIT in frame.issues):
         return len(frame.payload)
     return frame.length
 
@@ -625,12 +625,17 @@ class Inspector:
         self._hunt(conn, st, StreamData(conn, d, ev.ts, buf, 0, ev.packet), out, http=False)
 
     def _release(self, st: _Conn, out: list[Event]) -> None:
-        """The session turned WebSocket: what both directions held becomes frames,
-        chunk by chunk in capture order, each with its own time and packet."""
-        pieces = sorted(st.pieces(0) + st.pieces(1), key=lambda piece: piece[0])
+        """The session turned WebSocket: what both directions held becomes frames."""
+        pieces = st.pieces(0) + st.pieces(1)
         st.buf[0].clear()
         st.buf[1].clear()
-        for packet, d, data, ts, gap in pieces:
+        self._held_frames(st, pieces, out)
+
+    def _held_frames(self, st: _Conn, pieces: list[tuple[int, int, bytes, float, int]], out: list[Event]) -> None:
+        """Bytes held before the session was known to be WebSocket, (packet, direction,
+        bytes, time, bytes lost before them): parsed chunk by chunk in capture order,
+        so that each frame keeps the time and packet that carried it."""
+        for packet, d, data, ts, gap in sorted(pieces, key=lambda piece: piece[0]):
             self._frames(st, d, data, ts, packet, gap, out)
 
     def _start_websocket(self, st: _Conn, session: _Session) -> None:
@@ -697,15 +702,13 @@ class Inspector:
             return
         # Only clients mask (RFC 6455 5.1): the masking tells who is who.
         st.client = d if hunter.buf[pos + 1] & 0x80 else 1 - d
-        # What both directions held, chunk by chunk in capture order, so that each
-        # frame keeps the time and packet that carried it.
+        # What both directions held: this one from the trusted boundary on.
         other_hunter = st.hunters[1 - d]
-        pieces = [(packet, d, piece, ts) for piece, ts, packet in hunter.pieces(pos)]
+        pieces = [(packet, d, piece, ts, 0) for piece, ts, packet in hunter.pieces(pos)]
         if other_hunter is not None:
-            pieces += [(packet, 1 - d, piece, ts) for piece, ts, packet in other_hunter.pieces(0)]
-        pieces.sort(key=lambda piece: piece[0])
+            pieces += [(packet, 1 - d, piece, ts, 0) for piece, ts, packet in other_hunter.pieces(0)]
         st.hunters = [None, None]
-        session = self._open(conn, st, pieces[0][3], out)
+        session = self._open(conn, st, min(pieces)[3], out)
         session.mid_stream = True
         session.flag(Issue.MID_STREAM)
         self._start_websocket(st, session)
@@ -713,8 +716,7 @@ class Inspector:
         parser = session.dirs[d].parser
         parser.synced = True
         parser.skipped += pos
-        for packet, direction, piece, ts in pieces:
-            self._frames(st, direction, piece, ts, packet, 0, out)
+        self._held_frames(st, pieces, out)
 
     # -- frames and messages ----------------------------------------------
 
@@ -946,7 +948,7 @@ class Inspector:
             issues = first.issues[:]
             complete = complete and first.complete
             wire = first.payload
-            sent = first.length if first.complete else _sent(first)
+            sent = _sent(first)
         else:
             issues = [extra] if extra is not None else []
             for f in frames:
@@ -955,8 +957,7 @@ class Inspector:
                 if not f.complete:
                     complete = False
             wire = b"".join(f.payload for f in frames)
-            sent = sum(f.length if f.complete else _sent(f) for f in frames)
-        # ``sent``: payload bytes as sent, also where a hole or the size cap cut them.
+            sent = sum(_sent(f) for f in frames)
         payload = wire
         compressed = False
         inflater = direction.inflater
