@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from wsinspect.capture import RawPacket, open_capture
+from wsinspect.capture import open_capture
+from wsinspect.packet import RawPacket
 from wsinspect.session import Event, Inspector, Message, Options, SessionSummary
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import dpkt
 
-from wsinspect.capture import LINKTYPE_ETHERNET, RawPacket
 from wsinspect.frames import unmask
 from wsinspect.http import accept_key
+from wsinspect.packet import LINKTYPE_ETHERNET, RawPacket
 
 KEY = b"\x11\x22\x33\x44"
 WS_KEY = base64.b64encode(hashlib.md5(b"wsinspect").digest()).decode()

@@ -24,21 +24,9 @@ import pytest
 
 from tests.packets import Flow
 from wsinspect import capture
-from wsinspect.capture import (
-    LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
-    LINKTYPE_LINUX_SLL,
-    LINKTYPE_RAW,
-    PCAP_MAGIC_NS,
-    PCAP_MAGIC_US,
-    PCAPNG_BYTE_ORDER,
-    PCAPNG_SHB,
-    CaptureReader,
-    open_capture,
-)
+from wsinspect.capture import PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAPNG_BYTE_ORDER, PCAPNG_SHB, CaptureReader, open_capture
 from wsinspect.errors import CaptureError, WsinspectError
-from wsinspect.packet import tcp_fields
-from wsinspect.session import shard_of
+from wsinspect.packet import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL, LINKTYPE_RAW, shard_of, tcp_fields
 
 Packet = tuple[float, int, bytes]
 

@@ -16,8 +16,11 @@ import struct
 import dpkt
 import pytest
 
-from wsinspect.capture import (
+from wsinspect.packet import (
+    ACK,
+    CUT_SHIFT,
     DECODED_LINKTYPES,
+    FIN,
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
@@ -26,8 +29,13 @@ from wsinspect.capture import (
     LINKTYPE_LOOP,
     LINKTYPE_NULL,
     LINKTYPE_RAW,
+    RST,
+    SYN,
+    Segment,
+    endpoints,
+    reverse_key,
+    tcp_fields,
 )
-from wsinspect.packet import ACK, CUT_SHIFT, FIN, RST, SYN, Segment, endpoints, reverse_key, tcp_fields
 
 PSH = 0x08
 ECE_CWR = 0xC0

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from tests.conftest import CAPTURES, decode_packets, run_cli
 from tests.packets import Flow, upgrade_request, upgrade_response, write_pcap, ws_frame
-from wsinspect.capture import (
+from wsinspect.capture import open_capture
+from wsinspect.frames import FrameParser
+from wsinspect.packet import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
@@ -18,9 +20,7 @@ from wsinspect.capture import (
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_NULL,
     RawPacket,
-    open_capture,
 )
-from wsinspect.frames import FrameParser
 from wsinspect.session import Message, Options
 
 SMALL = ["violations.pcap", "raw_edge.pcap", "aiohttp_basic.pcap", "websockets_many.pcap", "rejected.pcap"]

@@ -8,9 +8,8 @@ import zlib
 
 from tests.conftest import decode_packets, messages, summaries
 from tests.packets import Flow, upgrade_request, upgrade_response, ws_frame
-from wsinspect.capture import RawPacket
 from wsinspect.issues import Issue
-from wsinspect.packet import ACK, Segment
+from wsinspect.packet import ACK, RawPacket, Segment
 from wsinspect.session import Inspector, Options, SessionOpened, SessionUpgraded
 from wsinspect.tcp import StreamData, StreamEnd
 

@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import decode_packets, messages, summaries
-from wsinspect.capture import RawPacket, open_capture
+from wsinspect.capture import open_capture
 from wsinspect.issues import Issue
-from wsinspect.packet import ACK, CUT_SHIFT, FIN, RST, SYN, Segment, reverse_key
+from wsinspect.packet import ACK, CUT_SHIFT, FIN, RST, SYN, RawPacket, Segment, reverse_key
 from wsinspect.tcp import MAX_AHEAD, Connection, Reassembler, StreamData, StreamEnd
 
 PSH = 0x08

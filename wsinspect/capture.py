@@ -14,36 +14,11 @@ import struct
 import sys
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from wsinspect.errors import CaptureError
+from wsinspect.packet import DECODED_LINKTYPES, LINKTYPE_ETHERNET, SHARD_BYTES, RawPacket
 
-# Link-layer header types (https://www.tcpdump.org/linktypes.html).
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_LOOP = 108
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276
-# The link types packet.tcp_fields decodes (12 and 14: raw IP on some BSDs). Packets
-# of any other are skipped, and the reader says how many.
-DECODED_LINKTYPES = frozenset(
-    (
-        LINKTYPE_NULL,
-        LINKTYPE_ETHERNET,
-        LINKTYPE_RAW,
-        12,
-        14,
-        LINKTYPE_LOOP,
-        LINKTYPE_LINUX_SLL,
-        LINKTYPE_IPV4,
-        LINKTYPE_IPV6,
-        LINKTYPE_LINUX_SLL2,
-    )
-)
 # Names of link types that captures are met with, for that message.
 _UNDECODED_NAMES = {
     6: "IEEE 802.5 Token Ring",
@@ -83,18 +58,6 @@ STREAM_CHUNK = 1 << 20
 # longer with 1 MiB: the chunk has to stay in the CPU's cache between its copy from
 # the page cache and its parsing.
 FILE_CHUNK = 256 << 10
-
-
-@dataclass(slots=True)
-class RawPacket:
-    """One captured packet: timestamp (epoch seconds), link type, captured bytes, and
-    its number in the capture, from 1 as in Wireshark (0: not numbered by its source;
-    the Inspector then counts the packets it is fed)."""
-
-    ts: float
-    linktype: int
-    data: memoryview
-    number: int = 0
 
 
 class CaptureReader:
@@ -141,7 +104,7 @@ class CaptureReader:
 
     def only_shard(self, shard: int, shards: int) -> None:
         """Skip, before making any object of them, the packets of TCP connections
-        outside ``shard`` of ``shards`` (session.shard_of) that can be told at fixed
+        outside ``shard`` of ``shards`` (packet.shard_of) that can be told at fixed
         offsets: Ethernet, IPv4 without options. Other packets are left to the
         Inspector's own shard test. Packet numbers still count every record."""
         self._source.shard = shard
@@ -400,6 +363,8 @@ def _pcap(src: _Source) -> Iterator[RawPacket]:
     shard, shards = src.shard, src.shards
     if linktype != LINKTYPE_ETHERNET:
         shards = 0  # the shard test below reads Ethernet offsets
+    # packet.shard_of at fixed offsets (packet.SHARD_BYTES) from the record's start.
+    shard_a, shard_b = (16 + at for at in SHARD_BYTES)
     number = 0
     pos = 24
     try:
@@ -419,15 +384,14 @@ def _pcap(src: _Source) -> Iterator[RawPacket]:
                 number += 1
                 if caplen < origlen:
                     src.snaplen_cut += 1
-                # session.shard_of at fixed offsets (IPv4 without options: the ports'
-                # low bytes at 35 and 37): another shard's packet costs no object.
+                # Another shard's Ethernet/IPv4 packet (packet.SHARD_BYTES) costs no object.
                 if (
                     shards
                     and caplen >= 38
                     and buf[pos + 30] == 0x45
                     and buf[pos + 28] == 0x08
                     and buf[pos + 29] == 0
-                    and (buf[pos + 51] ^ buf[pos + 53]) % shards != shard
+                    and (buf[pos + shard_a] ^ buf[pos + shard_b]) % shards != shard
                 ):
                     pos = end
                     continue
@@ -470,6 +434,7 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
     interfaces: list[tuple[int, float, float, int, bool]] = []
     undecoded = src.undecoded
     shard, shards = src.shard, src.shards
+    shard_a, shard_b = (28 + at for at in SHARD_BYTES)  # as in _pcap, from the block's start
     number = 0
     last = 0, 1.0, 0.0  # the last Enhanced Packet Block's time: ticks, divisor, offset
     try:
@@ -522,7 +487,7 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
                             and buf[pos + 42] == 0x45
                             and buf[pos + 40] == 0x08
                             and buf[pos + 41] == 0
-                            and (buf[pos + 63] ^ buf[pos + 65]) % shards != shard
+                            and (buf[pos + shard_a] ^ buf[pos + shard_b]) % shards != shard
                         ):
                             pos = end
                             continue

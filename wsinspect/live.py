@@ -45,15 +45,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, BinaryIO, NoReturn
 
-from wsinspect.capture import (
-    LINKTYPE_ETHERNET,
-    LINKTYPE_LINUX_SLL2,
-    LINKTYPE_RAW,
-    PCAP_MAGIC_NS,
-    RawPacket,
-)
+from wsinspect.capture import PCAP_MAGIC_NS
 from wsinspect.cli import Printer, add_output_options, stdout_binary, write_output
 from wsinspect.errors import CaptureError
+from wsinspect.packet import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, RawPacket
 
 # This module is imported whenever the command line is parsed (to register its
 # commands), so what only capturing needs (the decoder, ctypes, orjson) is

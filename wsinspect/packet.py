@@ -1,4 +1,4 @@
-"""Link, IP and TCP headers: RawPacket bytes -> TCP fields (and the Segment type).
+"""Link, IP and TCP headers: RawPacket bytes -> TCP fields (RawPacket, the link types and Segment live here).
 
 Pure and per-packet hot: headers are unpacked with precompiled structs straight
 from the capture's memoryview; nothing but TCP survives, and nothing is copied but
@@ -11,16 +11,44 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from wsinspect.capture import (
-    LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
-    LINKTYPE_IPV6,
-    LINKTYPE_LINUX_SLL,
-    LINKTYPE_LINUX_SLL2,
-    LINKTYPE_LOOP,
-    LINKTYPE_NULL,
-    LINKTYPE_RAW,
+# Link-layer header types (https://www.tcpdump.org/linktypes.html).
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LOOP = 108
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_LINUX_SLL2 = 276
+# The link types packet.tcp_fields decodes (12 and 14: raw IP on some BSDs). Packets
+# of any other are skipped, and the reader says how many.
+DECODED_LINKTYPES = frozenset(
+    (
+        LINKTYPE_NULL,
+        LINKTYPE_ETHERNET,
+        LINKTYPE_RAW,
+        12,
+        14,
+        LINKTYPE_LOOP,
+        LINKTYPE_LINUX_SLL,
+        LINKTYPE_IPV4,
+        LINKTYPE_IPV6,
+        LINKTYPE_LINUX_SLL2,
+    )
 )
+
+
+@dataclass(slots=True)
+class RawPacket:
+    """One captured packet: timestamp (epoch seconds), link type, captured bytes, and
+    its number in the capture, from 1 as in Wireshark (0: not numbered by its source;
+    the Inspector then counts the packets it is fed)."""
+
+    ts: float
+    linktype: int
+    data: memoryview
+    number: int = 0
+
 
 # TCP flags (RFC 9293 3.1).
 FIN = 0x01
@@ -201,6 +229,20 @@ def _cut(
     if start < tcp + 20 or start > n or start > end:
         return None
     return key, seq, ack, flags | (end - n) << CUT_SHIFT, start, end
+
+
+def shard_of(key: bytes, shards: int) -> int:
+    """The shard of a TCP flow, the same for both directions: its ports' low bytes
+    XORed (ephemeral client ports vary in their low byte, so flows spread evenly)."""
+    return (key[-1] ^ key[-3]) % shards
+
+
+# shard_of's two bytes where a reader finds them without decoding the packet: in an
+# Ethernet frame carrying IPv4 without options (tcp_fields' fast path: EtherType
+# 0x0800 at 12, version 4 and IHL 5 at 14), the flow key is bytes 26..38, so its
+# third-to-last and last bytes are at 35 and 37. The capture readers skip another
+# shard's packets with them before making any object of them.
+SHARD_BYTES = (38 - 3, 38 - 1)
 
 
 def reverse_key(key: bytes) -> bytes:

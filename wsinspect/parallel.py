@@ -1,7 +1,7 @@
 """`wsinspect read -j N`: decode a capture file on every core.
 
 Each worker process reads the whole file (the kernel's page cache serves it once)
-but decodes only the TCP connections of its shard (session.shard_of; the capture
+but decodes only the TCP connections of its shard (packet.shard_of; the capture
 reader skips most of the other shards' packets before making objects of them), so
 each connection is decoded by exactly one worker, with the same code as a plain read.
 Workers render their output records themselves (the costly part) and send them

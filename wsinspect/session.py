@@ -26,7 +26,6 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from wsinspect.capture import RawPacket
 from wsinspect.deflate import DeflateParams, Inflater, negotiate
 from wsinspect.frames import (
     DEFAULT_MAX_PAYLOAD,
@@ -47,7 +46,7 @@ from wsinspect.http import (
     plausible_http_prefix,
 )
 from wsinspect.issues import Issue
-from wsinspect.packet import ACK, FIN, RST, SYN, Segment, endpoints, tcp_fields
+from wsinspect.packet import ACK, FIN, RST, SYN, RawPacket, Segment, endpoints, shard_of, tcp_fields
 from wsinspect.tcp import Connection, Reassembler, StreamData, StreamEnd
 
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
@@ -180,12 +179,6 @@ def _sent(frame: Frame) -> int:
     if not frame.complete and (Issue.FRAME_TRUNCATED in frame.issues or Issue.LENGTH_TOP_BIT in frame.issues):
         return len(frame.payload)
     return frame.length
-
-
-def shard_of(key: bytes, shards: int) -> int:
-    """The shard of a TCP flow, the same for both directions: its ports' low bytes
-    XORed (ephemeral client ports vary in their low byte, so flows spread evenly)."""
-    return (key[-1] ^ key[-3]) % shards
 
 
 class _Direction:

@@ -14,7 +14,8 @@ from typing import Any
 from textual.widgets import Checkbox, Input, Select, TabbedContent
 
 from tests.tui.conftest import CAPTURES, ROOT, run, settle, shown, tui, wait_for
-from wsinspect.capture import RawPacket, open_capture
+from wsinspect.capture import open_capture
+from wsinspect.packet import RawPacket
 from wsinspect.session import Inspector, SessionUpgraded
 from wsinspect.tui.app import WsinspectApp
 from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen

@@ -12,7 +12,8 @@ import pytest
 from tests.conftest import decode_file, messages
 from tests.tui.conftest import CAPTURES
 from wsinspect import jsonl
-from wsinspect.capture import RawPacket, open_capture
+from wsinspect.capture import open_capture
+from wsinspect.packet import RawPacket
 from wsinspect.session import SessionUpgraded
 from wsinspect.tui import render
 from wsinspect.tui.store import Batch, Decoder, FileSource, MessageFilter, MessageStore, Spill, search

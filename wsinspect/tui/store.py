@@ -24,10 +24,11 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from wsinspect.capture import CaptureReader, RawPacket, open_capture
+from wsinspect.capture import CaptureReader, open_capture
 from wsinspect.errors import WsinspectError
 from wsinspect.frames import Frame
 from wsinspect.issues import Issue
+from wsinspect.packet import RawPacket
 from wsinspect.session import S2C, Inspector, Message, Options, SessionOpened, SessionSummary, SessionUpgraded
 
 # Per-message flag bits.
