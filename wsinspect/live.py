@@ -46,9 +46,10 @@ from types import FrameType
 from typing import Any, BinaryIO, NoReturn
 
 from wsinspect.capture import PCAP_MAGIC_NS
-from wsinspect.cli import Printer, add_output_options, stdout_binary, write_output
 from wsinspect.errors import CaptureError
+from wsinspect.options import add_output_options
 from wsinspect.packet import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, RawPacket
+from wsinspect.printer import Printer, stdout_binary, write_output
 
 # This module is imported whenever the command line is parsed (to register its
 # commands), so what only capturing needs (the decoder, ctypes, orjson) is

@@ -27,8 +27,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from wsinspect.capture import open_capture
-from wsinspect.cli import Printer
 from wsinspect.errors import WsinspectError
+from wsinspect.printer import Printer
 from wsinspect.session import Inspector, Message, Options, SessionOpened, SessionSummary
 
 # Packets per batch: small enough that output streams, large enough to amortise pickling.

@@ -21,7 +21,7 @@ keys:
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from wsinspect.cli import add_file_arguments, add_filter_options, add_size_option
+    from wsinspect.options import add_file_arguments, add_filter_options, add_size_option
 
     p = sub.add_parser(
         "tui",
@@ -37,7 +37,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from wsinspect.cli import capture_path
+    from wsinspect.options import capture_path
     from wsinspect.session import Options
     from wsinspect.tui.store import FileSource
 

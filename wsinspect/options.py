@@ -1,0 +1,132 @@
+"""The argparse pieces shared by every command (read, live, tui): options and their types.
+
+Front ends share these instead of importing each other (cli, live and tui each build
+their own command from them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from wsinspect.vocab import OPCODE_BY_NAME
+
+# --opcode names (vocab.OPCODE_BY_NAME: as the text output shows them, and tshark's "continuation").
+OPCODE_NAMES = "text, binary, close, ping, pong, cont (a stray continuation frame), 0xN"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def size_arg(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    mult = units.get(t[-1:], 1)
+    if t[-1:] in units:
+        t = t[:-1]
+    try:
+        value = int(float(t) * mult)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64M)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def opcode_list(text: str) -> set[int]:
+    result = set()
+    for name in text.split(","):
+        name = name.strip().lower()
+        if name in OPCODE_BY_NAME:
+            result.add(OPCODE_BY_NAME[name])
+        elif re.fullmatch(r"0x[0-9a-f]", name):
+            result.add(int(name, 16))
+        else:
+            raise argparse.ArgumentTypeError(f"unknown opcode {name!r} ({OPCODE_NAMES})")
+    return result
+
+
+def regex_arg(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"bad regular expression {text!r}: {exc}") from None
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that prints messages (read, live)."""
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="JSON Lines: one object per message and per session")
+    out.add_argument(
+        "--frames",
+        action="store_true",
+        help="also show every frame: a line under each message, or with --json one object per frame",
+    )
+    out.add_argument(
+        "-t",
+        dest="time_format",
+        choices=["r", "a", "ad", "e", "u", "ud"],
+        default="r",
+        help="time format: r relative to the first packet (default), a absolute local, ad with date, "
+        "e epoch seconds, u/ud UTC",
+    )
+    out.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour the text output (auto: only when stdout is a terminal)",
+    )
+    out.add_argument("-q", "--quiet", action="store_true", help="no message lines: only the session summary")
+    filt = add_filter_options(p, "filters", "only text messages matching REGEX")
+    filt.add_argument("-c", dest="count", type=positive_int, metavar="COUNT", help="stop after COUNT messages")
+    add_size_option(p)
+
+
+def add_file_arguments(p: argparse.ArgumentParser, stdin: bool) -> None:
+    """The capture file, as FILE or as tshark's -r FILE."""
+    where = "; - for stdin" if stdin else ""
+    p.add_argument("file", nargs="?", help=f"capture file (pcap, pcapng, optionally .gz){where}")
+    p.add_argument("-r", dest="read_file", metavar="FILE", help="capture file, as with tshark -r")
+
+
+def capture_path(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The capture file named by add_file_arguments' options (a usage error if none or both)."""
+    if args.read_file and args.file:
+        parser.error(f"{args.command}: give the capture file once (either FILE or -r FILE)")
+    path: str | None = args.read_file or args.file
+    if path is None:
+        parser.error(f"{args.command}: a capture file is required")
+    return path
+
+
+def add_filter_options(p: argparse.ArgumentParser, title: str, grep_help: str) -> argparse._ArgumentGroup:
+    """--session, --opcode and --grep (read, live, tui)."""
+    filt = p.add_argument_group(title)
+    filt.add_argument(
+        "--session", type=positive_int, action="append", metavar="N", help="only session N (may be repeated)"
+    )
+    filt.add_argument(
+        "--opcode",
+        type=opcode_list,
+        metavar="LIST",
+        help=f"only these opcodes, comma-separated: {OPCODE_NAMES}; e.g. text,binary or close,0x3",
+    )
+    filt.add_argument("--grep", type=regex_arg, metavar="REGEX", help=grep_help)
+    return filt
+
+
+def add_size_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-message-size",
+        type=size_arg,
+        default=64 << 20,
+        metavar="SIZE",
+        help="cut messages (after decompression) beyond SIZE, e.g. 64M (default)",
+    )
