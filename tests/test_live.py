@@ -517,8 +517,7 @@ def _gso_capped(net: dict[str, str]) -> bool:
 
 def test_pcap_record_layout(tmp_path: Path) -> None:
     """The writer's header and records as the pcap format defines them (nanosecond magic)."""
-    from wsinspect.capture import PCAP_MAGIC_NS, open_capture
-    from wsinspect.live import PcapWriter
+    from wsinspect.capture import PCAP_MAGIC_NS, PcapWriter, open_capture
 
     path = tmp_path / "w.pcap"
     writer = PcapWriter(str(path), 1)
@@ -540,7 +539,7 @@ def test_pcap_writer_counts_only_records_that_reached_the_disk(tmp_path: Path) -
     script = f"""
 import resource, signal
 from wsinspect.errors import CaptureError
-from wsinspect.live import PcapWriter
+from wsinspect.capture import PcapWriter
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 writer = PcapWriter({str(path)!r}, 1)
 resource.setrlimit(resource.RLIMIT_FSIZE, (24 + 3 * 116 + 50, resource.RLIM_INFINITY))
@@ -562,7 +561,8 @@ def test_ring_blocks(tmp_path: Path) -> None:
     """The TPACKET_V3 ring walk on a hand-built block (the kernel's layout, if_packet.h):
     802.1Q tags put back into Ethernet frames; cooked packets get SLL2 headers; lo's
     outgoing copies skipped; packets the kernel cut are counted, their length kept."""
-    from wsinspect import live
+    from wsinspect import sniff
+    from wsinspect.capture import PcapWriter
 
     def packet(
         ring: bytearray,
@@ -591,14 +591,14 @@ def test_ring_blocks(tmp_path: Path) -> None:
             mac,
             0,
             tci,
-            0x88A8 if status & live.TP_STATUS_VLAN_TPID_VALID else 0,
+            0x88A8 if status & sniff.TP_STATUS_VLAN_TPID_VALID else 0,
         )
         struct.pack_into("=H2siHBB8s", ring, at + 48, 17, b"\x08\x00", ifindex, 1, pkttype, 6, b"\xaa" * 6)
         ring[at + mac : at + mac + len(data)] = data
 
     def block(packets: list[dict[str, Any]]) -> bytearray:
-        ring = bytearray(2 * live.BLOCK_SIZE)
-        struct.pack_into("IIIII", ring, 0, 3, 0, live.TP_STATUS_USER, len(packets), 48)
+        ring = bytearray(2 * sniff.BLOCK_SIZE)
+        struct.pack_into("IIIII", ring, 0, 3, 0, sniff.TP_STATUS_USER, len(packets), 48)
         at = 48
         for i, p in enumerate(packets):
             size = 96 + len(p["data"])
@@ -611,14 +611,14 @@ def test_ring_blocks(tmp_path: Path) -> None:
     ring = block(
         [
             {"data": frame},
-            {"data": frame, "status": live.TP_STATUS_VLAN_VALID, "tci": 5},
-            {"data": frame, "status": live.TP_STATUS_VLAN_VALID | live.TP_STATUS_VLAN_TPID_VALID, "tci": 7},
+            {"data": frame, "status": sniff.TP_STATUS_VLAN_VALID, "tci": 5},
+            {"data": frame, "status": sniff.TP_STATUS_VLAN_VALID | sniff.TP_STATUS_VLAN_TPID_VALID, "tci": 7},
         ]
     )
-    writer = live.PcapWriter(str(tmp_path / "ring.pcap"), 1)
-    capture = live.Capture([live._Tap("eth", None, ring, 1, False)], writer, set())  # type: ignore[arg-type]
+    writer = PcapWriter(str(tmp_path / "ring.pcap"), 1)
+    capture = sniff.Capture([sniff._Tap("eth", None, ring, 1, False)], writer, set())  # type: ignore[arg-type]
     assert capture._blocks(capture.taps[0]) is True
-    assert struct.unpack_from("I", ring, 8)[0] == live.TP_STATUS_KERNEL  # the block is given back
+    assert struct.unpack_from("I", ring, 8)[0] == sniff.TP_STATUS_KERNEL  # the block is given back
     assert capture.taps[0].block == 1
     batch = capture.queue.get(0)
     assert batch is not None
@@ -633,21 +633,21 @@ def test_ring_blocks(tmp_path: Path) -> None:
     assert [(caplen, origlen) for caplen, origlen, _ in records_] == [(18, 18), (22, 22), (22, 22)]
 
     # lo on a kernel without PACKET_IGNORE_OUTGOING: the loop skips the outgoing copies.
-    ring = block([{"data": frame, "pkttype": live.PACKET_OUTGOING, "ifindex": 1}, {"data": frame, "ifindex": 1}])
-    capture = live.Capture([live._Tap("lo", None, ring, 1, True)], None, {1})  # type: ignore[arg-type]
+    ring = block([{"data": frame, "pkttype": sniff.PACKET_OUTGOING, "ifindex": 1}, {"data": frame, "ifindex": 1}])
+    capture = sniff.Capture([sniff._Tap("lo", None, ring, 1, True)], None, {1})  # type: ignore[arg-type]
     capture._blocks(capture.taps[0])
     assert capture.captured == 1
 
     ip = b"E" + bytes(39)
     ring = block(
         [
-            {"data": ip, "pkttype": live.PACKET_OUTGOING, "ifindex": 1},  # lo going out: skipped
+            {"data": ip, "pkttype": sniff.PACKET_OUTGOING, "ifindex": 1},  # lo going out: skipped
             {"data": ip, "pkttype": 0, "ifindex": 1},
             {"data": ip, "length": 300_000, "ifindex": 2},
         ]
     )
-    writer = live.PcapWriter(str(tmp_path / "cooked.pcap"), 276)
-    capture = live.Capture([live._Tap("any", None, ring, 276, True)], writer, {1})  # type: ignore[arg-type]
+    writer = PcapWriter(str(tmp_path / "cooked.pcap"), 276)
+    capture = sniff.Capture([sniff._Tap("any", None, ring, 276, True)], writer, {1})  # type: ignore[arg-type]
     capture._blocks(capture.taps[0])
     batch = capture.queue.get(0)
     assert batch is not None and len(batch) == 2 and capture.captured == 2

@@ -7,6 +7,7 @@ told apart by their magic bytes, never by the file name.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import stat
@@ -14,7 +15,7 @@ import struct
 import sys
 import zlib
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, cast
+from typing import BinaryIO, NoReturn, cast
 
 from wsinspect.errors import CaptureError
 from wsinspect.packet import DECODED_LINKTYPES, LINKTYPE_ETHERNET, SHARD_BYTES, RawPacket
@@ -546,3 +547,73 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
         warnings.append(
             f"{src.name}: the capture is cut short in the middle of a block ({len(buf) - pos} trailing bytes ignored)"
         )
+
+
+# -- writing ------------------------------------------------------------------
+
+SNAPLEN = 262144  # tcpdump's default: lo's 64 KiB packets and GSO ones are kept whole
+_pcap_header = struct.Struct("<IHHiIII")
+_pcap_record = struct.Struct("<IIII")
+
+
+class PcapWriter:
+    """A pcap file with nanosecond timestamps, written by the capture thread.
+
+    Records are buffered and flushed after every pass over the rings, so the file on
+    disk is a valid capture a few milliseconds behind the wire; a kill -9 can at worst
+    cut the last record, which readers report and skip.
+    """
+
+    def __init__(self, path: str, linktype: int) -> None:
+        self.path = path
+        try:
+            self._f = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise CaptureError(f"cannot write {path}: {exc.strerror}") from None
+        self.packets = 0  # whole records on disk
+        self._pack = _pcap_record.pack
+        self._write = self._f.write
+        # Where each record handed to the buffer since the last flush ends in the
+        # file: a flush that fails (disk full) may have written only some of them.
+        self._ends: list[int] = []
+        self._offset = _pcap_header.size
+        try:
+            self._write(_pcap_header.pack(PCAP_MAGIC_NS, 2, 4, 0, 0, SNAPLEN, linktype))
+            self._f.flush()
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # the fd is closed even when the last flush fails
+                self._f.close()
+            raise CaptureError(f"cannot write {path}: {exc.strerror}") from None
+
+    def write(self, sec: int, nsec: int, data: bytes, origlen: int) -> None:
+        try:
+            self._write(self._pack(sec, nsec, len(data), origlen))
+            self._write(data)
+        except OSError as exc:
+            self._failed(exc)
+        self._offset += _pcap_record.size + len(data)
+        self._ends.append(self._offset)
+
+    def flush(self) -> None:
+        try:
+            self._f.flush()
+        except OSError as exc:
+            self._failed(exc)
+        self.packets += len(self._ends)
+        self._ends.clear()
+
+    def close(self) -> None:
+        try:
+            self._f.close()
+        except OSError as exc:
+            self._failed(exc)
+        self.packets += len(self._ends)
+        self._ends.clear()
+
+    def _failed(self, exc: OSError) -> NoReturn:
+        """Count the records that did reach the disk, then report the failure."""
+        with contextlib.suppress(OSError):
+            size = os.stat(self.path).st_size  # the file may be closed already
+            self.packets += sum(1 for end in self._ends if end <= size)
+        self._ends.clear()
+        raise CaptureError(f"cannot write {self.path}: {exc.strerror}") from None

@@ -11,7 +11,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from wsinspect.tui.store import MessageFilter, Source
+    from wsinspect.tui.store import Source
 
 TUI_EPILOG = """\
 keys:
@@ -34,12 +34,22 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add_filter_options(p, "filters (the f key changes them)", "only messages whose payload matches REGEX")
     add_size_option(p)
     p.set_defaults(func=run, parser=p)
+    live = sub.choices.get("live")
+    if live is not None:
+        # `live --tui` runs the TUI over the capture (wsinspect.tui.live), loaded only then.
+        live.set_defaults(run_tui=_run_live)
+
+
+def _run_live(*args: Any) -> int:
+    from wsinspect.tui.live import run_live
+
+    return run_live(*args)
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from wsinspect.options import capture_path
     from wsinspect.session import Options
-    from wsinspect.tui.store import FileSource
+    from wsinspect.tui.store import FileSource, message_filter
 
     path = capture_path(args, parser)
     if path == "-":
@@ -52,18 +62,6 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         sessions=set(args.session) if args.session else None,
         message_filter=message_filter(args),
     )
-
-
-def message_filter(args: argparse.Namespace) -> MessageFilter:
-    """The starting filter from --opcode and --grep (the f key changes it)."""
-    from wsinspect.tui.store import MessageFilter
-
-    flt = MessageFilter()
-    if args.opcode is not None:
-        flt.opcodes = frozenset(args.opcode)
-    if args.grep is not None:
-        flt.pattern, flt.query, flt.regex = args.grep, args.grep.pattern, True
-    return flt
 
 
 def run_tui(source: Source, **kwargs: Any) -> int:

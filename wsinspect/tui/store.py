@@ -12,6 +12,7 @@ Nothing here imports Textual: the decode loop and the store are tested on their 
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import tempfile
@@ -509,3 +510,13 @@ def search(
         if pattern.search(store.text(indices[pos])):
             return pos
     return None
+
+
+def message_filter(args: argparse.Namespace) -> MessageFilter:
+    """The starting filter from --opcode and --grep (the f key changes it)."""
+    flt = MessageFilter()
+    if args.opcode is not None:
+        flt.opcodes = frozenset(args.opcode)
+    if args.grep is not None:
+        flt.pattern, flt.query, flt.regex = args.grep, args.grep.pattern, True
+    return flt
