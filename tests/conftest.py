@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from wsinspect.capture import open_capture
+from wsinspect.messages import Message
 from wsinspect.packet import RawPacket
-from wsinspect.session import Event, Inspector, Message, Options, SessionSummary
+from wsinspect.session import Event, Inspector, Options, SessionSummary
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"

@@ -24,7 +24,8 @@ from tests.conftest import (
 )
 from wsinspect.issues import Issue
 from wsinspect.jsonl import message_opcode
-from wsinspect.session import Inspector, Message, Options, SessionSummary
+from wsinspect.messages import Message
+from wsinspect.session import Inspector, Options, SessionSummary
 
 TRUTHS = truth_files()
 DATA = ("text", "binary")

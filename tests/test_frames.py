@@ -246,7 +246,7 @@ def test_finish_flags_a_cut_frame() -> None:
 
 def test_oversized_frame_is_cut_at_the_limit_and_decoding_continues() -> None:
     big = frame(2, b"z" * 5000)
-    p = FrameParser(False, max_payload=1000)
+    p = FrameParser(False, max_message_size=1000)
     frames = p.feed(big[:3000], 1.0, 1) + p.feed(big[3000:] + HELLO_UNMASKED, 2.0, 2)
     assert [len(f.payload) for f in frames] == [1000, 5]
     assert frames[0].issues == [Issue.MESSAGE_TOO_LARGE] and frames[0].length == 5000
@@ -263,6 +263,6 @@ def test_the_size_cap_cuts_messages_not_control_frames() -> None:
     close = frame(8, b"\x03\xe8bye", key=KEY)
     data = frame(2, b"0123456789", key=KEY)
     for pieces in ([close + data], [close[:5], close[5:] + data[:7], data[7:]]):
-        p = FrameParser(True, max_payload=1)
+        p = FrameParser(True, max_message_size=1)
         got = [f for piece in pieces for f in p.feed(piece, 1.0, 1)]
         assert [(f.opcode, f.payload, f.complete) for f in got] == [(8, b"\x03\xe8bye", True), (2, b"0", False)]

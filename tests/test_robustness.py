@@ -12,6 +12,7 @@ from tests.conftest import CAPTURES, decode_packets, run_cli
 from tests.packets import Flow, upgrade_request, upgrade_response, write_pcap, ws_frame
 from wsinspect.capture import open_capture
 from wsinspect.frames import FrameParser
+from wsinspect.messages import Message
 from wsinspect.packet import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
@@ -21,7 +22,7 @@ from wsinspect.packet import (
     LINKTYPE_NULL,
     RawPacket,
 )
-from wsinspect.session import Message, Options
+from wsinspect.session import Options
 
 SMALL = ["violations.pcap", "raw_edge.pcap", "aiohttp_basic.pcap", "websockets_many.pcap", "rejected.pcap"]
 

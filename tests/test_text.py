@@ -13,15 +13,16 @@ from tests.conftest import decode_file, messages, summaries
 from wsinspect import jsonl
 from wsinspect.frames import Frame
 from wsinspect.issues import Issue
-from wsinspect.session import C2S, Message
+from wsinspect.messages import Message
 from wsinspect.text import _ESCAPES, Colors, TextWriter, TimeFormat, human_bytes, preview, sanitize
+from wsinspect.vocab import Direction
 
 
 def _message(opcode: int, payload: bytes, text: str | None = None, **kw: object) -> Message:
     fields: dict[str, object] = dict(
         session=1,
         ts=10.5,
-        dir=C2S,
+        dir=Direction.C2S,
         opcode=opcode,
         frames=[],
         masked=True,

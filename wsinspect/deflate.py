@@ -91,9 +91,11 @@ def _answers(values: dict[str, object], offer: Extension) -> bool:
 class Inflater:
     """Inflates one direction's compressed messages, byte-exact, with a size cap."""
 
-    def __init__(self, no_context_takeover: bool, max_size: int, trusted: bool = True, window_bits: int = 15) -> None:
+    def __init__(
+        self, no_context_takeover: bool, max_message_size: int, trusted: bool = True, window_bits: int = 15
+    ) -> None:
         self.no_context_takeover = no_context_takeover
-        self.max_size = max_size
+        self.max_message_size = max_message_size
         # The sender's negotiated window (RFC 7692 7.1.2): a back-reference beyond it
         # fails to inflate. zlib's deflate never uses less than 9 bits, even when 8
         # was negotiated, so 8 is read as 9 rather than failing zlib's own peers.
@@ -109,7 +111,7 @@ class Inflater:
         self._history = 0
 
     def inflate(self, data: bytes, whole: bool = True) -> tuple[bytes, Issue | None]:
-        """Inflate one message (or deflate-frame frame); never more than max_size bytes.
+        """Inflate one message (or deflate-frame frame); never more than max_message_size bytes.
 
         ``whole`` is False for the start of a message whose end was not kept (cut
         at the size cap): it is inflated as far as it goes, and the window restarts.
@@ -124,15 +126,15 @@ class Inflater:
             self._history = self._window
         obj = self._obj
         try:
-            out = obj.decompress(data + TAIL if whole else data, self.max_size + 1)
+            out = obj.decompress(data + TAIL if whole else data, self.max_message_size + 1)
         except zlib.error:
             issue = Issue.INFLATE_FAILED if self._history >= self._window else Issue.INFLATE_CONTEXT_LOST
             self.lose()
             return b"", issue
-        if len(out) > self.max_size:
+        if len(out) > self.max_message_size:
             # A bomb or just a huge message: keep the cap's worth, drop the window.
             self.lose()
-            return out[: self.max_size], Issue.MESSAGE_TOO_LARGE
+            return out[: self.max_message_size], Issue.MESSAGE_TOO_LARGE
         if not whole:
             self.lose()
             return out, None

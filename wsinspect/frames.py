@@ -1,4 +1,4 @@
-"""WebSocket frames (RFC 6455 section 5): FrameParser, Frame, unmask().
+"""WebSocket frames (RFC 6455 section 5): FrameParser, Frame, unmask(), close payloads.
 
 A FrameParser is fed one direction's reassembled bytes and returns the frames that
 are complete. Violations become issues on the frame; nothing raises. After a hole in
@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from wsinspect.issues import Issue
 
-# A frame larger than this keeps only its first bytes (the rest is counted, not stored).
-DEFAULT_MAX_PAYLOAD = 64 << 20
+# --max-message-size's default: a message (and so a frame) larger than this keeps only
+# its first bytes (the rest is counted, not stored; inflated output is cut there too).
+DEFAULT_MAX_MESSAGE_SIZE = 64 << 20
 # How much unsynchronised data the hunt keeps looking at before dropping the front.
 HUNT_WINDOW = 256 << 10
 
@@ -62,6 +63,25 @@ def close_code_name(code: int) -> str:
 def close_code_allowed(code: int) -> bool:
     """Whether an endpoint may send this code (RFC 6455 7.4.1, 7.4.2)."""
     return (1000 <= code <= 1003) or (1007 <= code <= 1014) or (3000 <= code <= 4999)
+
+
+def parse_close(payload: bytes, issues: list[Issue]) -> tuple[int | None, str | None]:
+    """A Close frame's code and reason (RFC 6455 5.5.1, 7.4); findings go to ``issues``."""
+    if not payload:
+        return None, None
+    if len(payload) == 1:
+        issues.append(Issue.CLOSE_PAYLOAD_ONE_BYTE)
+        return None, None
+    code = int.from_bytes(payload[:2], "big")
+    if not close_code_allowed(code):
+        issues.append(Issue.CLOSE_CODE_INVALID)
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        issues.append(Issue.CLOSE_REASON_INVALID_UTF8)
+        # U+FFFD marks the bad bytes: an escape would read as text the peer sent.
+        reason = payload[2:].decode("utf-8", "replace")
+    return code, reason
 
 
 # Above this size, unmasking by byte tables beats the big-integer XOR (measured:
@@ -121,8 +141,22 @@ class Frame:
         return self.opcode >= 8
 
 
-_length16_hdr = 4
-_length64_hdr = 10
+def read_length(data: bytes | bytearray | memoryview, pos: int, n: int, b1: int) -> tuple[int, int]:
+    """The payload length of the frame header at ``pos`` (``b1``: its second byte)
+    and the header's size up to the masking key: 7 bits, or 126 and 16 bits, or 127
+    and 64 bits (RFC 6455 5.2); (0, 0) when ``data`` ends (at ``n``) before the length
+    does. The one length decoder: FrameParser and the fast lane (messages.py) share it."""
+    length = b1 & 0x7F
+    if length < 126:
+        return length, 2
+    if length == 126:
+        if n - pos < 4:
+            return 0, 0
+        return (data[pos + 2] << 8) | data[pos + 3], 4
+    if n - pos < 10:
+        return 0, 0
+    return int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
+
 
 # Bytes that can begin a trusted frame: FIN either way, RSV1 only, an opcode that
 # starts a message (text, binary) or a control opcode.
@@ -142,12 +176,12 @@ class FrameParser:
         self,
         client: bool | None,
         rsv_allowed: int = 0,
-        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         synced: bool = True,
     ) -> None:
         self.client = client
         self.rsv_allowed = rsv_allowed
-        self.max_payload = max_payload
+        self.max_message_size = max_message_size
         self.synced = synced
         self.skipped = 0  # bytes dropped while hunting for a frame boundary
         self._head = b""  # an incomplete frame header
@@ -156,7 +190,7 @@ class FrameParser:
         self._stored = 0
         self._storing = True  # False after a hole inside the payload in progress
         self._need = 0  # payload bytes still to come for _frame
-        self._cap = max_payload  # payload bytes stored at most for _frame
+        self._cap = max_message_size  # payload bytes stored at most for _frame
         self._hunter: Hunter | None = None if synced else Hunter(client, rsv_allowed)
         self._after_hunt = False  # mark the next frame: it follows a hunt
 
@@ -232,23 +266,15 @@ class FrameParser:
                 return
             b0 = data[pos]
             b1 = data[pos + 1]
-            length = b1 & 0x7F
-            hdr = 2
+            length, hdr = read_length(data, pos, n, b1)
             issues: list[Issue] = []
-            if length == 126:
-                hdr = 4
-                if n - pos < hdr:
-                    self._head = bytes(data[pos:])
-                    return
-                length = (data[pos + 2] << 8) | data[pos + 3]
+            if hdr == 0:
+                self._head = bytes(data[pos:])
+                return
+            if hdr == 4:
                 if length < 126:
                     issues.append(Issue.NON_MINIMAL_LENGTH)
-            elif length == 127:
-                hdr = 10
-                if n - pos < hdr:
-                    self._head = bytes(data[pos:])
-                    return
-                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+            elif hdr == 10:
                 if length >> 63:
                     # Not a length any peer can mean: the stream cannot be followed
                     # past this header (and its masking key, if any), so hunt for
@@ -293,7 +319,7 @@ class FrameParser:
             end = start + length
             # The size cap is for messages: a control frame's 125 bytes are always kept
             # (cutting them would invent findings: a one-byte close, a lost code).
-            cap = self.max_payload if opcode < 8 else max(self.max_payload, 125)
+            cap = self.max_message_size if opcode < 8 else max(self.max_message_size, 125)
             if end <= n and length <= cap:
                 body = data[start:end]
                 payload = unmask(body, key) if key else bytes(body)
@@ -447,22 +473,11 @@ def _plausible(buf: bytearray | bytes, p: int, client: bool | None, rsv_allowed:
         return -1, masked
     if client is not None and bool(masked) != client:
         return -1, masked
-    length = b1 & 0x7F
-    hdr = 2
-    if length == 126:
-        if n - p < 4:
-            return -2, masked
-        length = (buf[p + 2] << 8) | buf[p + 3]
-        hdr = 4
-        if length < 126:
-            return -1, masked
-    elif length == 127:
-        if n - p < 10:
-            return -2, masked
-        length = int.from_bytes(buf[p + 2 : p + 10], "big")
-        hdr = 10
-        if length < 0x10000 or length >> 40:
-            return -1, masked
+    length, hdr = read_length(buf, p, n, b1)
+    if hdr == 0:
+        return -2, masked
+    if (hdr == 4 and length < 126) or (hdr == 10 and (length < 0x10000 or length >> 40)):
+        return -1, masked
     if opcode >= 8 and (length > 125 or not b0 & 0x80 or rsv):
         return -1, masked
     if opcode == 0 and rsv:
@@ -641,7 +656,7 @@ class Hunter:
 
 def _payload(buf: bytearray | bytes, p: int, end: int, masked: int) -> bytes:
     """The unmasked payload of the complete frame at p, which ends at end."""
-    hdr = end - _payload_length(buf, p)
+    hdr = end - read_length(buf, p, len(buf), buf[p + 1])[0]
     payload = bytes(buf[hdr:end])
     return unmask(payload, bytes(buf[hdr - 4 : hdr])) if masked else payload
 
@@ -652,15 +667,6 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def _payload_length(buf: bytearray | bytes, p: int) -> int:
-    length = buf[p + 1] & 0x7F
-    if length == 126:
-        return (buf[p + 2] << 8) | buf[p + 3]
-    if length == 127:
-        return int.from_bytes(buf[p + 2 : p + 10], "big")
-    return length
 
 
 def starts_with_frame(buf: bytearray | bytes, client: bool | None, rsv_allowed: int) -> bool:

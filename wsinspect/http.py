@@ -16,6 +16,11 @@ from wsinspect.issues import Issue
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # A head longer than this is not an HTTP head we want to buffer.
 MAX_HEAD = 64 * 1024
+# What is left of a body to skip (skip_body), besides a count of bytes: chunked
+# coding (RFC 9112 7.1), or everything until the connection closes (RFC 9112 6.3).
+BODY_CHUNKED = -1
+BODY_UNTIL_CLOSE = -2
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
 
 _token_re = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -69,7 +74,7 @@ class HttpHead:
         return None
 
     def body_length(self, request_method: str | None = None) -> int | None:
-        """Bytes of body after this head: a count, -1 for chunked, None until close.
+        """Bytes of body after this head: a count, BODY_CHUNKED, None until close.
 
         RFC 9112 6.3: responses to HEAD, 1xx, 204 and 304 have none, nor a 2xx to
         CONNECT (a tunnel follows); requests without Content-Length or chunked
@@ -82,12 +87,45 @@ class HttpHead:
             if request_method == "CONNECT" and status < 300:
                 return 0
         if "chunked" in self.tokens("transfer-encoding"):
-            return -1
+            return BODY_CHUNKED
         length = self.get("content-length")
         if length is not None:
             first = length.split(",")[0].strip()
             return int(first) if first.isdigit() else None
         return None if self.is_response else 0
+
+
+def skip_body(buf: bytearray, skip: int) -> tuple[int, bool]:
+    """Drop from ``buf`` the body bytes that ``skip`` says are left (a count,
+    BODY_CHUNKED or BODY_UNTIL_CLOSE). Returns what is left to skip after ``buf``,
+    and whether the body is over (False: more bytes are needed first)."""
+    if skip > 0:
+        n = min(skip, len(buf))
+        del buf[:n]
+        return skip - n, skip == n
+    if skip == BODY_CHUNKED:  # chunked (RFC 9112 7.1): size line, data, CRLF; 0 ends
+        while True:
+            eol = buf.find(b"\r\n")
+            if eol < 0:
+                return skip, False
+            size_text = bytes(buf[:eol]).split(b";")[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                # Not a chunk size (int() would take "-10" or "0x10"): stop skipping.
+                return 0, True
+            size = int(size_text, 16)
+            if size == 0:
+                end = buf.find(b"\r\n\r\n", eol)
+                if end < 0:
+                    return skip, False
+                del buf[: end + 4]
+                return 0, True
+            if len(buf) < eol + 2 + size + 2:
+                return skip, False
+            del buf[: eol + 2 + size + 2]
+    if skip == BODY_UNTIL_CLOSE:
+        buf.clear()
+        return skip, False
+    return skip, True
 
 
 def looks_like_http(data: bytes) -> bool:

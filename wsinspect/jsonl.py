@@ -12,13 +12,15 @@ from typing import Any
 
 import orjson
 
-from wsinspect.frames import Frame, close_code_name, opcode_name
-from wsinspect.session import Message, SessionSummary
+from wsinspect.frames import Frame, close_code_name
+from wsinspect.messages import Message
+from wsinspect.session import SessionSummary
+from wsinspect.vocab import Opcode, frame_opcode_label, opcode_label
 
 
 def message_opcode(opcode: int) -> str:
     """Message opcodes as the contract names them; a stray continuation is "0x0"."""
-    return "0x0" if opcode == 0 else opcode_name(opcode)
+    return "0x0" if opcode == Opcode.CONT else opcode_label(opcode)
 
 
 def message_record(m: Message) -> dict[str, Any]:
@@ -56,7 +58,7 @@ def frame_record(m: Message, f: Frame) -> dict[str, Any]:
         "dir": m.dir,
         "fin": f.fin,
         "rsv": [bool(f.rsv & 4), bool(f.rsv & 2), bool(f.rsv & 1)],
-        "opcode": opcode_name(f.opcode),
+        "opcode": frame_opcode_label(f.opcode),
         "masked": f.masked,
         "mask_key": f.masking_key.hex() if f.masking_key else None,
         "header_length": f.header_length,

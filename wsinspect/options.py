@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 
+from wsinspect.frames import DEFAULT_MAX_MESSAGE_SIZE
 from wsinspect.vocab import OPCODE_BY_NAME
 
 # --opcode names (vocab.OPCODE_BY_NAME: as the text output shows them, and tshark's "continuation").
@@ -126,7 +127,7 @@ def add_size_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-message-size",
         type=size_arg,
-        default=64 << 20,
+        default=DEFAULT_MAX_MESSAGE_SIZE,
         metavar="SIZE",
         help="cut messages (after decompression) beyond SIZE, e.g. 64M (default)",
     )

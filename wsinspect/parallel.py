@@ -28,8 +28,9 @@ from typing import Any
 
 from wsinspect.capture import open_capture
 from wsinspect.errors import WsinspectError
+from wsinspect.messages import Message
 from wsinspect.printer import Printer
-from wsinspect.session import Inspector, Message, Options, SessionOpened, SessionSummary
+from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary
 
 # Packets per batch: small enough that output streams, large enough to amortise pickling.
 BATCH_PACKETS = 1 << 14

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from typing import BinaryIO
 
 from wsinspect.errors import WsinspectError
-from wsinspect.session import Event, Message, SessionOpened, SessionSummary
+from wsinspect.messages import Message
+from wsinspect.session import Event, SessionOpened, SessionSummary
 
 # In JSON written to a terminal, the characters that act on it or reorder and hide
 # text, which JSON allows raw (orjson escapes only what it must, below U+0020): DEL,

@@ -21,22 +21,14 @@ the state of the connection (one visible transition table, in ``_route``):
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
 from wsinspect.deflate import DeflateParams, Inflater, negotiate
-from wsinspect.frames import (
-    DEFAULT_MAX_PAYLOAD,
-    Frame,
-    FrameParser,
-    Hunter,
-    close_code_allowed,
-    starts_with_frame,
-    unmask,
-)
+from wsinspect.frames import DEFAULT_MAX_MESSAGE_SIZE, FrameParser, Hunter, starts_with_frame
 from wsinspect.http import (
+    BODY_UNTIL_CLOSE,
     Handshake,
     HttpHead,
     check_handshake,
@@ -44,15 +36,14 @@ from wsinspect.http import (
     looks_like_http,
     parse_head,
     plausible_http_prefix,
+    skip_body,
 )
 from wsinspect.issues import Issue
+from wsinspect.messages import Message, MessageAssembler
 from wsinspect.packet import ACK, FIN, RST, SYN, RawPacket, Segment, endpoints, shard_of, tcp_fields
 from wsinspect.tcp import Connection, Reassembler, StreamData, StreamEnd
+from wsinspect.vocab import Direction
 
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
-
-C2S = "c2s"
-S2C = "s2c"
 # Client bytes held after an Upgrade request while its response has not been seen.
 UPGRADE_WAIT_LIMIT = 256 << 10
 # How many bytes of a connection that did not start with HTTP are searched for frames.
@@ -72,38 +63,13 @@ _WEBSOCKET = State.WEBSOCKET
 
 @dataclass(slots=True)
 class Options:
-    max_message_size: int = DEFAULT_MAX_PAYLOAD
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     # Decode only the connections of one shard out of ``shards`` (worker processes
     # of a parallel read share the connections out by their ports).
     shard: int = 0
     shards: int = 1
     # False: no Message events, only sessions (read -q); spares building them.
     messages: bool = True
-
-
-@dataclass(slots=True)
-class Message:
-    """A complete message (or a control frame), as the application sent it."""
-
-    session: int
-    ts: float
-    dir: str
-    opcode: int
-    frames: list[Frame]
-    masked: bool
-    compressed: bool
-    payload: bytes
-    wire_length: int
-    text: str | None
-    close_code: int | None
-    close_reason: str | None
-    issues: list[Issue]
-    packets: tuple[int, int]  # first and last packet number
-    complete: bool = True
-
-    @property
-    def length(self) -> int:
-        return len(self.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,33 +138,6 @@ class SessionUpgraded:
 Event = Message | SessionSummary | SessionOpened | SessionUpgraded
 
 
-def _sent(frame: Frame) -> int:
-    """Payload bytes a frame was sent with: its declared length, also where a hole
-    inside it or the size cap cut it (the stream went on past its end); only the bytes
-    seen where the stream ended inside it, or the length is one no peer can mean."""
-    if not frame.complete and (Issue.FRAME_TRUNCATED in frame.issues or Issue.LENGTH_TOP_BIT in frame.issues):
-        return len(frame.payload)
-    return frame.length
-
-
-class _Direction:
-    """Per-direction WebSocket state: frame parser, message in progress, inflater."""
-
-    __slots__ = ("bytes", "closed", "frames", "held", "inflater", "messages", "name", "parser", "resynced", "wire")
-
-    def __init__(self, name: str, parser: FrameParser, inflater: Inflater | None) -> None:
-        self.name = name
-        self.parser = parser
-        self.frames: list[Frame] = []  # fragments of the data message in progress
-        self.held = 0  # their payload bytes
-        self.inflater = inflater
-        self.closed = False
-        self.messages = 0
-        self.bytes = 0
-        self.wire = 0
-        self.resynced = False  # frames follow a lost boundary: a stray continuation is expected
-
-
 class _Conn:
     """Upper-layer state of one TCP connection (hung on Connection.session)."""
 
@@ -224,7 +163,7 @@ class _Conn:
         # packet and the bytes lost just before them: bytes held while HTTP waits
         # become frames with their own.
         self.marks: tuple[list[tuple[int, float, int, int]], list[tuple[int, float, int, int]]] = ([], [])
-        self.skip = [0, 0]  # body bytes still to skip; -1 chunked; -2 until close
+        self.skip = [0, 0]  # body bytes still to skip, or http.BODY_CHUNKED / BODY_UNTIL_CLOSE
         self.requests: deque[HttpHead] = deque()  # requests awaiting a response
         self.session: _Session | None = None
         self.hunters: list[Hunter | None] = [None, None]  # joined mid-stream: where frames start
@@ -264,13 +203,10 @@ class _Conn:
 class _Session:
     __slots__ = (
         "client",
-        "close",
-        "close_packet",
         "deflate",
         "dirs",
         "end",
         "handshake",
-        "issue_count",
         "issues",
         "mid_stream",
         "number",
@@ -285,13 +221,11 @@ class _Session:
         self.handshake = Handshake(None, None)
         self.start = ts
         self.end = ts
-        self.dirs: tuple[_Direction, _Direction] | None = None  # indexed by connection direction
+        # The message assemblers, indexed by connection direction.
+        self.dirs: tuple[MessageAssembler, MessageAssembler] | None = None
         self.deflate: DeflateParams | None = None
-        self.close: Close | None = None
-        self.close_packet = 0  # the packet that carried the first Close frame
         self.mid_stream = False
         self.issues: list[Issue] = []
-        self.issue_count = 0
 
     def flag(self, issue: Issue) -> None:
         if issue not in self.issues:
@@ -449,39 +383,9 @@ class Inspector:
             self._responses(conn, st, ev, out)
 
     def _body(self, st: _Conn, d: int) -> bool:
-        """Skip body bytes; False when more are needed first."""
-        buf = st.buf[d]
-        skip = st.skip[d]
-        if skip > 0:
-            n = min(skip, len(buf))
-            del buf[:n]
-            st.skip[d] = skip - n
-            return st.skip[d] == 0
-        if skip == -1:  # chunked (RFC 9112 7.1): size line, data, CRLF; 0 ends
-            while True:
-                eol = buf.find(b"\r\n")
-                if eol < 0:
-                    return False
-                size_text = bytes(buf[:eol]).split(b";")[0].strip()
-                if not _CHUNK_SIZE.fullmatch(size_text):
-                    # Not a chunk size (int() would take "-10" or "0x10"): stop skipping.
-                    st.skip[d] = 0
-                    return True
-                size = int(size_text, 16)
-                if size == 0:
-                    end = buf.find(b"\r\n\r\n", eol)
-                    if end < 0:
-                        return False
-                    del buf[: end + 4]
-                    st.skip[d] = 0
-                    return True
-                if len(buf) < eol + 2 + size + 2:
-                    return False
-                del buf[: eol + 2 + size + 2]
-        if skip == -2:
-            buf.clear()
-            return False
-        return True
+        """Skip body bytes (http.skip_body); False when more are needed first."""
+        st.skip[d], done = skip_body(st.buf[d], st.skip[d])
+        return done
 
     def _requests(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
         d = ev.direction
@@ -553,7 +457,7 @@ class Inspector:
             request = st.requests.popleft() if st.requests else None
             method = request.method if request else None
             length = head.body_length(method)
-            st.skip[d] = -2 if length is None else length
+            st.skip[d] = BODY_UNTIL_CLOSE if length is None else length
             if method == "CONNECT" and 200 <= status < 300:
                 # A proxy's tunnel (RFC 9110 9.3.6): a new conversation starts, and its
                 # first request may be an Upgrade (ws:// through a proxy, RFC 6455 4.1).
@@ -603,7 +507,7 @@ class Inspector:
                 # Not frames either: after a refusal, a body that runs until the
                 # connection closes (RFC 9112 6.3), such as an error page.
                 st.buf[d].clear()
-                st.skip[d] = -2
+                st.skip[d] = BODY_UNTIL_CLOSE
                 return
             # An upgrade that was refused or never answered, and yet the peers go on:
             # decode what follows as frames, flagged (RFC 6455 4.1).
@@ -647,7 +551,7 @@ class Inspector:
         if session.handshake.extensions and params is None:
             session.flag(Issue.EXTENSION_NOT_DECODED)
             rsv_allowed = 7  # an unknown extension may define any RSV bit
-        limit = self.options.max_message_size
+        max_message_size = self.options.max_message_size
         dirs = []
         for d in (0, 1):
             is_client = d == st.client
@@ -655,11 +559,14 @@ class Inspector:
             if params is not None:
                 nct = params.client_no_context_takeover if is_client else params.server_no_context_takeover
                 bits = params.client_max_window_bits if is_client else params.server_max_window_bits
-                inflater = Inflater(nct, limit, trusted=not session.mid_stream, window_bits=bits)
-            parser = FrameParser(is_client, rsv_allowed, limit, synced=not session.mid_stream)
-            direction = _Direction(C2S if is_client else S2C, parser, inflater)
-            direction.resynced = session.mid_stream
-            dirs.append(direction)
+                inflater = Inflater(nct, max_message_size, trusted=not session.mid_stream, window_bits=bits)
+            parser = FrameParser(is_client, rsv_allowed, max_message_size, synced=not session.mid_stream)
+            direction = Direction.C2S if is_client else Direction.S2C
+            dirs.append(
+                MessageAssembler(
+                    session.number, direction, parser, inflater, params, max_message_size, session.mid_stream
+                )
+            )
         session.dirs = (dirs[0], dirs[1])
         st.state = State.WEBSOCKET
 
@@ -714,124 +621,13 @@ class Inspector:
     # -- frames and messages ----------------------------------------------
 
     def _lane(self, st: _Conn, d: int, data: memoryview, ts: float, packet: int, out: list[Event]) -> None:
-        """_frames() for the common cases, taken in one loop: more payload of a large
-        frame in progress; whole frames that are whole messages without findings
-        (text, binary, ping, pong; permessage-deflate or plain) while no message or
-        frame is in progress in this direction. At the first frame that is anything
-        else, the rest goes to _frames(), which handles every case. Both give the
-        same events (tests decode every capture both ways: Inspector.lane)."""
+        """The next in-order bytes of an established session: the assembler's fast
+        lane takes what it can, the general path (_frames) the rest."""
         session = st.session
         assert session is not None and session.dirs is not None
-        direction = session.dirs[d]
-        parser = direction.parser
-        if not self.lane:
-            self._frames(st, d, data, ts, packet, 0, out)
-            return
-        if not parser.idle or direction.frames or direction.closed or direction.resynced:
-            if not parser.absorb(data, packet):
-                self._frames(st, d, data, ts, packet, 0, out)
-            elif ts > session.end:
-                session.end = ts
-            return
-        masked = 0x80 if parser.client else 0
-        inflater = direction.inflater
-        deflate = session.deflate
-        # RSV1 is taken here only as permessage-deflate's "compressed" bit.
-        rsv1 = 0x40 if inflater is not None and deflate is not None and not deflate.per_frame else 0
-        max_payload = parser.max_payload
-        messages = self.options.messages
-        count = size = wire_size = 0  # what this loop adds to the direction's totals
-        pos = 0
-        n = len(data)
-        while n - pos >= 2:
-            b0 = data[pos]
-            b1 = data[pos + 1]
-            opcode = b0 & 0x0F
-            if b1 & 0x80 != masked:
-                break
-            if opcode == 1 or opcode == 2:
-                if b0 & 0xB0 != 0x80 or b0 & 0x40 & ~rsv1:
-                    break  # a fragment, or RSV bits that no extension here defines
-            elif (opcode != 9 and opcode != 10) or b0 & 0xF0 != 0x80 or b1 & 0x7F > 125:
-                break  # close, continuation, reserved, or a control frame with findings
-            length = b1 & 0x7F
-            hdr = 2
-            if length == 126:
-                if n - pos < 4:
-                    break
-                length = (data[pos + 2] << 8) | data[pos + 3]
-                hdr = 4
-                if length < 126:
-                    break
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                hdr = 10
-                if length < 0x10000:
-                    break
-            if length > max_payload:
-                break
-            if masked:
-                hdr += 4
-            start = pos + hdr
-            end = start + length
-            if end > n:
-                break
-            key = bytes(data[start - 4 : start]) if masked else None
-            pos = end
-            count += 1
-            wire_size += length
-            if not (messages or opcode == 1 or b0 & 0x40):
-                size += length  # read -q: a binary or control payload needs no look
-                continue
-            wire = unmask(data[start:end], key) if key is not None else bytes(data[start:end])
-            payload = wire
-            issues: list[Issue] = []
-            complete = True
-            text = None
-            if b0 & 0x40:
-                assert inflater is not None
-                payload, issue = inflater.inflate(wire)
-                if issue is not None:
-                    issues.append(issue)
-                    complete = False
-                    if issue is not Issue.MESSAGE_TOO_LARGE:
-                        payload = wire
-            if opcode == 1 and complete and (messages or not payload.isascii()):
-                try:
-                    text = payload.decode("utf-8")
-                except UnicodeDecodeError:
-                    issues.append(Issue.INVALID_UTF8)
-            size += len(payload)
-            if issues:
-                session.issue_count += len(issues)
-            if messages:
-                frame = Frame(True, b0 >> 4 & 7, opcode, bool(masked), key, length, wire, hdr, ts, [packet], [])
-                out.append(
-                    Message(
-                        session.number,
-                        ts,
-                        direction.name,
-                        opcode,
-                        [frame],
-                        bool(masked),
-                        bool(b0 & 0x40),
-                        payload,
-                        length,
-                        text,
-                        None,
-                        None,
-                        issues,
-                        (packet, packet),
-                        complete,
-                    )
-                )
-        direction.messages += count
-        direction.bytes += size
-        direction.wire += wire_size
-        if pos < n:
-            self._frames(st, d, data[pos:], ts, packet, 0, out)
+        taken = session.dirs[d].lane(data, ts, packet, self.options.messages, out) if self.lane else 0
+        if taken < len(data):
+            self._frames(st, d, data[taken:] if taken else data, ts, packet, 0, out)
         elif ts > session.end:
             session.end = ts
 
@@ -840,212 +636,13 @@ class Inspector:
     ) -> None:
         session = st.session
         assert session is not None and session.dirs is not None
-        direction = session.dirs[d]
         if gap:
             session.flag(Issue.TCP_GAP)
-        self._parsed(session, direction, direction.parser.feed(data, ts, packet, gap), out)
+        session.dirs[d].feed(data, ts, packet, gap, out)
         if data and ts > session.end:
             # Data released from behind a hole carries its earlier time; a hole
             # reported alone (at the end of the connection) is no time of the session.
             session.end = ts
-
-    def _parsed(self, session: _Session, direction: _Direction, frames: list[Frame], out: list[Event]) -> None:
-        """Frames from the parser, in order, into messages."""
-        for frame in frames:
-            if frame.after_hunt:
-                # Frames were lost before this one (a hole over a header, a mid-stream
-                # join): the message in progress is cut, and a compressed message may
-                # have been among the lost ones. A hole inside a payload keeps the
-                # frame boundary instead: that frame arrives cut, and only its message
-                # suffers.
-                direction.resynced = True
-                if direction.inflater is not None:
-                    direction.inflater.lose()
-                if direction.frames:
-                    self._lost_message(session, direction, out)
-            self._frame(session, direction, frame, out)
-
-    def _flush(self, session: _Session, direction: _Direction, complete: bool, extra: Issue | None) -> Message:
-        """The message built from the fragments held so far (they are let go)."""
-        frames = direction.frames
-        direction.frames = []
-        direction.held = 0
-        return self._message(session, direction, frames, complete, extra)
-
-    def _hold(self, direction: _Direction, frame: Frame) -> None:
-        """Keep a fragment of the message in progress, cutting it at --max-message-size
-        (counted over the whole message, not per frame: a message that never ends
-        cannot hold more). Each frame keeps its declared length."""
-        room = self.options.max_message_size - direction.held
-        if len(frame.payload) > room:
-            frame.payload = frame.payload[: max(room, 0)]
-            frame.complete = False
-            if Issue.MESSAGE_TOO_LARGE not in frame.issues:
-                frame.issues.append(Issue.MESSAGE_TOO_LARGE)
-        direction.held += len(frame.payload)
-        direction.frames.append(frame)
-
-    def _lost_message(self, session: _Session, direction: _Direction, out: list[Event]) -> None:
-        """The fragmented message in progress lost bytes: emit what there is."""
-        out.append(self._flush(session, direction, False, Issue.TCP_GAP))
-
-    def _frame(self, session: _Session, direction: _Direction, frame: Frame, out: list[Event]) -> None:
-        issues = frame.issues
-        if direction.closed:
-            issues.append(Issue.DATA_AFTER_CLOSE)
-        opcode = frame.opcode
-        if opcode >= 8 or 3 <= opcode <= 7:
-            # Control frames (and reserved opcodes) stand alone, even between fragments.
-            out.append(self._message(session, direction, [frame], complete=frame.complete))
-            if opcode == 8:
-                direction.closed = True
-            return
-        if opcode == 0:
-            if frame.rsv & 4 and session.deflate is not None and not session.deflate.per_frame:
-                issues.append(Issue.CONTINUATION_COMPRESSED)
-            if not direction.frames:
-                if direction.resynced:
-                    issues.append(Issue.MID_STREAM if session.mid_stream else Issue.TCP_GAP)
-                else:
-                    issues.append(Issue.CONTINUATION_WITHOUT_MESSAGE)
-                direction.resynced = False
-                out.append(self._message(session, direction, [frame], complete=False))
-                return
-        else:
-            direction.resynced = False
-            if direction.frames:
-                out.append(self._flush(session, direction, False, Issue.MESSAGE_INTERRUPTED))
-        if not frame.fin:
-            self._hold(direction, frame)
-            return
-        if direction.frames:
-            self._hold(direction, frame)
-            out.append(self._flush(session, direction, True, None))
-        else:
-            out.append(self._message(session, direction, [frame], complete=True))
-
-    def _message(
-        self,
-        session: _Session,
-        direction: _Direction,
-        frames: list[Frame],
-        complete: bool,
-        extra: Issue | None = None,
-    ) -> Message:
-        """Build a message from its frames; ``extra`` is a finding about the message
-        as a whole (interrupted, cut by the end of the stream or by a hole)."""
-        first = frames[0]
-        opcode = first.opcode
-        if len(frames) == 1 and extra is None:
-            # Most messages: one frame, whose findings are the message's.
-            issues = first.issues[:]
-            complete = complete and first.complete
-            wire = first.payload
-            sent = _sent(first)
-        else:
-            issues = [extra] if extra is not None else []
-            for f in frames:
-                if f.issues:
-                    issues.extend(i for i in f.issues if i not in issues)
-                if not f.complete:
-                    complete = False
-            wire = b"".join(f.payload for f in frames)
-            sent = sum(_sent(f) for f in frames)
-        payload = wire
-        compressed = False
-        inflater = direction.inflater
-        deflate = session.deflate
-        if inflater is not None and deflate is not None and opcode < 3:
-            if deflate.per_frame:
-                # deflate-frame: RSV1 marks each compressed frame on its own.
-                if any(f.rsv & 4 for f in frames):
-                    compressed = True
-                    parts = []
-                    for f in frames:
-                        part = f.payload
-                        if f.rsv & 4:
-                            part, issue = inflater.inflate(f.payload)
-                            if issue is not None and issue not in issues:
-                                issues.append(issue)
-                        parts.append(part)
-                    payload = b"".join(parts)
-            elif first.rsv & 4:
-                compressed = True
-                if complete or Issue.MESSAGE_TOO_LARGE in issues:
-                    # A message cut by the size cap still inflates up to the cap.
-                    payload, issue = inflater.inflate(wire, whole=complete)
-                    if issue is not None:
-                        issues.append(issue)
-                        complete = False
-                        if issue is not Issue.MESSAGE_TOO_LARGE:
-                            payload = wire
-                else:
-                    inflater.lose()
-                    payload = wire
-        text = None
-        close_code = close_reason = None
-        if opcode == 1 and (complete or not compressed):
-            try:
-                text = payload.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                if Issue.TCP_GAP in issues:
-                    # Bytes on both sides of a hole meet here, and may split a
-                    # character: no judgement on the sender's UTF-8.
-                    text = payload.decode("utf-8", "replace")
-                elif complete or exc.start < len(payload) - 3:
-                    issues.append(Issue.INVALID_UTF8)
-                else:
-                    # A cut message may end inside a character; only earlier bytes count.
-                    text = payload[: exc.start].decode("utf-8")
-        elif opcode == 8:
-            close_code, close_reason = self._close(payload, issues)
-            # The first Close on the wire started the closing handshake; one found
-            # late (by a hunt that ended with the stream) may still be the first.
-            packet = frames[-1].packets[0]
-            if session.close is None or packet < session.close_packet:
-                session.close = Close(close_code, close_reason, "client" if direction.name == C2S else "server")
-                session.close_packet = packet
-        direction.messages += 1
-        direction.bytes += len(payload)  # the sum of the messages' length; ``wire``: as sent
-        direction.wire += sent
-        session.issue_count += len(issues)
-        last = frames[-1]
-        return Message(
-            session.number,
-            last.ts,
-            direction.name,
-            opcode,
-            frames,
-            first.masked,
-            compressed,
-            payload,
-            sent,
-            text,
-            close_code,
-            close_reason,
-            issues,
-            (first.packets[0], last.packets[-1]),
-            complete,
-        )
-
-    @staticmethod
-    def _close(payload: bytes, issues: list[Issue]) -> tuple[int | None, str | None]:
-        """Close code and reason (RFC 6455 5.5.1, 7.4)."""
-        if not payload:
-            return None, None
-        if len(payload) == 1:
-            issues.append(Issue.CLOSE_PAYLOAD_ONE_BYTE)
-            return None, None
-        code = int.from_bytes(payload[:2], "big")
-        if not close_code_allowed(code):
-            issues.append(Issue.CLOSE_CODE_INVALID)
-        try:
-            reason = payload[2:].decode("utf-8")
-        except UnicodeDecodeError:
-            issues.append(Issue.CLOSE_REASON_INVALID_UTF8)
-            # U+FFFD marks the bad bytes: an escape would read as text the peer sent.
-            reason = payload[2:].decode("utf-8", "replace")
-        return code, reason
 
     # -- the end ----------------------------------------------------------
 
@@ -1059,10 +656,8 @@ class Inspector:
                 self._start_websocket(st, session)
                 self._release(st, out)
         if session is not None and session.dirs is not None:
-            for direction in session.dirs:
-                self._parsed(session, direction, direction.parser.finish(), out)
-                if direction.frames:
-                    out.append(self._flush(session, direction, False, Issue.MESSAGE_INCOMPLETE))
+            for assembler in session.dirs:
+                assembler.finish(out)
         elif session is not None and session.handshake.response is not None:
             reason = "rejected"  # refused, whether or not another request followed
         self._finish_session(st, out, reason)
@@ -1076,8 +671,14 @@ class Inspector:
         hs = session.handshake
         dirs = session.dirs
         c = s = None
+        close = None
         if dirs is not None:
-            c, s = (dirs[0], dirs[1]) if dirs[0].name == C2S else (dirs[1], dirs[0])
+            c, s = (dirs[0], dirs[1]) if dirs[0].direction is Direction.C2S else (dirs[1], dirs[0])
+            # The first Close on the wire started the closing handshake (RFC 6455 7.1.2).
+            first = min((a for a in dirs if a.close is not None), key=lambda a: a.close[0], default=None)  # type: ignore[index]
+            if first is not None and first.close is not None:
+                _, code, reason = first.close
+                close = Close(code, reason, first.direction.sender)
         out.append(
             SessionSummary(
                 session=session.number,
@@ -1089,10 +690,10 @@ class Inspector:
                 messages=(c.messages if c else 0, s.messages if s else 0),
                 bytes=(c.bytes if c else 0, s.bytes if s else 0),
                 wire_bytes=(c.wire if c else 0, s.wire if s else 0),
-                close=session.close,
+                close=close,
                 ended_by=ended_by,
                 mid_stream=session.mid_stream,
                 issues=tuple(session.issues),
-                issue_count=session.issue_count + len(session.issues),
+                issue_count=(c.issue_count if c else 0) + (s.issue_count if s else 0) + len(session.issues),
             )
         )

@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass
 
 from wsinspect.frames import Frame, close_code_name
-from wsinspect.session import C2S, Message, SessionSummary
+from wsinspect.messages import Message
+from wsinspect.session import SessionSummary
+from wsinspect.vocab import Direction, opcode_label
 
 PREVIEW_CHARS = 96
 HEX_PREVIEW_BYTES = 24
@@ -158,11 +160,11 @@ class TextWriter:
     def message(self, m: Message) -> str:
         c = self.c
         client, server = self._endpoints.get(m.session, ("?", "?"))
-        if m.dir == C2S:
+        if m.dir is Direction.C2S:
             color, arrow = c.c2s, f"{client} → {server}"
         else:
             color, arrow = c.s2c, f"{client} ← {server}"
-        op = _OPNAMES.get(m.opcode) or f"0x{m.opcode:x}"
+        op = opcode_label(m.opcode)
         extra = ""
         nframes = len(m.frames)
         if nframes > 1:
@@ -181,7 +183,7 @@ class TextWriter:
     def frame(self, m: Message, f: Frame) -> str:
         """One frame of message ``m`` (--frames), a line shown under the message's."""
         c = self.c
-        op = _OPNAMES.get(f.opcode) or f"0x{f.opcode:x}"
+        op = opcode_label(f.opcode)
         key = f"mask {f.masking_key.hex()}" if f.masking_key is not None else "unmasked"
         packets = f.packets
         if len(packets) > 1:
@@ -240,6 +242,3 @@ class TextWriter:
             ended = f"connection ended by {s.ended_by}"
         lines.append(f"     {close}; {ended}; {issues}{flagged}\n")
         return "".join(lines)
-
-
-_OPNAMES = {0: "cont", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}

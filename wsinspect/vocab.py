@@ -59,6 +59,12 @@ def opcode_label(opcode: int) -> str:
     return _LABELS[Opcode(opcode)] if opcode in KNOWN_OPCODES else f"0x{opcode:x}"
 
 
+def frame_opcode_label(opcode: int) -> str:
+    """A frame's opcode as JSON frame records and the TUI's frame views name it: a
+    continuation frame is "continuation" (tshark's name); the others as opcode_label."""
+    return "continuation" if opcode == Opcode.CONT else opcode_label(opcode)
+
+
 def is_control(opcode: int) -> bool:
     """Control frames (RFC 6455 5.5) have the opcode's top bit set."""
     return opcode >= 8

@@ -17,6 +17,7 @@ from wsinspect.packet import RawPacket
 from wsinspect.session import SessionUpgraded
 from wsinspect.tui import render
 from wsinspect.tui.store import Batch, Decoder, FileSource, MessageFilter, MessageStore, Spill, search
+from wsinspect.vocab import KNOWN_OPCODES
 
 CAPTURE_FILES = sorted(p for p in CAPTURES.iterdir() if p.name.endswith((".pcap", ".pcapng", ".pcap.gz")))
 
@@ -83,7 +84,7 @@ def test_filter_and_search() -> None:
         closes = MessageFilter(opcodes=frozenset({8})).select(store, everything)
         assert closes and all(store.message(i).opcode == 8 for i in closes)
         other = MessageFilter(opcodes=frozenset({MessageFilter.OTHER})).select(store, everything)
-        assert other and all(store.message(i).opcode not in MessageFilter.KNOWN for i in other)
+        assert other and all(store.message(i).opcode not in KNOWN_OPCODES for i in other)
         flagged = MessageFilter(issues_only=True).select(store, everything)
         assert flagged and all(store.message(i).issues for i in flagged)
         masked = MessageFilter(pattern=re.compile("masked")).select(store, everything)

@@ -31,7 +31,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from wsinspect import jsonl
-from wsinspect.session import Message as WsMessage
+from wsinspect.messages import Message as WsMessage
 from wsinspect.session import Options, SessionOpened
 from wsinspect.tui import render
 from wsinspect.tui.render import SessionInfo

@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from rich.style import Style
 from rich.text import Text
 
-from wsinspect.frames import close_code_name, opcode_name
+from wsinspect.frames import close_code_name
 from wsinspect.http import Handshake, HttpHead
 from wsinspect.issues import Issue
-from wsinspect.session import C2S, Message, SessionSummary
+from wsinspect.messages import Message
+from wsinspect.session import SessionSummary
 from wsinspect.text import human_bytes, preview, sanitize
 from wsinspect.tui.store import F_COMPRESSED, F_ISSUES, F_S2C, F_TEXT, MessageStore
+from wsinspect.vocab import Direction, frame_opcode_label, opcode_label
 
 Palette = Mapping[str, Style]
 """Styles by role: c2s, s2c, control, issue, muted, key, ok, bad, heading, match."""
 
-OPNAMES = {0: "cont", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
 HEX_WIDTH = 16
 # A binary payload beyond this shows its start in the Payload tab (the Hex tab has it all).
 HEX_IN_PAYLOAD = 64 << 10
@@ -89,10 +90,10 @@ def message_row(
     row.append(" ")
     row.append(delta(max(0.0, ts - previous_ts)) if previous_ts is not None else " " * 9, _style(palette, "muted"))
     row.append(" ")
-    row.append("←" if s2c else "→", _style(palette, "s2c" if s2c else "c2s"))
+    row.append("←" if s2c else "→", _style(palette, Direction.S2C if s2c else Direction.C2S))
     control = opcode >= 8
     body = Text(no_wrap=True, end="")
-    body.append(f" {OPNAMES.get(opcode) or f'0x{opcode:x}':<6} {length:>8} ")
+    body.append(f" {opcode_label(opcode):<6} {length:>8} ")
     wire = f"{cols.wire_length[i]:>7}" if flags & F_COMPRESSED else " " * 7
     body.append(wire, _style(palette, "muted"))
     body.append(f" {f'×{nframes}' if nframes > 1 else '':>3} ")
@@ -117,7 +118,20 @@ def row_preview(store: MessageStore, i: int, width: int) -> str:
     payload = store.prefix(i, 4 * width + 1)
     text = payload.decode("utf-8", "ignore") if cols.flags[i] & F_TEXT else None
     light = Message(
-        cols.session[i], cols.ts[i], "c2s", opcode, [], False, False, payload, 0, text, None, None, [], (0, 0)
+        session=cols.session[i],
+        ts=cols.ts[i],
+        dir=Direction.C2S,
+        opcode=opcode,
+        frames=[],
+        masked=False,
+        compressed=False,
+        payload=payload,
+        wire_length=0,
+        text=text,
+        close_code=None,
+        close_reason=None,
+        issues=[],
+        packets=(0, 0),
     )
     return preview(light, width)
 
@@ -296,8 +310,12 @@ def hex_lines(data: bytes) -> list[str]:
 
 def describe(m: Message, palette: Palette) -> Text:
     """One heading line: opcode, size, frames, masking, compression, completeness."""
-    parts = [opcode_name(m.opcode), human_bytes(len(m.payload)), f"{len(m.frames)} frame{'s' * (len(m.frames) != 1)}"]
-    parts.append("client → server" if m.dir == C2S else "server → client")
+    parts = [
+        frame_opcode_label(m.opcode),
+        human_bytes(len(m.payload)),
+        f"{len(m.frames)} frame{'s' * (len(m.frames) != 1)}",
+    ]
+    parts.append("client → server" if m.dir is Direction.C2S else "server → client")
     if m.masked:
         parts.append("masked")
     if m.compressed:
@@ -355,7 +373,7 @@ def frames_lines(m: Message, palette: Palette) -> list[Text]:
         key = f.masking_key.hex() if f.masking_key else "-"
         packets = _ranges(f.packets)
         line = Text(
-            f"{n:>4}  {'1' if f.fin else '0':^3}  {rsv}  {opcode_name(f.opcode):<12}  {key:<8}  "
+            f"{n:>4}  {'1' if f.fin else '0':^3}  {rsv}  {frame_opcode_label(f.opcode):<12}  {key:<8}  "
             f"{f.header_length:>6}  {f.length:>9}  {packets}"
         )
         if not f.complete:

@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from wsinspect.tui.store import MessageFilter
+from wsinspect.vocab import Direction, Opcode
 
 KEYS = (
     ("Moving", None),
@@ -96,7 +97,10 @@ def compile_pattern(text: str, regex: bool) -> re.Pattern[str]:
     return re.compile(text if regex else re.escape(text), flags)
 
 
-OPCODE_BOXES = (("text", 1), ("binary", 2), ("close", 8), ("ping", 9), ("pong", 10), ("other", MessageFilter.OTHER))
+OPCODE_BOXES = (
+    *((op.label, int(op)) for op in (Opcode.TEXT, Opcode.BINARY, Opcode.CLOSE, Opcode.PING, Opcode.PONG)),
+    ("other", MessageFilter.OTHER),
+)
 
 
 class FilterScreen(ModalScreen[MessageFilter | None]):
@@ -115,7 +119,11 @@ class FilterScreen(ModalScreen[MessageFilter | None]):
             with Horizontal(classes="row"):
                 yield Label("direction", classes="field")
                 yield Select(
-                    [("both", "both"), ("→ client to server", "c2s"), ("← server to client", "s2c")],
+                    [
+                        ("both", "both"),
+                        ("→ client to server", Direction.C2S.value),
+                        ("← server to client", Direction.S2C.value),
+                    ],
                     value=f.direction or "both",
                     allow_blank=False,
                     id="filter-direction",
@@ -162,7 +170,7 @@ class FilterScreen(ModalScreen[MessageFilter | None]):
                 return
         self.dismiss(
             MessageFilter(
-                direction=direction if direction in ("c2s", "s2c") else None,
+                direction=Direction(direction) if direction in (Direction.C2S, Direction.S2C) else None,
                 opcodes=None if len(ops) == len(OPCODE_BOXES) else ops,
                 pattern=pattern,
                 issues_only=self.query_one("#filter-issues", Checkbox).value,

@@ -29,8 +29,10 @@ from wsinspect.capture import CaptureReader, open_capture
 from wsinspect.errors import WsinspectError
 from wsinspect.frames import Frame
 from wsinspect.issues import Issue
+from wsinspect.messages import Message
 from wsinspect.packet import RawPacket
-from wsinspect.session import S2C, Inspector, Message, Options, SessionOpened, SessionSummary, SessionUpgraded
+from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary, SessionUpgraded
+from wsinspect.vocab import KNOWN_OPCODES, Direction, opcode_label
 
 # Per-message flag bits.
 F_S2C = 1
@@ -301,7 +303,7 @@ class Decoder:
                 n = len(payload)
                 meta = _meta(ev)
                 flags = (
-                    (F_S2C if ev.dir == S2C else 0)
+                    (F_S2C if ev.dir is Direction.S2C else 0)
                     | (F_MASKED if ev.masked else 0)
                     | (F_COMPRESSED if ev.compressed else 0)
                     | (F_COMPLETE if ev.complete else 0)
@@ -385,7 +387,7 @@ class MessageStore:
         return Message(
             session=cols.session[i],
             ts=cols.ts[i],
-            dir="s2c" if flags & F_S2C else "c2s",
+            dir=Direction.S2C if flags & F_S2C else Direction.C2S,
             opcode=cols.opcode[i],
             frames=[_frame(f) for f in frames],
             masked=bool(flags & F_MASKED),
@@ -423,7 +425,7 @@ def _frame(f: list[Any]) -> Frame:
 class MessageFilter:
     """What the messages view shows: direction, opcodes, a text pattern, issues only."""
 
-    direction: str | None = None  # "c2s", "s2c" or None for both
+    direction: Direction | None = None  # None for both
     opcodes: frozenset[int] | None = None  # None: any; 0x100 stands for every other opcode
     pattern: re.Pattern[str] | None = None
     issues_only: bool = False
@@ -431,7 +433,10 @@ class MessageFilter:
     regex: bool = False
 
     OTHER = 0x100
-    KNOWN = frozenset((0, 1, 2, 8, 9, 10))
+
+    def __post_init__(self) -> None:
+        if self.direction is not None:
+            self.direction = Direction(self.direction)  # "c2s" as typed or stored: the enum
 
     @property
     def active(self) -> bool:
@@ -440,10 +445,10 @@ class MessageFilter:
     def describe(self) -> str:
         parts = []
         if self.direction:
-            parts.append("→ only" if self.direction == "c2s" else "← only")
+            parts.append(f"{self.direction.arrow} only")
         if self.opcodes is not None:
-            names = {0: "cont", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong", self.OTHER: "other"}
-            parts.append(",".join(names[o] for o in sorted(self.opcodes)) or "no opcode")
+            names = (opcode_label(o) if o != self.OTHER else "other" for o in sorted(self.opcodes))
+            parts.append(",".join(names) or "no opcode")
         if self.pattern is not None:
             parts.append(f"/{self.query}/" if self.regex else repr(self.query))
         if self.issues_only:
@@ -453,11 +458,11 @@ class MessageFilter:
     def matches(self, store: MessageStore, i: int) -> bool:
         cols = store.cols
         flags = cols.flags[i]
-        if self.direction is not None and (self.direction == "s2c") != bool(flags & F_S2C):
+        if self.direction is not None and (self.direction is Direction.S2C) != bool(flags & F_S2C):
             return False
         if self.opcodes is not None:
             op = cols.opcode[i]
-            if op not in self.opcodes and not (self.OTHER in self.opcodes and op not in self.KNOWN):
+            if op not in self.opcodes and not (self.OTHER in self.opcodes and op not in KNOWN_OPCODES):
                 return False
         if self.issues_only and not flags & F_ISSUES:
             return False
@@ -468,7 +473,7 @@ class MessageFilter:
         if self.direction is not None and self.direction != m.dir:
             return False
         opcodes, op = self.opcodes, m.opcode
-        if opcodes is not None and op not in opcodes and not (self.OTHER in opcodes and op not in self.KNOWN):
+        if opcodes is not None and op not in opcodes and not (self.OTHER in opcodes and op not in KNOWN_OPCODES):
             return False
         if self.issues_only and not m.issues:
             return False

@@ -30,8 +30,9 @@ from textual.strip import Strip
 from wsinspect.tui import render
 from wsinspect.tui.render import SessionInfo
 from wsinspect.tui.store import MessageStore
+from wsinspect.vocab import Direction
 
-ROLES = ("c2s", "s2c", "control", "issue", "muted", "heading", "ok", "bad", "match")
+ROLES = (Direction.C2S.value, Direction.S2C.value, "control", "issue", "muted", "heading", "ok", "bad", "match")
 
 
 def component_style(widget: ScrollView, name: str) -> Style:
