@@ -109,3 +109,12 @@ def session_record(s: SessionSummary) -> dict[str, Any]:
 def dumps(record: dict[str, Any]) -> bytes:
     """One JSON line, newline included."""
     return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def dumps_parts(record: dict[str, Any]) -> tuple[bytes, bytes]:
+    """dumps() around the record's session number: every record starts with "type"
+    and "session", and the number goes between the two parts (read -j numbers
+    sessions afterwards). Consumes ``record``."""
+    kind = record.pop("type")
+    del record["session"]
+    return b'{"type":%s,"session":' % orjson.dumps(kind), b"," + dumps(record)[1:]

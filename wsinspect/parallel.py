@@ -11,8 +11,10 @@ across all workers (so the output is the same as with -j 1), and writes.
 
 A batch travels as columns, so that the parent handles no record in Python: each
 record is a sort key (packet, worker, position), a session id (worker, session
-number in that worker), and the rendered line cut around its session number
-(head, tail). The parent sorts the keys and joins head + global number + tail in C.
+number in that worker), and the record rendered in two parts around its session
+number (head, tail: Printer.render_parts, which each output format provides; no
+rendered text is searched). The parent sorts the keys and joins head + global
+number + tail in C.
 """
 
 from __future__ import annotations
@@ -52,17 +54,6 @@ class _Batch:
     rows: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # text: (id, head, tail) of table rows
 
 
-def _split(line: bytes, json: bool, number: int) -> tuple[bytes, bytes]:
-    """Cut a rendered line around its (worker-local) session number."""
-    width = len(str(number))
-    if json:
-        at = line.index(b'"session":') + 10
-        return line[:at], line[at + width :]
-    # Text: "TIME #N<pad> ..." with the number left-aligned in three columns.
-    at = line.index(b"#") + 1
-    return line[:at], line[at + max(3, width) :]
-
-
 def _worker(
     path: str, shard: int, shards: int, args: argparse.Namespace, origin: float | None, conn: Connection
 ) -> None:
@@ -86,8 +77,7 @@ def _worker(
                     if quiet or not printer.selected(ev):
                         continue
                     number = ev.session
-                    for line in printer.render(ev):
-                        head, tail = _split(line, json, number)
+                    for head, tail in printer.render_parts(ev):
                         batch.keys.append(key)
                         batch.ids.append(worker | number)
                         batch.heads.append(head)
@@ -100,16 +90,15 @@ def _worker(
                     printer.text.ended(ev.session)
                     batch.ended.append(worker | ev.session)
                     if json:
-                        head, tail = _split(printer.render_summary(ev), json, ev.session)
+                        head, tail = printer.summary_parts(ev)
                         batch.keys.append(key)
                         batch.ids.append(worker | ev.session)
                         batch.heads.append(head)
                         batch.tails.append(tail)
                         key += 1
                     else:  # its row of the final table
-                        batch.rows.append(
-                            (worker | ev.session, *_split(printer.text.session_row(ev).encode(), json, ev.session))
-                        )
+                        head_text, tail_text = printer.text.session_row_parts(ev)
+                        batch.rows.append((worker | ev.session, head_text.encode(), tail_text.encode()))
 
         # A batch goes to the parent each time the packet numbers pass a multiple of
         # BATCH_PACKETS (an empty one if this shard had nothing there), so that the

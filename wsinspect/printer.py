@@ -125,6 +125,24 @@ class Printer:
             return [text.message(m).encode("utf-8"), *(text.frame(m, f).encode("utf-8") for f in m.frames)]
         return [self.text.message(m).encode("utf-8")]
 
+    def render_parts(self, m: Message) -> list[tuple[bytes, bytes]]:
+        """render(), each record cut around its session number (read -j's workers:
+        the parent puts the number it gives the session between the two parts)."""
+        if self.json:
+            jsonl = self.jsonl
+            records = [jsonl.frame_record(m, f) for f in m.frames] if self.args.frames else []
+            records.append(jsonl.message_record(m))
+            return [jsonl.dumps_parts(r) for r in records]
+        text = self.text
+        parts = [text.message_parts(m)]
+        if self.args.frames:
+            parts += [text.frame_parts(m, f) for f in m.frames]
+        return [(head.encode("utf-8"), tail.encode("utf-8")) for head, tail in parts]
+
+    def summary_parts(self, s: SessionSummary) -> tuple[bytes, bytes]:
+        """A session's JSON record around its number, as render_parts()."""
+        return self.jsonl.dumps_parts(self.jsonl.session_record(s))
+
     def render_summary(self, s: SessionSummary) -> bytes:
         """A session's JSON record."""
         return self.jsonl.dumps(self.jsonl.session_record(s))

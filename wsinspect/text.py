@@ -158,6 +158,12 @@ class TextWriter:
         self._endpoints.pop(session, None)
 
     def message(self, m: Message) -> str:
+        head, tail = self.message_parts(m)
+        return f"{head}{m.session:<3}{tail}"
+
+    def message_parts(self, m: Message) -> tuple[str, str]:
+        """A message's line without its session number, which goes between the two
+        parts left-aligned in three columns (read -j numbers sessions afterwards)."""
         c = self.c
         client, server = self._endpoints.get(m.session, ("?", "?"))
         if m.dir is Direction.C2S:
@@ -176,12 +182,18 @@ class TextWriter:
         issues = f" {c.issue}!{' !'.join(m.issues)}{c.reset}" if m.issues else ""
         dim = c.dim if m.opcode >= 8 else ""
         return (
-            f"{self.timefmt(m.ts)} #{m.session:<3} {color}{arrow}{c.reset} {dim}{op:<6} {m.length:>8}{extra}"
-            f"  {preview(m)}{c.reset if dim else ''}{issues}\n"
+            f"{self.timefmt(m.ts)} #",
+            f" {color}{arrow}{c.reset} {dim}{op:<6} {m.length:>8}{extra}"
+            f"  {preview(m)}{c.reset if dim else ''}{issues}\n",
         )
 
     def frame(self, m: Message, f: Frame) -> str:
         """One frame of message ``m`` (--frames), a line shown under the message's."""
+        head, tail = self.frame_parts(m, f)
+        return f"{head}{m.session:<3}{tail}"
+
+    def frame_parts(self, m: Message, f: Frame) -> tuple[str, str]:
+        """frame() around its session number, as message_parts()."""
         c = self.c
         op = opcode_label(f.opcode)
         key = f"mask {f.masking_key.hex()}" if f.masking_key is not None else "unmasked"
@@ -192,8 +204,9 @@ class TextWriter:
             where = f"  packet {packets[0]}" if packets else ""
         issues = f" {c.issue}!{' !'.join(f.issues)}{c.reset}" if f.issues else ""
         return (
-            f"{self.timefmt(f.ts)} #{m.session:<3}   {c.dim}frame {op:<6} {f.length:>8}  fin {int(f.fin)}"
-            f"  rsv {f.rsv:03b}  {key}  header {f.header_length}{where}{c.reset}{issues}\n"
+            f"{self.timefmt(f.ts)} #",
+            f"   {c.dim}frame {op:<6} {f.length:>8}  fin {int(f.fin)}"
+            f"  rsv {f.rsv:03b}  {key}  header {f.header_length}{where}{c.reset}{issues}\n",
         )
 
     def table(self, rows: list[str]) -> str:
@@ -203,13 +216,18 @@ class TextWriter:
     def session_row(self, s: SessionSummary) -> str:
         """One session's lines in the table. Kept as text until the table is printed:
         a few hundred bytes instead of the whole summary, for captures of many sessions."""
+        head, tail = self.session_row_parts(s)
+        return f"{head}{s.session:<3}{tail}"
+
+    def session_row_parts(self, s: SessionSummary) -> tuple[str, str]:
+        """session_row() around its session number, as message_parts()."""
         c = self.c
         lines = []
         hs = s.handshake
         where = sanitize(f"{s.host or '?'}{s.path or ''}") if hs.request else "(no handshake in capture)"
         status = "-" if s.status is None else str(s.status)
         accept = {True: "accept ok", False: f"{c.issue}accept BAD{c.reset}", None: "accept -"}[hs.accept_valid]
-        lines.append(f"#{s.session:<3} {s.client} → {s.server}  {where}  HTTP {status}  {accept}\n")
+        lines.append(f" {s.client} → {s.server}  {where}  HTTP {status}  {accept}\n")
         details = []
         if hs.subprotocol:
             details.append(f"subprotocol {sanitize(hs.subprotocol)}")
@@ -241,4 +259,4 @@ class TextWriter:
         else:
             ended = f"connection ended by {s.ended_by}"
         lines.append(f"     {close}; {ended}; {issues}{flagged}\n")
-        return "".join(lines)
+        return "#", "".join(lines)
