@@ -235,7 +235,7 @@ class _Session:
 class Inspector:
     """Feed it packets; it returns the messages and sessions they complete."""
 
-    # Whether feed() takes the fast lane (_lane); tests turn it off to check that
+    # Whether feed() takes the fast lane (MessageAssembler.lane); tests turn it off to check that
     # the lane and the general path agree.
     lane = True
 
@@ -270,8 +270,16 @@ class Inspector:
                 conn, d = found
                 st = conn.session
                 if st is not None and st.state is _WEBSOCKET and tcp.in_order(conn, d, seq, ack, flags, end - start):
+                    # The assembler's fast lane takes what it can, the general path the rest.
+                    session = st.session
+                    assert session is not None and session.dirs is not None
+                    payload = data[start:end]
                     out: list[Event] = []
-                    self._lane(st, d, data[start:end], ts, number, out)
+                    taken = session.dirs[d].lane(payload, ts, number, self.options.messages, out) if self.lane else 0
+                    if taken < end - start:
+                        self._frames(st, d, payload[taken:] if taken else payload, ts, number, 0, out)
+                    elif ts > session.end:
+                        session.end = ts
                     return self._wanted(out)
         elif not (flags & (SYN | FIN | RST) or tcp.holding):
             # A pure ACK acts only while some stream waits behind a hole; else all
@@ -619,17 +627,6 @@ class Inspector:
         self._held_frames(st, pieces, out)
 
     # -- frames and messages ----------------------------------------------
-
-    def _lane(self, st: _Conn, d: int, data: memoryview, ts: float, packet: int, out: list[Event]) -> None:
-        """The next in-order bytes of an established session: the assembler's fast
-        lane takes what it can, the general path (_frames) the rest."""
-        session = st.session
-        assert session is not None and session.dirs is not None
-        taken = session.dirs[d].lane(data, ts, packet, self.options.messages, out) if self.lane else 0
-        if taken < len(data):
-            self._frames(st, d, data[taken:] if taken else data, ts, packet, 0, out)
-        elif ts > session.end:
-            session.end = ts
 
     def _frames(
         self, st: _Conn, d: int, data: bytes | memoryview, ts: float, packet: int, gap: int, out: list[Event]

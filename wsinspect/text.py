@@ -15,6 +15,7 @@ from wsinspect.messages import Message
 from wsinspect.session import SessionSummary
 from wsinspect.vocab import Direction, opcode_label
 
+_C2S = Direction.C2S  # looked up once: an enum member's lookup is slow (vocab)
 PREVIEW_CHARS = 96
 HEX_PREVIEW_BYTES = 24
 
@@ -166,7 +167,7 @@ class TextWriter:
         parts left-aligned in three columns (read -j numbers sessions afterwards)."""
         c = self.c
         client, server = self._endpoints.get(m.session, ("?", "?"))
-        if m.dir is Direction.C2S:
+        if m.dir is _C2S:
             color, arrow = c.c2s, f"{client} → {server}"
         else:
             color, arrow = c.s2c, f"{client} ← {server}"

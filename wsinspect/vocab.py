@@ -52,17 +52,21 @@ _LABELS = {
 KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 # Every name an opcode is known by on input (the CLI's --opcode, the filter language).
 OPCODE_BY_NAME = {label: int(op) for op, label in _LABELS.items()} | {"continuation": 0}
+# The labels by plain number, for the per-message paths: on 3.11 an enum member's
+# lookup (Opcode.CLOSE, Opcode(n)) costs about 0.7 us, a dict lookup 0.03 us.
+_LABEL_OF = {int(op): label for op, label in _LABELS.items()}
+_FRAME_LABEL_OF = _LABEL_OF | {int(Opcode.CONT): "continuation"}
 
 
 def opcode_label(opcode: int) -> str:
     """The name of any wire opcode: "text", ..., or "0xN" for a reserved one."""
-    return _LABELS[Opcode(opcode)] if opcode in KNOWN_OPCODES else f"0x{opcode:x}"
+    return _LABEL_OF.get(opcode) or f"0x{opcode:x}"
 
 
 def frame_opcode_label(opcode: int) -> str:
     """A frame's opcode as JSON frame records and the TUI's frame views name it: a
     continuation frame is "continuation" (tshark's name); the others as opcode_label."""
-    return "continuation" if opcode == Opcode.CONT else opcode_label(opcode)
+    return _FRAME_LABEL_OF.get(opcode) or f"0x{opcode:x}"
 
 
 def is_control(opcode: int) -> bool:

@@ -34,6 +34,7 @@ from wsinspect.packet import RawPacket
 from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary, SessionUpgraded
 from wsinspect.vocab import KNOWN_OPCODES, Direction, opcode_label
 
+_S2C = Direction.S2C  # looked up once: an enum member's lookup is slow (vocab)
 # Per-message flag bits.
 F_S2C = 1
 F_MASKED = 2
@@ -303,7 +304,7 @@ class Decoder:
                 n = len(payload)
                 meta = _meta(ev)
                 flags = (
-                    (F_S2C if ev.dir is Direction.S2C else 0)
+                    (F_S2C if ev.dir is _S2C else 0)
                     | (F_MASKED if ev.masked else 0)
                     | (F_COMPRESSED if ev.compressed else 0)
                     | (F_COMPLETE if ev.complete else 0)
