@@ -6,14 +6,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dpkt
 
-from wsinspect.frames import unmask
+from tests.wsframes import encode_frame
 from wsinspect.http import accept_key
 from wsinspect.packet import LINKTYPE_ETHERNET, RawPacket
 
@@ -22,16 +21,8 @@ WS_KEY = base64.b64encode(hashlib.md5(b"wsinspect").digest()).decode()
 
 
 def ws_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, mask: bool = False) -> bytes:
-    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
-    n = len(payload)
-    m = 0x80 if mask else 0
-    if n < 126:
-        head = bytes([b0, m | n])
-    elif n < 0x10000:
-        head = bytes([b0, m | 126]) + struct.pack("!H", n)
-    else:
-        head = bytes([b0, m | 127]) + struct.pack("!Q", n)
-    return head + (KEY + unmask(payload, KEY) if mask else payload)
+    """A frame, masked with KEY when ``mask`` (tests.wsframes.encode_frame)."""
+    return encode_frame(opcode, payload, fin=fin, rsv=rsv, key=KEY if mask else None)
 
 
 def upgrade_request(path: str = "/ws", extensions: str | None = None, protocols: str | None = None) -> bytes:

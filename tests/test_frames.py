@@ -9,28 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.wsframes import encode_frame as frame
 from wsinspect.frames import Frame, FrameParser, Hunter, close_code_allowed, unmask
 from wsinspect.issues import Issue
 
 KEY = bytes.fromhex("37fa213d")
-
-
-def frame(
-    opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, key: bytes | None = None, form: int = 0
-) -> bytes:
-    """Encode a frame; ``form`` forces the 16-bit (2) or 64-bit (8) length encoding."""
-    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
-    n = len(payload)
-    mask = 0x80 if key else 0
-    if form == 8 or (form == 0 and n > 0xFFFF):
-        head = bytes([b0, mask | 127]) + struct.pack("!Q", n)
-    elif form == 2 or (form == 0 and n > 125):
-        head = bytes([b0, mask | 126]) + struct.pack("!H", n)
-    else:
-        head = bytes([b0, mask | n])
-    if key:
-        return head + key + unmask(payload, key)
-    return head + payload
 
 
 def parse(data: bytes, client: bool = False, how: str = "whole", **kw: int) -> tuple[list[Frame], FrameParser]:

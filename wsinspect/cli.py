@@ -15,7 +15,7 @@ from itertools import chain
 
 from wsinspect import __version__
 from wsinspect.errors import WsinspectError
-from wsinspect.options import add_file_arguments, add_output_options, capture_path, positive_int
+from wsinspect.options import add_command, add_file_arguments, add_output_options, capture_path, positive_int
 from wsinspect.printer import OutputError, Printer, stdout_binary
 
 # Modules with an add_commands(subparsers) function; each command sets func(args, parser) -> int.
@@ -47,12 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wsinspect {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    read = sub.add_parser(
+    read = add_command(
+        sub,
         "read",
+        cmd_read,
         help="decode every WebSocket session in a capture file",
         description="Decode every WebSocket session in a pcap or pcapng file (gzip-compressed too; - for stdin).",
         epilog=READ_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_file_arguments(read, stdin=True)
     read.add_argument(
@@ -64,7 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
         " files over 16 MB, gzip-compressed too, not stdin; output is the same as with -j 1)",
     )
     add_output_options(read)
-    read.set_defaults(func=cmd_read, parser=read)
     # Other commands register themselves; their modules import nothing heavy at the
     # top (scapy, textual), so that `read` starts fast.
     for module in COMMAND_MODULES:

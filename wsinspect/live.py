@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from wsinspect.capture import PcapWriter
 from wsinspect.errors import CaptureError
-from wsinspect.options import add_output_options
+from wsinspect.options import add_command, add_output_options
 from wsinspect.packet import RawPacket
 from wsinspect.printer import Printer, stdout_binary, write_output
 from wsinspect.sniff import LINKTYPE_NAMES, Capture, close_taps, counts, list_interfaces, open_taps, saved
@@ -235,12 +235,13 @@ def _duration(text: str) -> float:
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    live = sub.add_parser(
+    live = add_command(
+        sub,
         "live",
+        cmd_live,
         help="decode WebSocket traffic on network interfaces as it happens",
         description="Capture packets on network interfaces and print WebSocket messages as they complete.",
         epilog=LIVE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     live.add_argument(
         "-i",
@@ -267,12 +268,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="show the messages in the terminal UI (as `wsinspect tui`) instead of printing them",
     )
     add_output_options(live)
-    live.set_defaults(func=cmd_live, parser=live)
 
-    interfaces = sub.add_parser(
+    interfaces = add_command(
+        sub,
         "interfaces",
+        cmd_interfaces,
         help="list the interfaces live can capture on (also: wsinspect -D)",
         description="List the network interfaces with their state, link type and addresses.",
     )
     interfaces.add_argument("--json", action="store_true", help="one JSON object per interface")
-    interfaces.set_defaults(func=cmd_interfaces, parser=interfaces)

@@ -8,12 +8,35 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 
 from wsinspect.frames import DEFAULT_MAX_MESSAGE_SIZE
 from wsinspect.vocab import OPCODE_BY_NAME
 
 # --opcode names (vocab.OPCODE_BY_NAME: as the text output shows them, and tshark's "continuation").
 OPCODE_NAMES = "text, binary, close, ping, pong, cont (a stray continuation frame), 0xN"
+
+
+def add_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    func: Callable[[argparse.Namespace, argparse.ArgumentParser], int],
+    *,
+    help: str,
+    description: str,
+    epilog: str | None = None,
+) -> argparse.ArgumentParser:
+    """A command's parser; ``func(args, parser)`` runs it. An epilog is kept as
+    written (its examples and tables are laid out by hand)."""
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter if epilog else argparse.HelpFormatter,
+    )
+    p.set_defaults(func=func, parser=p)
+    return p
 
 
 def positive_int(text: str) -> int:

@@ -19,6 +19,8 @@ import struct
 import sys
 import time
 
+from tests.wsframes import encode_frame
+
 EPOCH = 1_704_067_200
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 FIN, SYN, PSH, ACK = 0x01, 0x02, 0x08, 0x10
@@ -34,23 +36,10 @@ _ETH = (
 MASK_KEY = b"\x37\xfa\x21\x3d"
 
 
-def _mask(payload: bytes) -> bytes:
-    n = len(payload)
-    stream = MASK_KEY * ((n >> 2) + 1)
-    return (int.from_bytes(payload, "little") ^ int.from_bytes(stream[:n], "little")).to_bytes(n, "little")
-
-
 def frame(client: bool, opcode: int, payload: bytes, fin: bool = True, masked: bool | None = None) -> bytes:
     """One frame (RFC 6455 5.2): masked when the client sends it, unless told otherwise."""
-    n = len(payload)
     mask = client if masked is None else masked
-    b1 = 0x80 if mask else 0
-    head = (
-        bytes(((0x80 if fin else 0) | opcode, b1 | n))
-        if n < 126
-        else bytes((0x80 | opcode, b1 | 126)) + struct.pack("!H", n)
-    )
-    return head + MASK_KEY + _mask(payload) if mask else head + payload
+    return encode_frame(opcode, payload, fin=fin, key=MASK_KEY if mask else None)
 
 
 class _Flow:

@@ -2,16 +2,13 @@
 
 Textual is imported only when the TUI runs, so that `wsinspect read` starts fast. The
 app takes any packet source (a capture file here; `wsinspect live --tui` passes a live
-capture), see ``run_tui``.
+capture, tui/live.py), see ``WsinspectApp``.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from wsinspect.tui.store import Source
+from typing import Any
 
 TUI_EPILOG = """\
 keys:
@@ -21,19 +18,19 @@ keys:
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from wsinspect.options import add_file_arguments, add_filter_options, add_size_option
+    from wsinspect.options import add_command, add_file_arguments, add_filter_options, add_size_option
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "tui",
+        run,
         help="browse the sessions and messages of a capture in the terminal",
         description="Browse the WebSocket sessions and messages of a capture file in an interactive terminal UI.",
         epilog=TUI_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_file_arguments(p, stdin=False)
     add_filter_options(p, "filters (the f key changes them)", "only messages whose payload matches REGEX")
     add_size_option(p)
-    p.set_defaults(func=run, parser=p)
     live = sub.choices.get("live")
     if live is not None:
         # `live --tui` runs the TUI over the capture (wsinspect.tui.live), loaded only then.
@@ -49,6 +46,7 @@ def _run_live(*args: Any) -> int:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from wsinspect.options import capture_path
     from wsinspect.session import Options
+    from wsinspect.tui.app import WsinspectApp, run_tui
     from wsinspect.tui.store import FileSource, message_filter
 
     path = capture_path(args, parser)
@@ -56,20 +54,11 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("tui: the terminal is needed for the keys, so the capture cannot come from stdin; give a file")
     source = FileSource(path)  # a missing or non-capture file fails here, before the screen changes
     return run_tui(
-        source,
-        title=source.name,
-        options=Options(max_message_size=args.max_message_size),
-        sessions=set(args.session) if args.session else None,
-        message_filter=message_filter(args),
+        WsinspectApp(
+            source,
+            title=source.name,
+            options=Options(max_message_size=args.max_message_size),
+            sessions=set(args.session) if args.session else None,
+            message_filter=message_filter(args),
+        )
     )
-
-
-def run_tui(source: Source, **kwargs: Any) -> int:
-    """Run the TUI over ``source`` (a callable returning an iterable of RawPacket, or
-    None while a live capture waits); see wsinspect.tui.app.run_tui for the options:
-    title, live (follow the tail, all sessions' messages), options (Options),
-    sessions (numbers to keep), message_filter (MessageFilter), count (stop reading
-    the source after that many messages, as -c)."""
-    from wsinspect.tui.app import run_tui as run_app
-
-    return run_app(source, **kwargs)

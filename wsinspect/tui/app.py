@@ -120,6 +120,10 @@ class WsinspectApp(App[None]):
         message_filter: MessageFilter | None = None,
         count: int | None = None,
     ) -> None:
+        """The app over ``source`` (a callable returning an iterable of RawPacket, or
+        None while a live capture waits). ``live``: follow the tail, all sessions'
+        messages; ``sessions``: the numbers to keep; ``count``: stop reading the
+        source after that many messages (of ``message_filter``), as -c does."""
         super().__init__()
         self.source = source
         self.title = title
@@ -736,26 +740,7 @@ class WsinspectApp(App[None]):
             self.messages.reannounce()
 
 
-def run_tui(
-    source: Source,
-    *,
-    title: str = "wsinspect",
-    live: bool = False,
-    options: Options | None = None,
-    sessions: set[int] | None = None,
-    message_filter: MessageFilter | None = None,
-    count: int | None = None,
-) -> int:
-    """Run the TUI until the user quits; returns the exit status. ``count``: stop
-    reading the source after that many messages (of ``message_filter``), as -c does."""
-    app = WsinspectApp(
-        source,
-        title=title,
-        live=live,
-        options=options,
-        sessions=sessions,
-        message_filter=message_filter,
-        count=count,
-    )
+def run_tui(app: WsinspectApp) -> int:
+    """Run the TUI until the user quits; returns the exit status."""
     app.run()
     return app.return_code or 0

@@ -17,7 +17,7 @@ from wsinspect.errors import CaptureError
 from wsinspect.packet import RawPacket
 from wsinspect.session import Options
 from wsinspect.sniff import POLL_MS, Capture, counts, saved
-from wsinspect.tui.app import run_tui
+from wsinspect.tui.app import WsinspectApp, run_tui
 from wsinspect.tui.store import message_filter
 
 
@@ -34,13 +34,15 @@ def run_live(args: argparse.Namespace, names: list[str], expression: str | None,
     try:
         capture.start()
         status = run_tui(
-            source,
-            title=" · ".join(title),
-            live=True,
-            options=Options(max_message_size=args.max_message_size),
-            sessions=set(args.session) if args.session else None,
-            message_filter=message_filter(args),
-            count=args.count,
+            WsinspectApp(
+                source,
+                title=" · ".join(title),
+                live=True,
+                options=Options(max_message_size=args.max_message_size),
+                sessions=set(args.session) if args.session else None,
+                message_filter=message_filter(args),
+                count=args.count,
+            )
         )
     finally:
         source.close()
