@@ -12,21 +12,13 @@ import re
 from dataclasses import dataclass, field
 
 from wsinspect.issues import Issue
+from wsinspect.vocab import KNOWN_OPCODES, is_control
 
 # --max-message-size's default: a message (and so a frame) larger than this keeps only
 # its first bytes (the rest is counted, not stored; inflated output is cut there too).
 DEFAULT_MAX_MESSAGE_SIZE = 64 << 20
 # How much unsynchronised data the hunt keeps looking at before dropping the front.
 HUNT_WINDOW = 256 << 10
-
-
-OPCODE_NAMES = {0x0: "continuation", 0x1: "text", 0x2: "binary", 0x8: "close", 0x9: "ping", 0xA: "pong"}
-KNOWN_OPCODES = frozenset(OPCODE_NAMES)
-
-
-def opcode_name(opcode: int) -> str:
-    """The JSON name of an opcode; reserved ones as "0xN"."""
-    return OPCODE_NAMES.get(opcode) or f"0x{opcode:x}"
 
 
 # RFC 6455 7.4.1 and the IANA WebSocket Close Code Number Registry.
@@ -138,7 +130,7 @@ class Frame:
 
     @property
     def is_control(self) -> bool:
-        return self.opcode >= 8
+        return is_control(self.opcode)
 
 
 def read_length(data: bytes | bytearray | memoryview, pos: int, n: int, b1: int) -> tuple[int, int]:

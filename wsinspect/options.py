@@ -14,7 +14,7 @@ from wsinspect.frames import DEFAULT_MAX_MESSAGE_SIZE
 from wsinspect.vocab import OPCODE_BY_NAME
 
 # --opcode names (vocab.OPCODE_BY_NAME: as the text output shows them, and tshark's "continuation").
-OPCODE_NAMES = "text, binary, close, ping, pong, cont (a stray continuation frame), 0xN"
+OPCODE_HELP = "text, binary, close, ping, pong, cont (a stray continuation frame), 0xN"
 
 
 def add_command(
@@ -73,7 +73,7 @@ def opcode_list(text: str) -> set[int]:
         elif re.fullmatch(r"0x[0-9a-f]", name):
             result.add(int(name, 16))
         else:
-            raise argparse.ArgumentTypeError(f"unknown opcode {name!r} ({OPCODE_NAMES})")
+            raise argparse.ArgumentTypeError(f"unknown opcode {name!r} ({OPCODE_HELP})")
     return result
 
 
@@ -140,7 +140,7 @@ def add_filter_options(p: argparse.ArgumentParser, title: str, grep_help: str) -
         "--opcode",
         type=opcode_list,
         metavar="LIST",
-        help=f"only these opcodes, comma-separated: {OPCODE_NAMES}; e.g. text,binary or close,0x3",
+        help=f"only these opcodes, comma-separated: {OPCODE_HELP}; e.g. text,binary or close,0x3",
     )
     filt.add_argument("--grep", type=regex_arg, metavar="REGEX", help=grep_help)
     return filt
