@@ -483,10 +483,13 @@ class Hunter:
     A candidate starts a message or is a control frame (never a continuation: runs
     of zero bytes would pass for empty ones, and a message's tail is of no use
     without its start). It is trusted when a chain of plausible frames from it,
-    all masked alike, ends exactly where a chunk of data ended (a TCP segment
-    boundary, where senders' writes end), and the chain is either at least two
-    frames long, or one control frame, or one complete text frame of valid UTF-8.
-    Random bytes rarely pass all of that; real frames nearly always do.
+    all masked alike and in a legal order (a continuation only inside a fragmented
+    message, a new message only outside one, RFC 6455 5.4), ends exactly where a
+    chunk of data ended (a TCP segment boundary, where senders' writes end), and
+    the chain holds at least two frames that carry something (empty data frames
+    are no evidence: runs of zero bytes and padding are full of them), or one
+    control frame, or one complete text frame of valid UTF-8. Random bytes and
+    other protocols rarely pass all of that; real frames nearly always do.
 
     Candidates are found by a regular expression over possible first bytes, so
     random payload is skipped at C speed; every byte is scanned once, and a
@@ -534,7 +537,8 @@ class Hunter:
         if found is not None:
             return found
         if self.starts_only:
-            found = self._candidate(chunk_start, n)
+            if _FIRST_BYTE.match(buf, chunk_start):
+                found = self._candidate(chunk_start, n)
         else:
             scan = self._scanned
             self._scanned = n
@@ -605,9 +609,11 @@ class Hunter:
             or (self.client is not None and p in self._starts and (whole_text or opcode >= 8))
         )
         frames = 1
+        evidence = _carries(buf, p, end, masked)
+        fragmented = opcode < 8 and not buf[p] & 0x80  # a message in progress after this frame
         inside = p not in self._starts
         while True:
-            if end in self._ends and (frames >= 2 or alone):
+            if end in self._ends and (evidence >= 2 or alone):
                 if not inside:
                     return True
                 # A candidate inside a segment (after a hole in the middle of a
@@ -623,12 +629,18 @@ class Hunter:
             if end == n:
                 return None
             if frames >= self.MAX_CHAIN:
-                return True
+                return evidence >= 2
             nxt, masked2 = _plausible(buf, end, side, self.rsv_allowed)
             if nxt == -2 or nxt > n:
                 return None
             if nxt == -1 or masked2 != masked:
                 return False
+            b0 = buf[end]
+            if b0 & 0x0F < 8:
+                if (b0 & 0x0F == 0) != fragmented:
+                    return False  # a continuation outside a message, or a message inside one
+                fragmented = not b0 & 0x80
+            evidence += _carries(buf, end, nxt, masked)
             end = nxt
             frames += 1
 
@@ -644,6 +656,15 @@ class Hunter:
         cut = [c for c in self._chunks if c[0] <= count]
         self._chunks = [(0, cut[-1][1], cut[-1][2])] if cut else []
         self._chunks += [(start - count, ts, packet) for start, ts, packet in kept]
+
+
+def _carries(buf: bytearray | bytes, p: int, end: int, masked: int) -> int:
+    """1 when the frame at p (ending at end) is evidence of WebSocket: a control frame,
+    or a data frame with a payload; 0 for an empty data frame."""
+    if buf[p] & 0x08:
+        return 1
+    header = {126: 4, 127: 10}.get(buf[p + 1] & 0x7F, 2) + (4 if masked else 0)
+    return 1 if end - p > header else 0
 
 
 def _payload(buf: bytearray | bytes, p: int, end: int, masked: int) -> bytes:

@@ -14,8 +14,10 @@ the state of the connection (one visible transition table, in ``_route``):
     UPGRADING request sent; client bytes wait for the response   -> WEBSOCKET (101)
                                                                  -> HTTP (rejected)
     WEBSOCKET frames parsed in both directions
-    HUNTING   first bytes were not HTTP: look for frames (joined mid-stream)
-                                                                 -> WEBSOCKET | IGNORED
+    HUNTING   the capture missed the start and the first bytes were not HTTP: look
+              for frames (joined mid-stream)                     -> PROBATION | IGNORED
+    PROBATION frames found by the hunt, their messages held until the session has
+              shown it is WebSocket                              -> WEBSOCKET | IGNORED
     IGNORED   not WebSocket: bytes dropped
 """
 
@@ -48,6 +50,35 @@ from wsinspect.vocab import Direction
 UPGRADE_WAIT_LIMIT = 256 << 10
 # How many bytes of a connection that did not start with HTTP are searched for frames.
 HUNT_LIMIT = 256 << 10
+# Findings that real peers seldom produce and other protocols read as frames produce
+# all the time: weighed against a hunted session, never against one with a handshake.
+IMPLAUSIBLE = frozenset(
+    {
+        Issue.CLIENT_UNMASKED,
+        Issue.SERVER_MASKED,
+        Issue.RSV_WITHOUT_EXTENSION,
+        Issue.RESERVED_OPCODE,
+        Issue.CONTROL_TOO_LONG,
+        Issue.CONTROL_FRAGMENTED,
+        Issue.CONTROL_COMPRESSED,
+        Issue.CONTINUATION_WITHOUT_MESSAGE,
+        Issue.CONTINUATION_COMPRESSED,
+        Issue.MESSAGE_INTERRUPTED,
+        Issue.NON_MINIMAL_LENGTH,
+        Issue.LENGTH_TOP_BIT,
+        Issue.INVALID_UTF8,
+        Issue.CLOSE_PAYLOAD_ONE_BYTE,
+        Issue.CLOSE_CODE_INVALID,
+        Issue.DATA_AFTER_CLOSE,
+    }
+)
+# A hunted session is trusted after this many messages that carry something and have
+# no implausible finding (or one such message in each direction), and dropped as
+# soon as this many of its messages are implausible.
+TRUST_AFTER = 3
+DROP_AFTER = 2
+# Messages held at most while a hunted session proves itself: then the count decides.
+PROBATION_LIMIT = 64
 
 
 class State(Enum):
@@ -55,6 +86,7 @@ class State(Enum):
     UPGRADING = "upgrading"
     WEBSOCKET = "websocket"
     HUNTING = "hunting"
+    PROBATION = "probation"
     IGNORED = "ignored"
 
 
@@ -202,11 +234,14 @@ class _Conn:
 
 class _Session:
     __slots__ = (
+        "clean",
         "client",
         "deflate",
         "dirs",
         "end",
         "handshake",
+        "held",
+        "implausible",
         "issues",
         "mid_stream",
         "number",
@@ -226,6 +261,12 @@ class _Session:
         self.deflate: DeflateParams | None = None
         self.mid_stream = False
         self.issues: list[Issue] = []
+        # A hunted session on probation: its messages, held until it is trusted
+        # (None once it is, or for a session with a handshake), and their weighing:
+        # messages that carry something cleanly, per direction, and implausible ones.
+        self.held: list[Message] | None = None
+        self.clean = [0, 0]
+        self.implausible = 0
 
     def flag(self, issue: Issue) -> None:
         if issue not in self.issues:
@@ -346,6 +387,8 @@ class Inspector:
                 self._http(conn, st, ev, out)
             case State.HUNTING:
                 self._hunt(conn, st, ev, out)
+            case State.PROBATION:
+                self._frames(st, ev.direction, ev.data, ev.ts, ev.packet, ev.gap, out)
             case State.IGNORED:
                 pass
 
@@ -360,6 +403,13 @@ class Inspector:
             if looks_like_http(head):
                 st.client = d if not head.startswith(b"HTTP/") else 1 - d
             elif len(head) < 8 and plausible_http_prefix(head):
+                return
+            elif conn.client is not None and not ev.gap:
+                # Captured from its start (its SYN seen, nothing lost before these
+                # bytes), and it did not start with HTTP: another protocol, not a
+                # WebSocket session whose handshake the capture missed.
+                buf.clear()
+                st.state = State.IGNORED
                 return
             else:
                 data = bytes(buf)
@@ -471,15 +521,24 @@ class Inspector:
                 # first request may be an Upgrade (ws:// through a proxy, RFC 6455 4.1).
                 st.requests.clear()
 
-    def _open(self, conn: Connection, st: _Conn, ts: float, out: list[Event]) -> _Session:
+    def _open(self, conn: Connection, st: _Conn, ts: float, out: list[Event] | None) -> _Session:
+        """A new session on the connection; ``out`` None: on probation, not numbered
+        or announced until it is trusted (_trust)."""
         assert st.client is not None
-        self._sessions += 1
         key = conn.keys[st.client]
         client, server = endpoints(key)
-        session = _Session(self._sessions, client, server, ts)
+        session = _Session(0, client, server, ts)
         st.session = session
-        out.append(SessionOpened(session.number, client, server, ts))
+        if out is None:
+            session.held = []
+        else:
+            self._number(session, out)
         return session
+
+    def _number(self, session: _Session, out: list[Event]) -> None:
+        self._sessions += 1
+        session.number = self._sessions
+        out.append(SessionOpened(session.number, session.client, session.server, session.start))
 
     def _upgraded(self, conn: Connection, st: _Conn, response: HttpHead, ev: StreamData, out: list[Event]) -> bool:
         """The response to the Upgrade request arrived; True when it switched protocols."""
@@ -616,10 +675,11 @@ class Inspector:
         if other_hunter is not None:
             pieces += [(packet, 1 - d, piece, ts, 0) for piece, ts, packet in other_hunter.pieces(0)]
         st.hunters = [None, None]
-        session = self._open(conn, st, min(pieces)[3], out)
+        session = self._open(conn, st, min(pieces)[3], None)
         session.mid_stream = True
         session.flag(Issue.MID_STREAM)
         self._start_websocket(st, session)
+        st.state = State.PROBATION
         assert session.dirs is not None
         parser = session.dirs[d].parser
         parser.synced = True
@@ -635,11 +695,63 @@ class Inspector:
         assert session is not None and session.dirs is not None
         if gap:
             session.flag(Issue.TCP_GAP)
-        session.dirs[d].feed(data, ts, packet, gap, out)
+        if session.held is None:
+            session.dirs[d].feed(data, ts, packet, gap, out)
+        else:
+            held = session.held
+            start = len(held)
+            session.dirs[d].feed(data, ts, packet, gap, held)
+            self._weigh(st, session, held[start:], out)
         if data and ts > session.end:
             # Data released from behind a hole carries its earlier time; a hole
             # reported alone (at the end of the connection) is no time of the session.
             session.end = ts
+
+    # -- a hunted session on probation ------------------------------------
+
+    def _weigh(self, st: _Conn, session: _Session, new: list[Message], out: list[Event], final: bool = False) -> None:
+        """Weigh a hunted session's new messages: trusted once it has shown enough
+        of what only WebSocket peers send (TRUST_AFTER clean messages that carry
+        something, or one each way), dropped once DROP_AFTER messages are what real
+        peers seldom send (another protocol read as frames). ``final``: the
+        connection ended, and what was seen decides."""
+        for m in new:
+            if not IMPLAUSIBLE.isdisjoint(m.issues):
+                session.implausible += 1
+            elif m.payload or m.opcode >= 8:
+                session.clean[m.dir is not Direction.C2S] += 1
+        held = session.held
+        assert held is not None
+        clean = session.clean
+        if session.implausible >= DROP_AFTER or (final and not (clean[0] or clean[1])):
+            self._drop(st)
+        elif session.implausible == 0 and (clean[0] + clean[1] >= TRUST_AFTER or (clean[0] and clean[1]) or final):
+            self._trust(st, session, out)
+        elif len(held) >= PROBATION_LIMIT:
+            if clean[0] + clean[1] > 4 * session.implausible:
+                self._trust(st, session, out)
+            else:
+                self._drop(st)
+
+    def _trust(self, st: _Conn, session: _Session, out: list[Event]) -> None:
+        """The hunted session is WebSocket: number it, and give out what it held, in
+        packet order."""
+        held = session.held
+        assert held is not None and session.dirs is not None
+        session.held = None
+        self._number(session, out)
+        for assembler in session.dirs:
+            assembler.session = session.number
+        held.sort(key=lambda m: m.packets[1])
+        for m in held:
+            m.session = session.number
+        out.extend(held)
+        st.state = State.WEBSOCKET
+
+    def _drop(self, st: _Conn) -> None:
+        """Not WebSocket after all: nothing of it was given out, nothing will be."""
+        st.session = None
+        st.state = State.IGNORED
 
     # -- the end ----------------------------------------------------------
 
@@ -653,8 +765,18 @@ class Inspector:
                 self._start_websocket(st, session)
                 self._release(st, out)
         if session is not None and session.dirs is not None:
-            for assembler in session.dirs:
-                assembler.finish(out)
+            if session.held is not None:
+                held = session.held
+                start = len(held)
+                for assembler in session.dirs:
+                    assembler.finish(held)
+                self._weigh(st, session, held[start:], out, final=True)
+                if st.session is None:
+                    st.state = State.IGNORED
+                    return
+            else:
+                for assembler in session.dirs:
+                    assembler.finish(out)
         elif session is not None and session.handshake.response is not None:
             reason = "rejected"  # refused, whether or not another request followed
         self._finish_session(st, out, reason)

@@ -1,11 +1,17 @@
 """TCP stream reassembly: Segment -> StreamData / StreamEnd, per connection and direction.
 
-Bytes are delivered in sequence order exactly once: retransmissions and overlaps are
-trimmed, out-of-order segments wait for the hole before them to fill. A hole that
-cannot fill (the receiver acknowledged bytes the capture never saw, the connection
-ended, the out-of-order buffer is full, or the capture ended) is never glued over:
-the data after it is delivered with ``gap`` set to the number of missing bytes, and
-with Issue.TCP_BUFFER_OVERFLOW when the buffer limit gave it up.
+Bytes are delivered in sequence order exactly once, whatever the order of the file:
+retransmissions and overlaps are trimmed, out-of-order segments wait for the hole
+before them to fill. A capture's order is not the wire's (multi-queue NICs, merged
+captures, mirror ports and -i any record an ACK before the data it covers), so bytes
+that the receiver acknowledged but the capture has not shown are awaited for
+REORDER_WINDOW of capture time, and meanwhile the other direction's data that
+acknowledged them waits too: each direction reaches the layer above after what its
+peer had received (a response after its request). A hole that cannot fill (awaited
+past the window, the connection ended, the out-of-order buffer is full, or the
+capture ended) is never glued over: the data after it is delivered with ``gap`` set
+to the number of missing bytes, and with Issue.TCP_BUFFER_OVERFLOW when the buffer
+limit gave it up.
 
 Bytes that the capture cut off a packet (its snapshot length; the IP length says they
 were sent) are known lost at once: the stream moves past them, and they are reported
@@ -36,6 +42,11 @@ HALF_SPACE = 1 << 31
 MAX_AHEAD = 1 << 30
 # Out-of-order bytes held per direction before the oldest hole is given up.
 MAX_OOO_BYTES = 8 << 20
+# How long (in capture time) bytes that the receiver acknowledged but the capture has
+# not shown are still awaited: the file's order is not the wire's (multi-queue NICs,
+# merged captures, mirror ports, -i any record an ACK before the data it covers), and
+# such displacements are micro- to milliseconds. Past this the hole is loss.
+REORDER_WINDOW = 1.0
 # Closed flows remembered so that late retransmissions do not open a new connection.
 MAX_CLOSED = 1 << 16
 # The flags in_order() looks at: a segment that the capture cut (bits from CUT_SHIFT
@@ -47,7 +58,20 @@ class _Half:
     """One direction of a connection: the next expected sequence number and the
     segments that arrived ahead of it."""
 
-    __slots__ = ("done", "fin_seq", "gap", "isn", "issue", "last_ack", "next_seq", "ooo", "ooo_bytes")
+    __slots__ = (
+        "acked_at",
+        "done",
+        "fin_seq",
+        "fin_ts",
+        "gap",
+        "isn",
+        "issue",
+        "last_ack",
+        "next_seq",
+        "ooo",
+        "ooo_bytes",
+        "waiting_bytes",
+    )
 
     def __init__(self) -> None:
         self.isn: int | None = None  # the sequence number of its SYN, once seen
@@ -61,8 +85,13 @@ class _Half:
         self.ooo: dict[int, tuple[bytes, float, int, int]] = {}
         self.ooo_bytes = 0
         self.fin_seq: int | None = None
+        self.fin_ts = 0.0
         self.done = False
         self.last_ack: int | None = None
+        # The capture time at which the receiver was first seen to acknowledge bytes
+        # the capture has not shown (the hole at next_seq); None while none are.
+        self.acked_at: float | None = None
+        self.waiting_bytes = 0  # of Connection.waiting for this direction
 
 
 class Connection:
@@ -73,7 +102,7 @@ class Connection:
     saves it a dictionary lookup per packet.
     """
 
-    __slots__ = ("client", "first_packet", "halves", "index", "keys", "session", "ts")
+    __slots__ = ("client", "first_packet", "halves", "index", "keys", "session", "ts", "waiting")
 
     def __init__(self, index: int, key: bytes, ts: float, first_packet: int) -> None:
         self.index = index
@@ -83,6 +112,11 @@ class Connection:
         self.client: int | None = None
         self.ts = ts
         self.session: Any = None
+        # Per direction, data held back because it acknowledges bytes of the other
+        # direction that the capture has not shown yet: it was sent after them, and
+        # is delivered after them (or after their hole is given up).
+        # Each waits with the sequence number of the other direction it acknowledged.
+        self.waiting: tuple[list[tuple[int, StreamData]], list[tuple[int, StreamData]]] = ([], [])
 
 
 @dataclass(slots=True)
@@ -204,6 +238,7 @@ class Reassembler:
             else:
                 out = []
 
+        start = len(out)
         half = conn.halves[d]
         if flags & SYN:
             if half.isn is None:
@@ -223,18 +258,21 @@ class Reassembler:
             self._data(conn, d, half, seq, payload, lost, seg.ts, packet, out)
         if flags & FIN:
             half.fin_seq = (seg.seq + len(payload) + lost) & SEQ_MASK
+            half.fin_ts = seg.ts
             if half.next_seq is None:
                 half.next_seq = half.fin_seq
-            self._acked_loss(conn, d, half, out)
+        other = conn.halves[1 - d]
         if flags & ACK:
-            other = conn.halves[1 - d]
             other.last_ack = seg.ack
-            # A pure ACK acts only while the other direction holds data behind a
-            # hole: whether pure ACKs reach here at all depends on other connections
-            # (the Inspector passes the rest to ack() while nothing is held anywhere),
-            # and this connection's decoding must not.
-            if (payload or flags & (SYN | FIN | RST) or other.ooo) and (other.ooo or other.fin_seq is not None):
-                self._acked_loss(conn, 1 - d, other, out)
+        # A pure ACK acts only while this connection holds data behind a hole:
+        # whether pure ACKs reach here at all depends on other connections (the
+        # Inspector passes the rest to ack() while nothing is held anywhere), and
+        # this connection's decoding must not.
+        if payload or lost or flags & (SYN | FIN | RST) or half.ooo or other.ooo:
+            self._overdue(conn, d, half, seg.ts, out)
+            self._overdue(conn, 1 - d, other, seg.ts, out)
+            if other.acked_at is not None or half.acked_at is not None or conn.waiting[0] or conn.waiting[1]:
+                self._keep_causal_order(conn, out, start)
         if flags & RST:
             out.extend(self._end(conn, "rst", seg.ts, packet))
         elif half.fin_seq is not None or conn.halves[1 - d].fin_seq is not None:
@@ -266,8 +304,10 @@ class Reassembler:
         if flags & _LANE_FLAGS != ACK or seq != half.next_seq or half.ooo or half.gap:
             return False
         other = conn.halves[1 - d]
-        if other.ooo or other.fin_seq is not None or half.fin_seq is not None:
+        if other.ooo or other.fin_seq is not None or half.fin_seq is not None or half.acked_at or other.acked_at:
             return False
+        if other.next_seq is not None and 0 < (ack - other.next_seq) & SEQ_MASK < HALF_SPACE:
+            return False  # it acknowledges bytes the capture has not shown: feed() decides
         half.next_seq = (seq + size) & SEQ_MASK
         other.last_ack = ack
         return True
@@ -276,7 +316,15 @@ class Reassembler:
         """End of the capture ("eof"), or of reading it ("stopped"): deliver what
         waits behind holes and end every connection, in the order they started."""
         conns = {conn.index: conn for conn, _ in self.flows.values()}
-        return [(conn, self._end(conn, reason, ts, 0)) for _, conn in sorted(conns.items())]
+        done = []
+        for _, conn in sorted(conns.items()):
+            first, second = conn.halves
+            if first.fin_seq is not None and second.fin_seq is not None:
+                # Both sides closed; only bytes missing before a FIN kept it open.
+                done.append((conn, self._end(conn, "fin", max(first.fin_ts, second.fin_ts), 0)))
+            else:
+                done.append((conn, self._end(conn, reason, ts, 0)))
+        return done
 
     def _open(self, seg: Segment, packet: int) -> Connection:
         self.stats.connections += 1
@@ -319,6 +367,8 @@ class Reassembler:
                 self._fill(conn, d, half, payload, lost, ts, packet, out)
                 return
             if payload:
+                if conn.waiting[1 - d]:
+                    self._release_waiting(conn, 1 - d, next_seq, out)
                 half.next_seq = (next_seq + len(payload)) & SEQ_MASK
                 out.append(StreamData(conn, d, ts, payload, half.gap, packet, half.issue))
                 half.gap = 0
@@ -332,8 +382,6 @@ class Reassembler:
         if not half.ooo:
             self.holding += 1
         self._hold(half, seq, payload, lost, ts, packet)
-        if half.last_ack is not None and 0 < (half.last_ack - next_seq) & SEQ_MASK < HALF_SPACE:
-            self._skip_hole(conn, d, half, out, half.last_ack)
         while half.ooo_bytes > self.max_ooo_bytes:
             self._skip_hole(conn, d, half, out, overflow=True)
 
@@ -392,8 +440,8 @@ class Reassembler:
         if not conflict:
             # The same bytes whichever copy is delivered: this one, whole.
             if size:
-                half.next_seq = (next_seq + size) & SEQ_MASK
                 sent.add(self._emit(conn, d, half, ts, payload, half.gap, packet, out))
+                half.next_seq = (next_seq + size) & SEQ_MASK
             if lost:
                 self._cut(conn, d, half, ts, packet, lost, out, sent)
         else:
@@ -423,9 +471,15 @@ class Reassembler:
         packet: int,
         out: list[StreamData | StreamEnd],
         issue: Issue | None = None,
+        at: int | None = None,
     ) -> StreamData:
-        """Deliver ``data`` (from held segments) with the gap and an issue pending before
-        it; an issue of its own (an overflow) goes first, the pending one waits."""
+        """Deliver ``data`` (from held segments; from sequence number ``at``, by default
+        where the stream stands) with the gap and an issue pending before it; an issue
+        of its own (an overflow) goes first, the pending one waits."""
+        if data and conn.waiting[1 - d]:
+            start = half.next_seq if at is None else at
+            assert start is not None
+            self._release_waiting(conn, 1 - d, start, out)
         if issue is None:
             issue = half.issue
             half.issue = None
@@ -504,16 +558,68 @@ class Reassembler:
             out.append(StreamData(conn, d, ts, b"", 0, packet, half.issue))
             half.issue = None
 
-    def _acked_loss(self, conn: Connection, d: int, half: _Half, out: list[StreamData | StreamEnd]) -> None:
-        """The receiver acknowledged bytes the capture never saw: the hole before
-        them (up to the next held segment, or to the FIN) is loss, not delay."""
-        next_seq, ack = half.next_seq, half.last_ack
-        if next_seq is None or ack is None or not 0 < (ack - next_seq) & SEQ_MASK < HALF_SPACE:
-            return
-        if half.ooo:
+    def _keep_causal_order(self, conn: Connection, out: list[StreamData | StreamEnd], start: int) -> None:
+        """Data of a direction whose peer has acknowledged bytes the capture has not
+        shown yet (out[start:] is what this packet delivered) waits for them: the
+        layers above see the two directions in the order the peers reacted to each
+        other (a response after its request, a pong after its ping). What waits goes
+        out just before the other direction's first bytes beyond what it acknowledged,
+        or once nothing is awaited there."""
+        for x in (0, 1):
+            waiting = conn.waiting[x]
+            peer = conn.halves[1 - x]
+            if peer.acked_at is not None:
+                mine = [e for e in out[start:] if e.__class__ is StreamData and e.conn is conn and e.direction == x]
+                if mine:
+                    ack = peer.last_ack
+                    assert ack is not None  # acked_at is set only under an ACK
+                    # What x delivered here acknowledged at most peer.last_ack.
+                    waiting.extend((ack, e) for e in mine)
+                    held = {id(e) for e in mine}
+                    out[start:] = [e for e in out[start:] if id(e) not in held]
+                    half = conn.halves[x]
+                    half.waiting_bytes += sum(len(e.data) for e in mine)
+                    if half.waiting_bytes > self.max_ooo_bytes:
+                        # Held back more than the buffer allows: the awaited bytes are loss.
+                        peer.acked_at = -REORDER_WINDOW
+                        self._overdue(conn, 1 - x, peer, 0.0, out)
+            if waiting and peer.acked_at is None:
+                out.extend(e for _, e in waiting)
+                waiting.clear()
+                conn.halves[x].waiting_bytes = 0
+
+    def _release_waiting(self, conn: Connection, x: int, upto: int, out: list[StreamData | StreamEnd]) -> None:
+        """Deliver what direction ``x`` holds back that acknowledged no more of the other
+        direction than up to ``upto``, where that direction's next bytes start."""
+        waiting = conn.waiting[x]
+        n = 0
+        while n < len(waiting) and (upto - waiting[n][0]) & SEQ_MASK < HALF_SPACE:
+            out.append(waiting[n][1])
+            conn.halves[x].waiting_bytes -= len(waiting[n][1].data)
+            n += 1
+        del waiting[:n]
+
+    def _overdue(self, conn: Connection, d: int, half: _Half, ts: float, out: list[StreamData | StreamEnd]) -> None:
+        """The receiver acknowledged bytes the capture has not shown. They may yet come
+        (a file's order is not the wire's): they are awaited for REORDER_WINDOW of
+        capture time, then the hole before them (up to the next held segment, or to
+        the FIN) is loss, not delay."""
+        ack = half.last_ack
+        if ack is not None and half.fin_seq is not None and ack == (half.fin_seq + 1) & SEQ_MASK:
+            ack = half.fin_seq  # the FIN's own sequence number is no byte
+        while True:
+            next_seq = half.next_seq
+            if next_seq is None or ack is None or not 0 < (ack - next_seq) & SEQ_MASK < HALF_SPACE:
+                half.acked_at = None
+                return
+            if half.acked_at is None:
+                half.acked_at = ts
+            if ts - half.acked_at < REORDER_WINDOW:
+                return
+            if not half.ooo:
+                self._lost_up_to(half, half.fin_seq)  # nothing held: the hole runs to the FIN, if seen
+                return
             self._skip_hole(conn, d, half, out, ack)
-        else:
-            self._lost_up_to(half, half.fin_seq)  # nothing held: the hole runs to the FIN, if seen
 
     def _lost_at_end(self, half: _Half) -> None:
         """The connection ends: bytes that its FIN, or else the receiver's last ACK,
@@ -560,7 +666,7 @@ class Reassembler:
             self.stats.overflows += 1
             issue = Issue.TCP_BUFFER_OVERFLOW
         sent = _Round(seq)
-        sent.add(self._emit(conn, d, half, ts, memoryview(data), half.gap + ahead, packet, out, issue))
+        sent.add(self._emit(conn, d, half, ts, memoryview(data), half.gap + ahead, packet, out, issue, seq))
         half.next_seq = (seq + len(data)) & SEQ_MASK
         if lost:
             self._cut(conn, d, half, ts, packet, lost, out, sent)
@@ -583,6 +689,11 @@ class Reassembler:
             if half.gap:
                 # A hole at the very end: tell the layer above, with no data after it.
                 self._emit(conn, d, half, ts, b"", half.gap, packet, out)
+            half.acked_at = None
+        for half, waiting in zip(conn.halves, conn.waiting, strict=True):
+            out.extend(e for _, e in waiting)
+            waiting.clear()
+            half.waiting_bytes = 0
         for key in conn.keys:
             if self.flows.get(key, (None,))[0] is conn:
                 del self.flows[key]
