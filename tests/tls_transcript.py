@@ -46,6 +46,12 @@ def set_tls13_suites(ctx: ssl.SSLContext, suites: str) -> None:
     assert _LIB.SSL_CTX_set_ciphersuites(_pointer(ctx, 2), suites.encode()) == 1
 
 
+def key_update(ssl_object: ssl.SSLObject, *, request: bool) -> None:
+    """Schedule an RFC 8446 4.6.3 KeyUpdate, sent before the next application data this side writes."""
+    ssl_ptr = _pointer(ssl_object._sslobj, 3)  # type: ignore[attr-defined]
+    assert _LIB.SSL_key_update(ssl_ptr, 1 if request else 0) == 1
+
+
 def set_groups(ctx: ssl.SSLContext, groups: str) -> None:
     assert _LIB.SSL_CTX_ctrl(_pointer(ctx, 2), SSL_CTRL_SET_GROUPS_LIST, 0, groups.encode()) == 1
 
@@ -203,8 +209,7 @@ class Pair:
 
     def key_update(self, d: int, *, request: bool) -> None:
         """RFC 8446 4.6.3 KeyUpdate from side d (sent with its next write)."""
-        ssl_ptr = _pointer(self._side(d)._sslobj, 3)  # type: ignore[attr-defined]
-        assert _LIB.SSL_key_update(ssl_ptr, 1 if request else 0) == 1
+        key_update(self._side(d), request=request)
 
     def renegotiate(self) -> None:
         """RFC 5246 7.4.1.1: the server asks for a new handshake (HelloRequest); the client starts it."""

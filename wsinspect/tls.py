@@ -218,19 +218,23 @@ class KeyLog:
             self._line(line)
 
     def _line(self, line: bytes) -> None:
+        """One line. Labels this module does not use but that are well formed (OpenSSL's CLIENT_TRAFFIC_SECRET_N
+        after a KeyUpdate, ECH lines) are ignored, not counted bad."""
         line = line.strip()
         if not line or line.startswith(b"#"):
             return
         parts = line.split()
-        size = LABELS.get(parts[0]) if len(parts) == 3 else None
         try:
+            label = parts[0].decode("ascii")
             first, secret = bytes.fromhex(parts[1].decode("ascii")), bytes.fromhex(parts[2].decode("ascii"))
         except (ValueError, IndexError):
-            size = None
-        if size is None or len(first) != size or not 8 <= len(secret) <= 64:
             self.bad_lines += 1
             return
-        self._secrets[(parts[0].decode("ascii"), first)] = secret
+        size = LABELS.get(parts[0])
+        if len(parts) != 3 or (size is not None and (len(first) != size or not 8 <= len(secret) <= 64)):
+            self.bad_lines += 1
+        elif size is not None:
+            self._secrets[(label, first)] = secret
 
     def refresh(self) -> bool:
         """Read what was appended to the files since the last read; whether anything was."""
