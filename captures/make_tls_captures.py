@@ -153,6 +153,16 @@ def tshark_check(pcap: Path, keys: Path, port: int, sessions: list[TlsSession]) 
                 raise CaptureError(f"tshark did not decrypt {payload!r:.40} in {pcap.name}")
 
 
+def server_hello_extensions(pcap: Path) -> list[set[int]]:
+    """The extension types of each ServerHello in the capture, in order (tshark reads the clear handshake)."""
+    out = subprocess.run(
+        ["tshark", "-r", str(pcap), "-Y", "tls.handshake.type == 2", "-T", "fields",
+         "-e", "tls.handshake.extension.type"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return [{int(t) for t in line.split(",") if t} for line in out.splitlines()]
+
+
 def finish(name: str, description: str, sessions: list[TlsSession], keys: Path, port: int, **extra: object) -> None:
     pcap = HERE / f"{name}.pcap"
     shutil.copyfile(keys, HERE / f"{name}.keys")
@@ -326,6 +336,10 @@ async def tls12_websockets_cbc() -> None:
                     ])  # fmt: skip
                     await close_websockets(session, client, 1000, "")
                 sessions.append(session)
+        # RFC 7366: the server accepts Encrypt-then-MAC by echoing extension 22; only the first client offered it.
+        etm = [22 in types for types in server_hello_extensions(HERE / f"{name}.pcap")]
+        if etm != [True, False]:
+            raise CaptureError(f"{name}: Encrypt-then-MAC negotiated {etm}, not [True, False]")
         finish(
             name,
             "websockets over TLS 1.2 CBC: session 1 TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA with Encrypt-then-MAC"
@@ -352,7 +366,8 @@ async def openssl_session(name: str, suite: str, description: str) -> None:
             "-quiet", "-naccept", "1", "-ciphersuites", suite, "-alpn", "http/1.1",
         ]  # fmt: skip
         client_command = [
-            "openssl", "s_client", "-connect", f"{LOCALHOST}:{port}", "-quiet", "-ciphersuites", suite,
+            # -brief -nocommands rather than -quiet: stdin's end then makes s_client send close_notify and close.
+            "openssl", "s_client", "-connect", f"{LOCALHOST}:{port}", "-brief", "-nocommands", "-ciphersuites", suite,
             "-keylogfile", str(keys), "-servername", SNI, "-alpn", "http/1.1",
         ]  # fmt: skip
         async with Capture(HERE / f"{name}.pcap", port):
@@ -400,10 +415,15 @@ async def openssl_session(name: str, suite: str, description: str) -> None:
                         text = payload.decode() if opcode == OP_TEXT else payload
                         session.messages.append(data_entry(direction, text))
             finally:
+                # s_client ends the connection at the end of its stdin (close_notify, FIN); s_server, with -naccept
+                # 1, then closes its side and exits on its own. Stopping either could turn a FIN into a RST.
+                client.stdin.close()
                 for process in (client, server):
-                    if process.returncode is None:
-                        process.terminate()
-                    await process.wait()
+                    try:
+                        await asyncio.wait_for(process.wait(), READY_TIMEOUT)
+                    except TimeoutError:
+                        process.kill()
+                        await process.wait()
         # s_client with -quiet does not print its own port: the client is whoever sent the SYN.
         syn = next(p for p in read_packets(HERE / f"{name}.pcap")[1] if p.flags & dpkt.tcp.TH_SYN)
         session.client, session.server = syn.src, syn.dst
