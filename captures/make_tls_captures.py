@@ -77,6 +77,7 @@ PORTS = {
     "tls12_websockets_cbc": 47103,
     "tls13_openssl_chacha20": 47104,
     "tls13_openssl_ccm": 47105,
+    "tls13_openssl_early_data": 47106,
 }
 SNI = "wsinspect.test"
 
@@ -351,83 +352,122 @@ async def tls12_websockets_cbc() -> None:
         )
 
 
-async def openssl_session(name: str, suite: str, description: str) -> None:
-    """A WebSocket conversation carried by openssl s_client (client) and s_server (server), TLS 1.3 with ``suite``;
-    both endpoints' frames are written by hand here and read back on the other side."""
+async def openssl_conversation(
+    server: asyncio.subprocess.Process,
+    client_command: list[str],
+    netloc: str,
+    path: str,
+    rng: random.Random,
+    label: str,
+    *,
+    early: Path | None = None,
+) -> TlsSession:
+    """One WebSocket conversation through s_client (client) and the running s_server: Python writes the Upgrade,
+    the 101 and every frame into one's stdin and reads them back, unchanged, from the other's stdout. ``early``:
+    a file holding the Upgrade request, sent by s_client as 0-RTT early data (-early_data)."""
+    ws_key = new_key(rng)
+    request = upgrade_request(netloc, path, ws_key)
+    if early is not None:
+        early.write_bytes(request)
+        client_command = [*client_command, "-early_data", str(early)]
+    client = await asyncio.create_subprocess_exec(
+        *client_command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert client.stdin and client.stdout and server.stdin and server.stdout
+    session = TlsSession("", "", netloc, path)
+    try:
+        if early is None:
+            client.stdin.write(request)
+            await client.stdin.drain()
+        head = await asyncio.wait_for(server.stdout.readuntil(b"\r\n\r\n"), READY_TIMEOUT)
+        if head != request:
+            raise CaptureError(f"s_server got {head!r:.60}")
+        server.stdin.write(upgrade_response(accept_key(ws_key)))
+        await server.stdin.drain()
+        await asyncio.wait_for(client.stdout.readuntil(b"\r\n\r\n"), READY_TIMEOUT)
+        steps: list[tuple[str, int, bytes]] = [
+            (C2S, OP_TEXT, f"hello through openssl, {label}".encode()),
+            (S2C, OP_TEXT, "answer from s_server 🔒".encode()),
+            (C2S, OP_BINARY, rng.randbytes(30_000)),
+            (S2C, OP_BINARY, rng.randbytes(70_000)),
+            (C2S, OP_CLOSE, close_payload(1000, b"openssl done")),
+            (S2C, OP_CLOSE, close_payload(1000, b"openssl done")),
+        ]
+        for direction, opcode, payload in steps:
+            sender, receiver = (client, server) if direction == C2S else (server, client)
+            frame = encode_frame(opcode, payload, mask=rng.randbytes(4) if direction == C2S else None)
+            assert sender.stdin and receiver.stdout
+            sender.stdin.write(frame)
+            await sender.stdin.drain()
+            if await asyncio.wait_for(receiver.stdout.readexactly(len(frame)), READY_TIMEOUT) != frame:
+                raise CaptureError(f"{label}: a {direction} frame changed in transit")
+            if opcode == OP_CLOSE:
+                session.messages.append(close_entry(direction, 1000, "openssl done"))
+            else:
+                session.messages.append(data_entry(direction, payload.decode() if opcode == OP_TEXT else payload))
+    finally:
+        # At the end of its stdin s_client sends close_notify and closes (-brief -nocommands; -quiet would ignore
+        # the end). Stopping it instead left the server's FIN unsent.
+        client.stdin.close()
+        try:
+            await asyncio.wait_for(client.wait(), READY_TIMEOUT)
+        except TimeoutError:
+            client.kill()
+            await client.wait()
+    return session
+
+
+async def openssl_capture(
+    name: str, description: str, suite: str, *, resume: bool = False, server_options: tuple[str, ...] = ()
+) -> None:
+    """openssl s_server and s_client over TLS 1.3 with ``suite``, ALPN http/1.1. ``resume``: a second connection
+    resumes the first one's session (PSK, RFC 8446 2.2) and sends its Upgrade request as 0-RTT data (2.3)."""
     port = PORTS[name]
     rng = random.Random(name)
     netloc = endpoint((LOCALHOST, port))
-    path = f"/openssl/{suite.lower()}"
     with tempfile.TemporaryDirectory() as tmp:
-        keys = Path(tmp) / "keys.log"
+        keys, ticket = Path(tmp) / "keys.log", Path(tmp) / "session.pem"
         cert, key = make_certificate(Path(tmp))
+        connections = 2 if resume else 1
         server_command = [
             "openssl", "s_server", "-accept", f"{LOCALHOST}:{port}", "-cert", str(cert), "-key", str(key),
-            "-quiet", "-naccept", "1", "-ciphersuites", suite, "-alpn", "http/1.1",
+            "-quiet", "-naccept", str(connections), "-ciphersuites", suite, "-alpn", "http/1.1", *server_options,
         ]  # fmt: skip
         client_command = [
-            # -brief -nocommands rather than -quiet: stdin's end then makes s_client send close_notify and close.
             "openssl", "s_client", "-connect", f"{LOCALHOST}:{port}", "-brief", "-nocommands", "-ciphersuites", suite,
             "-keylogfile", str(keys), "-servername", SNI, "-alpn", "http/1.1",
         ]  # fmt: skip
+        sessions = []
         async with Capture(HERE / f"{name}.pcap", port):
             server = await asyncio.create_subprocess_exec(
                 *server_command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
-            await wait_for_port(port)
-            client = await asyncio.create_subprocess_exec(
-                *client_command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            )
-            assert client.stdin and client.stdout and server.stdin and server.stdout
             try:
-                ws_key = new_key(rng)
-                client.stdin.write(upgrade_request(netloc, path, ws_key))
-                await client.stdin.drain()
-                head = await asyncio.wait_for(server.stdout.readuntil(b"\r\n\r\n"), READY_TIMEOUT)
-                if not head.startswith(f"GET {path} ".encode()):
-                    raise CaptureError(f"s_server got {head!r:.60}")
-                server.stdin.write(upgrade_response(accept_key(ws_key)))
-                await server.stdin.drain()
-                await asyncio.wait_for(client.stdout.readuntil(b"\r\n\r\n"), READY_TIMEOUT)
-                session = TlsSession("", "", netloc, path)
-                session.tls = {"version": "TLS 1.3", "cipher": suite, "sni": SNI, "alpn": "http/1.1"}
-                steps: list[tuple[str, int, bytes]] = [
-                    (C2S, OP_TEXT, f"hello through openssl, {suite}".encode()),
-                    (S2C, OP_TEXT, "answer from s_server 🔒".encode()),
-                    (C2S, OP_BINARY, rng.randbytes(30_000)),
-                    (S2C, OP_BINARY, rng.randbytes(70_000)),
-                    (C2S, OP_CLOSE, close_payload(1000, b"openssl done")),
-                    (S2C, OP_CLOSE, close_payload(1000, b"openssl done")),
-                ]
-                for direction, opcode, payload in steps:
-                    sender, receiver = (client, server) if direction == C2S else (server, client)
-                    mask = rng.randbytes(4) if direction == C2S else None
-                    frame = encode_frame(opcode, payload, mask=mask)
-                    assert sender.stdin and receiver.stdout
-                    sender.stdin.write(frame)
-                    await sender.stdin.drain()
-                    got = await asyncio.wait_for(receiver.stdout.readexactly(len(frame)), READY_TIMEOUT)
-                    if got != frame:
-                        raise CaptureError(f"{name}: frame {direction} changed in transit")
-                    if opcode == OP_CLOSE:
-                        session.messages.append(close_entry(direction, 1000, "openssl done"))
-                    else:
-                        text = payload.decode() if opcode == OP_TEXT else payload
-                        session.messages.append(data_entry(direction, text))
+                await wait_for_port(port)
+                if resume:
+                    first = [*client_command, "-sess_out", str(ticket)]
+                    sessions.append(await openssl_conversation(server, first, netloc, "/full", rng, "full handshake"))
+                    again = [*client_command, "-sess_in", str(ticket)]
+                    early = Path(tmp) / "early.txt"
+                    sessions.append(
+                        await openssl_conversation(server, again, netloc, "/0rtt", rng, "resumed, 0-RTT", early=early)
+                    )
+                else:
+                    sessions.append(await openssl_conversation(server, client_command, netloc, "/", rng, suite))
+                # s_server, with -naccept, closes its side and exits on its own once the last client is done.
+                await asyncio.wait_for(server.wait(), READY_TIMEOUT)
             finally:
-                # s_client ends the connection at the end of its stdin (close_notify, FIN); s_server, with -naccept
-                # 1, then closes its side and exits on its own. Stopping either could turn a FIN into a RST.
-                client.stdin.close()
-                for process in (client, server):
-                    try:
-                        await asyncio.wait_for(process.wait(), READY_TIMEOUT)
-                    except TimeoutError:
-                        process.kill()
-                        await process.wait()
-        # s_client with -quiet does not print its own port: the client is whoever sent the SYN.
-        syn = next(p for p in read_packets(HERE / f"{name}.pcap")[1] if p.flags & dpkt.tcp.TH_SYN)
-        session.client, session.server = syn.src, syn.dst
-        finish(name, description, [session], keys, port)
+                if server.returncode is None:
+                    server.kill()
+                    await server.wait()
+        # s_client does not print its own port: each client is whoever sent a SYN, in order.
+        syns = [p for p in read_packets(HERE / f"{name}.pcap")[1] if p.flags & dpkt.tcp.TH_SYN and not p.flags & 16]
+        for session, syn in zip(sessions, syns, strict=True):
+            session.client, session.server = syn.src, syn.dst
+            session.tls = {"version": "TLS 1.3", "cipher": suite, "sni": SNI, "alpn": "http/1.1"}
+        if resume and b"CLIENT_EARLY_TRAFFIC_SECRET" not in keys.read_bytes():
+            raise CaptureError(f"{name}: s_client sent no early data")
+        finish(name, description, sessions, keys, port)
 
 
 async def wait_for_port(port: int) -> None:
@@ -441,20 +481,32 @@ async def wait_for_port(port: int) -> None:
 
 
 async def tls13_openssl_chacha20() -> None:
-    await openssl_session(
+    await openssl_capture(
         "tls13_openssl_chacha20",
-        "TLS_CHACHA20_POLY1305_SHA256",
         "openssl s_client and s_server, TLS 1.3 TLS_CHACHA20_POLY1305_SHA256, ALPN http/1.1, carrying a hand-written"
         " WebSocket upgrade and frames: text both ways, 30 KB and 70 KB binary, close both ways.",
+        "TLS_CHACHA20_POLY1305_SHA256",
     )
 
 
 async def tls13_openssl_ccm() -> None:
-    await openssl_session(
+    await openssl_capture(
         "tls13_openssl_ccm",
-        "TLS_AES_128_CCM_SHA256",
         "openssl s_client and s_server, TLS 1.3 TLS_AES_128_CCM_SHA256, ALPN http/1.1, carrying a hand-written"
         " WebSocket upgrade and frames: text both ways, 30 KB and 70 KB binary, close both ways.",
+        "TLS_AES_128_CCM_SHA256",
+    )
+
+
+async def tls13_openssl_early_data() -> None:
+    await openssl_capture(
+        "tls13_openssl_early_data",
+        "openssl s_client and s_server (-early_data), TLS 1.3 TLS_AES_256_GCM_SHA384, ALPN http/1.1: session 1 a"
+        " full handshake saving its session; session 2 resumes it (PSK) and sends the WebSocket Upgrade request as"
+        " 0-RTT early data (CLIENT_EARLY_TRAFFIC_SECRET logged), then frames as in the other openssl captures.",
+        "TLS_AES_256_GCM_SHA384",
+        resume=True,
+        server_options=("-early_data",),
     )
 
 
@@ -464,6 +516,7 @@ CAPTURES: dict[str, Callable[[], Awaitable[None]]] = {
     "tls12_websockets_cbc": tls12_websockets_cbc,
     "tls13_openssl_chacha20": tls13_openssl_chacha20,
     "tls13_openssl_ccm": tls13_openssl_ccm,
+    "tls13_openssl_early_data": tls13_openssl_early_data,
 }
 
 

@@ -574,6 +574,23 @@ def test_capture(truth_path: Path) -> None:
             assert got == want, name
 
 
+def test_early_data_without_its_secret() -> None:
+    """0-RTT data whose secret is not logged is skipped and flagged (RFC 8446 4.2.10); the resumed connection's
+    handshake and application traffic keys still decrypt the rest."""
+    name = "tls13_openssl_early_data"
+    text = (CAPTURES / f"{name}.keys").read_bytes()
+    keylog = KeyLog()
+    keylog.add(b"\n".join(line for line in text.splitlines() if not line.startswith(b"CLIENT_EARLY_TRAFFIC_SECRET")))
+    _, segments = connections(CAPTURES / f"{name}.pcap")[1]
+    conn = TlsConnection(keylog, CLIENT)
+    pieces = [piece for d, data in segments for piece in conn.feed(d, data)]
+    conn.finish()
+    assert conn.issues == [Issue.TLS_EARLY_DATA_SKIPPED] and conn.info.decrypted and conn.info.resumed
+    client = merged(pieces, CLIENT)
+    assert len(client) == 1 and client[0].gap_before and client[0].data.startswith(b"\x81")  # frames, no GET
+    assert merged(pieces, SERVER)[0].data.startswith(b"HTTP/1.1 101 ")
+
+
 def test_tls_speed_figure(tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Not a speed assertion (no wall-clock in tests): prints the figure, checks the bytes."""
     from tests.perf.tls_speed import measure
