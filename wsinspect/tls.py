@@ -309,7 +309,7 @@ class _Opener:
 
     __slots__ = ()
 
-    def open(self, ctype: int, version: bytes, body: memoryview, seq: int) -> tuple[int, bytes] | None:
+    def open(self, header: bytes, body: memoryview, seq: int) -> tuple[int, bytes] | None:
         raise NotImplementedError
 
 
@@ -331,10 +331,9 @@ class _Tls13(_Opener):
         self.iv = int.from_bytes(hkdf_expand_label(suite.hash, secret, b"iv", b"", 12), "big")
         self.tag = 8 if suite.mode == CCM_8 else 16
 
-    def open(self, ctype: int, version: bytes, body: memoryview, seq: int) -> tuple[int, bytes] | None:
+    def open(self, header: bytes, body: memoryview, seq: int) -> tuple[int, bytes] | None:
         if len(body) <= self.tag:
             return None
-        header = bytes((ctype,)) + version + len(body).to_bytes(2, "big")
         try:
             inner = self.aead.decrypt((self.iv ^ seq).to_bytes(12, "big"), body, header)
         except InvalidTag:
@@ -359,7 +358,7 @@ class _Tls12Aead(_Opener):
         self.iv = int.from_bytes(iv, "big")
         self.tag = 8 if suite.mode == CCM_8 else 16
 
-    def open(self, ctype: int, version: bytes, body: memoryview, seq: int) -> tuple[int, bytes] | None:
+    def open(self, header: bytes, body: memoryview, seq: int) -> tuple[int, bytes] | None:
         if self.explicit:
             if len(body) < 8 + self.tag:
                 return None
@@ -369,9 +368,9 @@ class _Tls12Aead(_Opener):
             if len(body) < self.tag:
                 return None
             nonce = (self.iv ^ seq).to_bytes(12, "big")
-        aad = seq.to_bytes(8, "big") + bytes((ctype,)) + version + (len(body) - self.tag).to_bytes(2, "big")
+        aad = seq.to_bytes(8, "big") + header[:3] + (len(body) - self.tag).to_bytes(2, "big")
         try:
-            return ctype, self.aead.decrypt(nonce, body, aad)
+            return header[0], self.aead.decrypt(nonce, body, aad)
         except InvalidTag:
             return None
 
@@ -391,8 +390,9 @@ class _Cbc(_Opener):
         self.etm = etm
         self.chained = iv if version == 0x0301 else None
 
-    def open(self, ctype: int, version: bytes, body: memoryview, seq: int) -> tuple[int, bytes] | None:
-        prefix = seq.to_bytes(8, "big") + bytes((ctype,)) + version
+    def open(self, header: bytes, body: memoryview, seq: int) -> tuple[int, bytes] | None:
+        ctype = header[0]
+        prefix = seq.to_bytes(8, "big") + header[:3]
         mac_len = self.mac_len
         if self.etm:
             # RFC 7366 3: the MAC covers the IV and ciphertext; checked before anything is decrypted.
@@ -547,7 +547,7 @@ class _Side:
         self.lost = False  # looking for the next record header after lost bytes
         self.lost_bytes = 0  # how many were lost, when known (0: unknown)
         self.gap_pending = False  # the next plaintext piece follows lost application data
-        self.held: list[tuple[int, bytes, bytes]] = []  # (content type, version, body) waiting for keys
+        self.held: list[tuple[bytes, bytes]] = []  # (header, body) of records waiting for their keys
         self.held_bytes = 0
         self.version = b""  # record-layer version of this direction's records
         self.early = False  # TLS 1.3: the records may still be 0-RTT data
@@ -665,8 +665,24 @@ class TlsConnection:
             if end - at < HEADER + length:
                 side.need = HEADER + length
                 return view[at:]
-            self._record(d, side, ctype, bytes(view[at + 1 : at + 3]), view[at + HEADER : at + HEADER + length])
+            header, body = bytes(view[at : at + HEADER]), view[at + HEADER : at + HEADER + length]
             at += HEADER + length
+            # The hot path, inlined: application data under a key that holds (one call into the AEAD).
+            opener = side.opener
+            if ctype == APPLICATION_DATA and opener is not None and side.stage == _KEYED:
+                opened = opener.open(header, body, side.seq)
+                if opened is not None:
+                    side.seq += 1
+                    side.ever = self.info.decrypted = True
+                    if opened[0] != APPLICATION_DATA:
+                        self._content(d, side, *opened)
+                    elif opened[1]:
+                        if side.gap_pending or self._run_direction != d:
+                            self._emit(d, side, opened[1])
+                        else:
+                            self._run.append(opened[1])
+                    continue
+            self._record(d, side, header, body)
         return view[end:]
 
     def _not_tls(self, first: memoryview) -> None:
@@ -675,38 +691,39 @@ class TlsConnection:
         else:
             self._give_up("not a TLS handshake")
 
-    def _record(self, d: int, side: _Side, ctype: int, version: bytes, body: memoryview) -> None:
+    def _record(self, d: int, side: _Side, header: bytes, body: memoryview) -> None:
+        ctype = header[0]
         if not self._started:
             self._started = True
             if ctype != HANDSHAKE:
                 self._give_up("capture starts mid-TLS (no handshake)")
                 return
-        side.version = version
+        side.version = header[1:3]
         # TLS 1.3 protects every record as application_data (RFC 8446 5.2); the other types are in the clear:
         # hellos, alerts sent before the keys, and change_cipher_spec kept for middleboxes (RFC 8446 D.4).
         cleartext = side.stage == _PLAIN or (self._version == TLS13 and ctype != APPLICATION_DATA)
         if cleartext and ctype != APPLICATION_DATA:
             self._content(d, side, ctype, bytes(body))
         elif side.stage == _PLAIN:
-            self._hold(d, side, ctype, version, body)
+            self._hold(d, side, header, body)
         else:
-            opened = self._open(side, ctype, version, body)
+            opened = self._open(side, header, body)
             if opened is None:
                 self._failed(d, side)
             else:
                 self._content(d, side, *opened)
 
-    def _open(self, side: _Side, ctype: int, version: bytes, body: memoryview) -> tuple[int, bytes] | None:
+    def _open(self, side: _Side, header: bytes, body: memoryview) -> tuple[int, bytes] | None:
         """Decrypt under the current key, else under the next one: a key change the capture did not show (0-RTT
         data rejected, a handshake key not logged or a lost Finished)."""
-        opened = side.opener.open(ctype, version, body, side.seq) if side.opener else None
+        opened = side.opener.open(header, body, side.seq) if side.opener else None
         if opened is not None:
             side.seq += 1
             side.ever = self.info.decrypted = True
             return opened
         follower = side.queue[0] if side.queue else None
         if follower is not None:
-            opened = follower.open(ctype, version, body, 0)
+            opened = follower.open(header, body, 0)
             if opened is not None:
                 side.advance(1)
                 side.early = False
@@ -731,20 +748,20 @@ class TlsConnection:
         side.seq += 1
         side.gap_pending = True
 
-    def _hold(self, d: int, side: _Side, ctype: int, version: bytes, body: memoryview) -> None:
+    def _hold(self, d: int, side: _Side, header: bytes, body: memoryview) -> None:
         """Protected records that came before the keys for them: 0-RTT data seen before the ServerHello."""
         if side.held_bytes + len(body) > MAX_HELD_BYTES or self._suite is not None:
             self._give_up("encrypted records before the keys", d)
             return
-        side.held.append((ctype, version, bytes(body)))
+        side.held.append((header, bytes(body)))
         side.held_bytes += len(body)
 
     def _release(self, d: int) -> None:
         side = self._sides[d]
         held, side.held, side.held_bytes = side.held, [], 0
-        for ctype, version, body in held:
+        for header, body in held:
             if side.stage != _DEAD:
-                self._record(d, side, ctype, version, memoryview(body))
+                self._record(d, side, header, memoryview(body))
 
     def _gap(self, d: int, side: _Side, gap: int) -> None:
         self._issue(Issue.TLS_GAP)
@@ -777,13 +794,14 @@ class TlsConnection:
             if start + HEADER + length > len(data):
                 return -(at + start + 1)
             body = memoryview(data)[start + HEADER : start + HEADER + length]
-            if self._resume(side, data[start], version, body):
+            if self._resume(side, data[start : start + HEADER], body):
                 side.lost = False
                 return at + start
         return None
 
-    def _resume(self, side: _Side, ctype: int, version: bytes, body: memoryview) -> bool:
+    def _resume(self, side: _Side, header: bytes, body: memoryview) -> bool:
         """Whether the record authenticates at a sequence number within the search bound; if so, sets it."""
+        ctype = header[0]
         if side.stage == _PLAIN or (self._version == TLS13 and ctype != APPLICATION_DATA):
             return ctype in (HANDSHAKE, ALERT, CHANGE_CIPHER_SPEC)  # a clear record: its header is all to check
         bound = SEQ_SEARCH if not side.lost_bytes else min(SEQ_SEARCH, side.lost_bytes // MIN_RECORD + 2)
@@ -792,7 +810,7 @@ class TlsConnection:
             if opener is None:
                 continue
             for seq in range(first, first + bound):
-                if opener.open(ctype, version, body, seq) is not None:
+                if opener.open(header, body, seq) is not None:
                     if opener is not side.opener:
                         side.advance()
                         side.early = False
@@ -886,7 +904,9 @@ class TlsConnection:
         # A second ClientHello after a HelloRetryRequest keeps the random (RFC 8446 4.1.2); a TLS 1.2 renegotiation
         # brings a new one, used from its ServerHello on.
         self._next_client_random = random
-        self._early_offered = EXT_EARLY_DATA in ext
+        # After a HelloRetryRequest the second ClientHello drops early_data, but 0-RTT records may have followed
+        # the first (RFC 8446 4.2.10).
+        self._early_offered = self._early_offered or EXT_EARLY_DATA in ext
         if EXT_SERVER_NAME in ext and self.info.sni is None:
             self.info.sni = _sni(ext[EXT_SERVER_NAME])
         self._transcript, self._hashing = [], True
