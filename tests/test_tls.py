@@ -318,6 +318,65 @@ def test_gap_resumes_on_next_record(tmp: Path, options: dict[str, object], feede
     assert conn.info.decrypted
 
 
+def cut(pair: Pair, direction: int, start: int, stop: int) -> list[Plaintext]:
+    """Feed the transcript as written with bytes [start, stop) of one direction's stream lost."""
+    conn = TlsConnection(keylog_of(pair), CLIENT)
+    pieces: list[Plaintext] = []
+    at = 0
+    for d, data in pair.transcript.wire:
+        if d != direction:
+            pieces += conn.feed(d, data)
+            continue
+        begin, end = at, at + len(data)
+        at = end
+        if end <= start or begin >= stop:
+            pieces += conn.feed(d, data, gap=stop - start if begin == stop else 0)
+        else:
+            if begin < start:
+                pieces += conn.feed(d, data[: start - begin])
+            if end > stop:
+                pieces += conn.feed(d, data[stop - begin :], gap=stop - start)
+    pieces += conn.finish()
+    assert Issue.TLS_GAP in conn.issues and Issue.TLS_DECRYPT_FAILED not in conn.issues, conn.issues
+    assert conn.info.reason is None
+    return pieces
+
+
+def test_gap_in_tls13_server_handshake(tmp: Path) -> None:
+    """Bytes lost inside the server's encrypted Certificate: its Finished is found by the sequence search under the
+    handshake key, and the application data after it decrypts under the traffic key."""
+    pair = big_transfer(tmp)
+    flight = pair.transcript.wire[1][1]
+    assert pair.transcript.wire[1][0] == SERVER and len(flight) > 1000
+    pieces = cut(pair, SERVER, 300, 600)
+    assert b"".join(p.data for p in merged(pieces, SERVER)) == pair.transcript.sent[SERVER]
+    assert b"".join(p.data for p in merged(pieces, CLIENT)) == pair.transcript.sent[CLIENT]
+
+
+@pytest.mark.parametrize("ciphers", ["ECDHE-RSA-AES128-SHA", "ECDHE-RSA-CHACHA20-POLY1305"])
+def test_gap_tls12_sequence_search(tmp: Path, ciphers: str) -> None:
+    """TLS 1.2 CBC (the HMAC covers the sequence number) and ChaCha20 (the nonce is derived from it): after lost
+    records, the right sequence number is found by search."""
+    pair = Pair(tmp, tls12=True, ciphers=ciphers)
+    rng = random.Random(11)
+    for _ in range(30):
+        pair.send(SERVER, rng.randbytes(1000))
+    pair.close()
+    stream = pair.transcript.stream(SERVER)
+    pieces = merged(cut(pair, SERVER, len(stream) // 2, len(stream) // 2 + 5000), SERVER)
+    sent = bytes(pair.transcript.sent[SERVER])
+    assert [p.gap_before for p in pieces] == [False, True]
+    assert sent.startswith(pieces[0].data) and sent.endswith(pieces[1].data)
+    assert len(pieces[0].data) + len(pieces[1].data) >= len(sent) - 7000
+
+
+def test_alpn_h2_is_reported(tmp: Path) -> None:
+    """ALPN h2: the caller routes the plaintext to HTTP/2, not to the HTTP/1.1 Upgrade path."""
+    pair = Pair(tmp, alpn=["h2"])
+    exchange(pair, random.Random(12), rounds=1)
+    assert check_exact(pair, feeders=[as_written]).info.alpn == "h2"
+
+
 def test_gap_in_client_hello(tmp: Path) -> None:
     pair = big_transfer(tmp)
     conn = TlsConnection(keylog_of(pair), CLIENT)
@@ -402,6 +461,27 @@ def test_mutated_transcript_never_raises(tmp: Path) -> None:
         _conn, out, _ = decrypt(Transcript(wire=[(d, bytes(b)) for d, b in wire]), keylog)
         sent = bytes(pair.transcript.sent[SERVER])
         assert all(piece in sent for piece in (out[SERVER][:100], out[SERVER][-100:]))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"tls12": True, "ciphers": "ECDHE-RSA-AES128-SHA"},
+        {"tls12": True, "ciphers": "ECDHE-RSA-AES128-SHA", "options": OP_NO_ENCRYPT_THEN_MAC},
+        {"tls12": True, "ciphers": "ECDHE-RSA-AES128-GCM-SHA256"},
+        {"suites13": "TLS_AES_128_CCM_8_SHA256"},
+    ],
+)
+def test_short_records_after_the_handshake(tmp: Path, options: dict[str, object]) -> None:
+    """Hand-made protected records too short for their cipher (0 to 48 bytes): a tag failure each, never a raise."""
+    pair = big_transfer(tmp, **options)
+    conn = TlsConnection(keylog_of(pair), CLIENT)
+    for d, data in pair.transcript.wire[:4]:
+        conn.feed(d, data)
+    for size in (0, 1, 8, 15, 16, 17, 24, 31, 32, 33, 48):
+        assert conn.feed(SERVER, b"\x17\x03\x03" + size.to_bytes(2, "big") + bytes(size)) == []
+    conn.finish()
+    assert Issue.TLS_DECRYPT_FAILED in conn.issues
 
 
 def test_oversized_record_is_malformed(tmp: Path) -> None:

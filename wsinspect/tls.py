@@ -394,10 +394,12 @@ class _Cbc(_Opener):
         ctype = header[0]
         prefix = seq.to_bytes(8, "big") + header[:3]
         mac_len = self.mac_len
+        # At least one block of ciphertext (padding included), after the explicit IV when there is one.
+        least = 16 if self.chained is not None else 32
         if self.etm:
             # RFC 7366 3: the MAC covers the IV and ciphertext; checked before anything is decrypted.
             size = len(body) - mac_len
-            if size < 16 or size % 16:
+            if size < least or size % 16:
                 return None
             cipher = body[:size]
             want = hmac.digest(self.mac_key, prefix + size.to_bytes(2, "big") + cipher, self.mac)
@@ -407,25 +409,29 @@ class _Cbc(_Opener):
             pad = plain[-1]
             if pad + 1 > len(plain):
                 return None
-            return ctype, plain[: -pad - 1]
-        if len(body) < 16 or len(body) % 16:
-            return None
-        plain = self._decrypt(body)
-        pad = plain[-1]
-        end = len(plain) - pad - 1 - mac_len
-        if end < 0 or plain[end + mac_len : -1] != bytes((pad,)) * pad:
-            return None
-        content = plain[:end]
-        want = hmac.digest(self.mac_key, prefix + end.to_bytes(2, "big") + content, self.mac)
-        if not hmac.compare_digest(want, plain[end : end + mac_len]):
-            return None
+            content = plain[: -pad - 1]
+        else:
+            if len(body) < least or len(body) % 16:
+                return None
+            cipher = body
+            plain = self._decrypt(cipher)
+            pad = plain[-1]
+            end = len(plain) - pad - 1 - mac_len
+            if end < 0 or plain[end + mac_len : -1] != bytes((pad,)) * pad:
+                return None
+            content = plain[:end]
+            want = hmac.digest(self.mac_key, prefix + end.to_bytes(2, "big") + content, self.mac)
+            if not hmac.compare_digest(want, plain[end : end + mac_len]):
+                return None
+        if self.chained is not None:
+            self.chained = bytes(cipher[-16:])  # the next record's IV, once this one is known good
         return ctype, content
 
     def _decrypt(self, cipher: memoryview) -> bytes:
         if self.chained is None:
             iv, cipher = bytes(cipher[:16]), cipher[16:]
         else:
-            iv, self.chained = self.chained, bytes(cipher[-16:])
+            iv = self.chained
         decryptor = Cipher(self.key, modes.CBC(iv)).decryptor()
         return decryptor.update(cipher) + decryptor.finalize()
 
@@ -774,6 +780,10 @@ class TlsConnection:
         hello_seen = bool(self._client_random) if d == self.client else self._suite is not None
         if not hello_seen:
             self._give_up("gap before keys")
+            return
+        if isinstance(side.opener, _Cbc) and side.opener.chained is not None:
+            # RFC 2246 6.2.3.2: each record's IV is the previous record's last ciphertext block, lost with it.
+            self._give_up("gap in a TLS 1.0 CBC stream (the IV chain is lost)", d)
             return
         side.lost, side.lost_bytes = True, gap
 
