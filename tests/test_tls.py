@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import random
 import ssl
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.tls_pcap import connections, frames
 from tests.tls_transcript import (
@@ -183,6 +186,29 @@ def test_tls10_tls11_cbc(tmp: Path, version: ssl.TLSVersion) -> None:
     pair.close()
     conn = check_exact(pair)
     assert conn.info.version == {ssl.TLSVersion.TLSv1: "TLS 1.0", ssl.TLSVersion.TLSv1_1: "TLS 1.1"}[version]
+
+
+_SPLIT_PAIR: list[Pair] = []
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(min_value=0, max_value=1 << 20), max_size=12))
+def test_split_anywhere_decrypts_the_same(tmp: Path, cuts: list[int]) -> None:
+    """Property: however each direction's bytes are cut into feeds, the plaintext is the same."""
+    if not _SPLIT_PAIR:
+        pair = Pair(tmp, tls12=True, ciphers="ECDHE-RSA-AES128-SHA256")
+        exchange(pair, random.Random(13))
+        pair.close()
+        _SPLIT_PAIR.append(pair)
+    pair = _SPLIT_PAIR[0]
+
+    def split(wire: list[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+        for i, (d, data) in enumerate(wire):
+            points = sorted({c % (len(data) + 1) for c in cuts[i % 3 :: 3]} | {0, len(data)})
+            for start, stop in itertools.pairwise(points):
+                yield d, data[start:stop]
+
+    check_exact(pair, keylog_of(pair), feeders=[split])
 
 
 # -- handshake variants ----------------------------------------------------------------------------------------------
