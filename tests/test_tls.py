@@ -150,6 +150,15 @@ def test_tls13_suites(tmp: Path, suite: str) -> None:
     assert conn.info.alerts == [(CLIENT, 1, 0), (SERVER, 1, 0)]  # both close_notify
 
 
+def test_tls13_record_padding(tmp: Path) -> None:
+    """RFC 8446 5.4: zeros after the inner content type are padding, stripped (OpenSSL pads when asked to)."""
+    pair = Pair(tmp, block_padding=256)
+    exchange(pair, random.Random(14))
+    pair.close()
+    assert any(len(data) % 256 == 5 + 16 for d, data in pair.transcript.wire if data[0] == 23 and len(data) < 600)
+    check_exact(pair)
+
+
 # (OpenSSL cipher string, certificate, IANA name, Encrypt-then-MAC on)
 TLS12_SUITES = [
     ("ECDHE-RSA-AES128-GCM-SHA256", "rsa", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", True),

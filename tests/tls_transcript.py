@@ -28,6 +28,7 @@ _LIB.SSL_CTX_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctyp
 _LIB.SSL_CTX_ctrl.restype = ctypes.c_long
 _LIB.SSL_key_update.argtypes = [ctypes.c_void_p, ctypes.c_int]
 _LIB.SSL_renegotiate.argtypes = [ctypes.c_void_p]
+_LIB.SSL_CTX_set_block_padding.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 SSL_CTRL_SET_GROUPS_LIST = 92
 # OpenSSL 3 option bits Python does not name.
 OP_NO_EXTENDED_MASTER_SECRET = 1 << 0
@@ -110,6 +111,7 @@ class Pair:
         ciphers: str | None = None,
         suites13: str | None = None,
         server_groups: str | None = None,
+        block_padding: int = 0,
         cert: str = "rsa",
         options: int = 0,
         alpn: list[str] | None = None,
@@ -144,6 +146,9 @@ class Pair:
             ctx.options |= options
         if server_groups:
             set_groups(server_ctx, server_groups)
+        if block_padding:  # RFC 8446 5.4: TLS 1.3 records padded to a multiple of this many bytes
+            for ctx in (server_ctx, client_ctx):
+                assert _LIB.SSL_CTX_set_block_padding(_pointer(ctx, 2), block_padding) == 1
         self.client_ctx, self.server_ctx = client_ctx, server_ctx
         self.transcript = Transcript(keylog_path=directory / keylog)
         self._bios = [(ssl.MemoryBIO(), ssl.MemoryBIO()) for _ in range(2)]  # (incoming, outgoing) per side

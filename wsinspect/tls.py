@@ -338,11 +338,12 @@ class _Tls13(_Opener):
             inner = self.aead.decrypt((self.iv ^ seq).to_bytes(12, "big"), body, header)
         except InvalidTag:
             return None
-        # RFC 8446 5.4: zero padding after the real content type; all zeros is not a record.
-        content = inner.rstrip(b"\0")
-        if not content:
-            return None
-        return content[-1], content[:-1]
+        # RFC 8446 5.4: zero padding after the real content type (rare: looked for only when present); all zeros
+        # is not a record.
+        if inner and inner[-1]:
+            return inner[-1], inner[:-1]
+        inner = inner.rstrip(b"\0")
+        return (inner[-1], inner[:-1]) if inner else None
 
 
 class _Tls12Aead(_Opener):
