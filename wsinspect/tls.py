@@ -15,6 +15,13 @@ What the key log gives (the NSS format, one ``LABEL <client_random hex> <secret 
   the latter keyed by the first 8 bytes of the encrypted pre-master secret); the master secret is then derived,
   with the session hash when Extended Master Secret was negotiated (RFC 7627 4).
 
+Lost bytes (``feed(..., gap=n)``, or bytes that are no record header) are flagged ``tls-gap`` /
+``tls-record-malformed``; decryption resumes on the next whole record whose tag verifies at a sequence number found
+by search: from the expected one up to ``min(SEQ_SEARCH, n // MIN_RECORD + 2)`` further under the current key, and
+as many from 0 under the next key of the schedule (a lost Finished or KeyUpdate). The next ``Plaintext`` then has
+``gap_before`` set, for the HTTP/WebSocket parsers above to resynchronise. A record that fails its tag under a key
+that verified before is dropped (``tls-decrypt-failed``), never passed on.
+
 Nothing here raises on wire bytes or key-log text: findings become ``Issue`` members on ``TlsConnection.issues``,
 and a connection that cannot be decrypted says why in ``info.reason``. Secrets never appear in a repr or message.
 """
