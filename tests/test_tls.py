@@ -267,6 +267,28 @@ def test_key_update(tmp: Path) -> None:
     check_exact(pair)
 
 
+def test_key_update_lost_in_a_gap(tmp: Path) -> None:
+    """The server's KeyUpdate and the first record under its new key are lost: the search finds the next
+    generation of its traffic secret, at sequence number 1."""
+    pair = Pair(tmp)
+    rng = random.Random(15)
+    exchange(pair, rng, rounds=1)
+    for _ in range(5):
+        pair.send(SERVER, rng.randbytes(1000))
+    pair.key_update(SERVER, request=False)
+    lost_at = len(pair.transcript.stream(SERVER))
+    pair.send(SERVER, rng.randbytes(100))  # carries the KeyUpdate, then this message's record
+    lost = len(pair.transcript.stream(SERVER)) - lost_at
+    for _ in range(5):
+        pair.send(SERVER, rng.randbytes(1000))
+    pair.close()
+    pieces = merged(cut(pair, SERVER, lost_at, lost_at + lost), SERVER)
+    sent = bytes(pair.transcript.sent[SERVER])
+    assert [p.gap_before for p in pieces] == [False, True]
+    assert len(pieces[0].data) + 100 + len(pieces[1].data) == len(sent)
+    assert sent.startswith(pieces[0].data) and sent.endswith(pieces[1].data)
+
+
 def test_renegotiation(tmp: Path) -> None:
     """TLS 1.2 renegotiation (RFC 5246 7.4.1.1, RFC 5746): the second handshake runs inside the first one's
     records; each direction switches to the new keys at its change_cipher_spec."""

@@ -18,7 +18,8 @@ What the key log gives (the NSS format, one ``LABEL <client_random hex> <secret 
 Lost bytes (``feed(..., gap=n)``, or bytes that are no record header) are flagged ``tls-gap`` /
 ``tls-record-malformed``; decryption resumes on the next whole record whose tag verifies at a sequence number found
 by search: from the expected one up to ``min(SEQ_SEARCH, n // MIN_RECORD + 2)`` further under the current key, and
-as many from 0 under the next key of the schedule (a lost Finished or KeyUpdate). The next ``Plaintext`` then has
+as many from 0 under the next key (the schedule's next: a lost Finished; or the next traffic secret generation: a
+lost KeyUpdate). The next ``Plaintext`` then has
 ``gap_before`` set, for the HTTP/WebSocket parsers above to resynchronise. A record that fails its tag under a key
 that verified before is dropped (``tls-decrypt-failed``), never passed on.
 
@@ -823,18 +824,31 @@ class TlsConnection:
         if side.stage == _PLAIN or (self._version == TLS13 and ctype != APPLICATION_DATA):
             return ctype in (HANDSHAKE, ALERT, CHANGE_CIPHER_SPEC)  # a clear record: its header is all to check
         bound = SEQ_SEARCH if not side.lost_bytes else min(SEQ_SEARCH, side.lost_bytes // MIN_RECORD + 2)
-        follower = side.queue[0] if side.queue else None
+        follower, secret = self._successor(side)
         for opener, first in ((side.opener, side.seq), (follower, 0)):
             if opener is None:
                 continue
             for seq in range(first, first + bound):
                 if opener.open(header, body, seq) is not None:
                     if opener is not side.opener:
-                        side.advance()
+                        if secret is None:
+                            side.advance()
+                        else:
+                            side.opener, side.secret = opener, secret
                         side.early = False
                     side.seq = seq
                     return True
         return False
+
+    def _successor(self, side: _Side) -> tuple[_Opener | None, bytes | None]:
+        """The key after the current one: the next of the schedule, or in TLS 1.3 traffic the next generation
+        (a KeyUpdate lost in a gap, RFC 8446 7.2) with its secret."""
+        if side.queue:
+            return side.queue[0], None
+        if self._version == TLS13 and side.secret is not None and self._suite is not None:
+            secret = hkdf_expand_label(self._suite.hash, side.secret, b"traffic upd", b"", len(side.secret))
+            return _Tls13(self._suite, secret), secret
+        return None, None
 
     # -- content ---------------------------------------------------------------------------------------------------
 
