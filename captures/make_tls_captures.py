@@ -78,6 +78,7 @@ PORTS = {
     "tls13_openssl_chacha20": 47104,
     "tls13_openssl_ccm": 47105,
     "tls13_openssl_early_data": 47106,
+    "tls12_openssl_resumption": 47107,
 }
 SNI = "wsinspect.test"
 
@@ -361,10 +362,13 @@ async def openssl_conversation(
     label: str,
     *,
     early: Path | None = None,
+    renegotiate: bool = False,
 ) -> TlsSession:
     """One WebSocket conversation through s_client (client) and the running s_server: Python writes the Upgrade,
     the 101 and every frame into one's stdin and reads them back, unchanged, from the other's stdout. ``early``:
-    a file holding the Upgrade request, sent by s_client as 0-RTT early data (-early_data)."""
+    a file holding the Upgrade request, sent by s_client as 0-RTT early data (-early_data). ``renegotiate``: after
+    the first frames, s_client's "R" command starts a TLS 1.2 renegotiation (commands stay on, so every frame is
+    small enough to be read by s_client in one piece and starts with a frame header, never a command letter)."""
     ws_key = new_key(rng)
     request = upgrade_request(netloc, path, ws_key)
     if early is not None:
@@ -388,12 +392,18 @@ async def openssl_conversation(
         steps: list[tuple[str, int, bytes]] = [
             (C2S, OP_TEXT, f"hello through openssl, {label}".encode()),
             (S2C, OP_TEXT, "answer from s_server 🔒".encode()),
-            (C2S, OP_BINARY, rng.randbytes(30_000)),
+            (C2S, OP_BINARY, rng.randbytes(900 if renegotiate else 30_000)),
             (S2C, OP_BINARY, rng.randbytes(70_000)),
+            (C2S, OP_TEXT, b"after the renegotiation" if renegotiate else b"last words"),
+            (S2C, OP_BINARY, rng.randbytes(20_000)),
             (C2S, OP_CLOSE, close_payload(1000, b"openssl done")),
             (S2C, OP_CLOSE, close_payload(1000, b"openssl done")),
         ]
-        for direction, opcode, payload in steps:
+        for index, (direction, opcode, payload) in enumerate(steps):
+            if renegotiate and index == 4:
+                client.stdin.write(b"R\n")
+                await client.stdin.drain()
+                await asyncio.sleep(0.5)  # the new handshake completes before the next frame
             sender, receiver = (client, server) if direction == C2S else (server, client)
             frame = encode_frame(opcode, payload, mask=rng.randbytes(4) if direction == C2S else None)
             assert sender.stdin and receiver.stdout
@@ -510,6 +520,73 @@ async def tls13_openssl_early_data() -> None:
     )
 
 
+async def tls12_openssl_resumption() -> None:
+    """openssl s_client and s_server over TLS 1.2: a full handshake with a client-initiated renegotiation in the
+    middle of the WebSocket session, then session ticket resumption (RFC 5077), then a full handshake without
+    tickets and its session id resumption (RFC 5246 7.3)."""
+    name, port = "tls12_openssl_resumption", PORTS["tls12_openssl_resumption"]
+    rng = random.Random(name)
+    netloc = endpoint((LOCALHOST, port))
+    with tempfile.TemporaryDirectory() as tmp:
+        keys, ticket, session_id = Path(tmp) / "keys.log", Path(tmp) / "ticket.pem", Path(tmp) / "id.pem"
+        cert, key = make_certificate(Path(tmp))
+        server_command = [
+            "openssl", "s_server", "-accept", f"{LOCALHOST}:{port}", "-cert", str(cert), "-key", str(key), "-quiet",
+            "-naccept", "4", "-tls1_2", "-client_renegotiation", "-alpn", "http/1.1",
+        ]  # fmt: skip
+        client_command = [
+            "openssl", "s_client", "-connect", f"{LOCALHOST}:{port}", "-brief", "-tls1_2",
+            "-cipher", "ECDHE-RSA-CHACHA20-POLY1305", "-keylogfile", str(keys), "-servername", SNI,
+            "-alpn", "http/1.1",
+        ]  # fmt: skip
+        quiet = [*client_command, "-nocommands"]
+        plan = [
+            ("/renegotiate", [*client_command, "-sess_out", str(ticket)], True, False),
+            ("/ticket", [*quiet, "-sess_in", str(ticket)], False, True),
+            ("/full", [*quiet, "-no_ticket", "-sess_out", str(session_id)], False, False),
+            ("/session-id", [*quiet, "-no_ticket", "-sess_in", str(session_id)], False, True),
+        ]
+        sessions = []
+        async with Capture(HERE / f"{name}.pcap", port):
+            server = await asyncio.create_subprocess_exec(
+                *server_command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            try:
+                await wait_for_port(port)
+                for path, command, renegotiate, resumed in plan:
+                    session = await openssl_conversation(
+                        server, command, netloc, path, rng, path.strip("/"), renegotiate=renegotiate
+                    )
+                    session.tls = {
+                        "version": "TLS 1.2",
+                        "cipher": "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+                        "sni": SNI,
+                        "alpn": "http/1.1",
+                        "resumed": resumed,
+                    }
+                    sessions.append(session)
+                await asyncio.wait_for(server.wait(), READY_TIMEOUT)
+            finally:
+                if server.returncode is None:
+                    server.kill()
+                    await server.wait()
+        syns = [p for p in read_packets(HERE / f"{name}.pcap")[1] if p.flags & dpkt.tcp.TH_SYN and not p.flags & 16]
+        for session, syn in zip(sessions, syns, strict=True):
+            session.client, session.server = syn.src, syn.dst
+        lines = keys.read_bytes().count(b"CLIENT_RANDOM")
+        if lines != 5:  # four handshakes and the renegotiation
+            raise CaptureError(f"{name}: {lines} CLIENT_RANDOM lines, expected 5")
+        finish(
+            name,
+            "openssl s_client and s_server, TLS 1.2 TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, ALPN http/1.1: session"
+            " 1 renegotiates (s_client 'R') between two WebSocket frames; session 2 resumes session 1 by its ticket;"
+            " session 3 is a full handshake without tickets, resumed by its session id in session 4.",
+            sessions,
+            keys,
+            port,
+        )
+
+
 CAPTURES: dict[str, Callable[[], Awaitable[None]]] = {
     "tls13_websockets": tls13_websockets,
     "tls12_aiohttp_gcm": tls12_aiohttp_gcm,
@@ -517,6 +594,7 @@ CAPTURES: dict[str, Callable[[], Awaitable[None]]] = {
     "tls13_openssl_chacha20": tls13_openssl_chacha20,
     "tls13_openssl_ccm": tls13_openssl_ccm,
     "tls13_openssl_early_data": tls13_openssl_early_data,
+    "tls12_openssl_resumption": tls12_openssl_resumption,
 }
 
 

@@ -700,6 +700,7 @@ def test_capture(truth_path: Path) -> None:
         assert (conn.info.version, conn.info.cipher, conn.info.sni, conn.info.alpn) == (
             tls["version"], tls["cipher"], tls["sni"], tls["alpn"]
         )  # fmt: skip
+        assert conn.info.resumed == tls.get("resumed", conn.info.resumed)
         assert out[CLIENT].startswith(f"GET {session['path']} HTTP/1.1\r\n".encode())
         assert out[SERVER].startswith(b"HTTP/1.1 101 ")
         for d, name in ((CLIENT, "c2s"), (SERVER, "s2c")):
