@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import base64
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -26,11 +27,13 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 
 import aiohttp
 import dpkt
 from aiohttp import web
+from websockets.http11 import Request, Response
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -38,6 +41,8 @@ sys.path.insert(0, str(HERE.parent))
 from make_captures import (  # noqa: E402  (the script's own directory is importable only after the lines above)
     C2S,
     CAPTURE_TIMEOUT,
+    CHROMIUM_FLAGS,
+    CHROMIUM_PAGE,
     LOCALHOST,
     OP_BINARY,
     OP_CLOSE,
@@ -79,6 +84,7 @@ PORTS = {
     "tls13_openssl_ccm": 47105,
     "tls13_openssl_early_data": 47106,
     "tls12_openssl_resumption": 47107,
+    "tls13_chromium": 47108,
 }
 SNI = "wsinspect.test"
 
@@ -587,6 +593,103 @@ async def tls12_openssl_resumption() -> None:
         )
 
 
+async def tls13_chromium() -> None:
+    """Headless Chromium, with SSLKEYLOGFILE, runs a page whose script opens a wss:// WebSocket to a websockets
+    server (no compression). Chromium sends no SNI for an IP address (RFC 6066 3)."""
+    name, port = "tls13_chromium", PORTS["tls13_chromium"]
+    browser = shutil.which("chromium")
+    if browser is None:
+        print(f"  {name} skipped: chromium is not installed (Debian: apt-get install chromium)")
+        return
+    rng = random.Random(name)
+    netloc = endpoint((LOCALHOST, port))
+    exchanges: list[tuple[str | bytes, str | bytes]] = [
+        ("hello from chromium over TLS", "hello, browser"),
+        ("ünïcödé 🌍 from the browser", b"binary from the server " + bytes(range(64))),
+        (rng.randbytes(3000), "got your bytes"),
+        ("x" * 40_000, rng.randbytes(60_000)),
+    ]
+    sent = [{"text": m} if isinstance(m, str) else {"data": base64.b64encode(m).decode()} for m, _ in exchanges]
+    # The page comes over plain http from another port, outside the capture: over https its connection would end
+    # with Chromium's RST before the server's FIN (asyncio waits for a close_notify the browser never sends).
+    page_port = port + 100
+    page = CHROMIUM_PAGE.replace("STEPS", json.dumps(sent).replace("</", "<\\/"))
+    page = page.replace("ws://${location.host}", f"wss://{netloc}")
+    finished: asyncio.Future[TlsSession] = asyncio.get_running_loop().create_future()
+
+    def respond(connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.startswith("/ws"):
+            return None
+        if request.path != "/":
+            return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
+        response = connection.respond(HTTPStatus.OK, page)
+        response.headers["Content-Type"] = "text/html; charset=utf-8"
+        return response
+
+    async def handler(connection: ServerConnection) -> None:
+        try:
+            request = connection.request
+            assert request is not None
+            session = TlsSession(endpoint(connection.remote_address), netloc, request.headers["Host"], request.path)
+            ssl_object = connection.transport.get_extra_info("ssl_object")
+            session.tls = tls_fields(ssl_object, ssl_object.cipher()[0]) | {"sni": None}
+            for message, reply in exchanges:
+                received = await connection.recv()
+                if received != message:
+                    raise CaptureError(f"chromium sent {received!r:.60}, expected {message!r:.60}")
+                session.messages.append(data_entry(C2S, message))
+                session.messages.append(data_entry(S2C, reply))
+                await connection.send(reply)
+            await connection.wait_closed()
+            received_close, sent_close = connection.protocol.close_rcvd, connection.protocol.close_sent
+            if received_close is None or sent_close is None:
+                raise CaptureError("the browser's session did not end with a close handshake")
+            session.messages.append(close_entry(C2S, received_close.code, received_close.reason))
+            session.messages.append(close_entry(S2C, sent_close.code, sent_close.reason, auto=True))
+            finished.set_result(session)
+        except Exception as error:
+            finished.set_exception(error)
+
+    pcap = HERE / f"{name}.pcap"
+    with tempfile.TemporaryDirectory() as tmp:
+        keys = Path(tmp) / "keys.log"
+        server_ctx, _ = contexts(Path(tmp), keys)
+        profile = Path(tmp) / "profile"
+        async with (
+            Capture(pcap, port),
+            serve_plain(handler, LOCALHOST, port, ssl=server_ctx),
+            serve_plain(handler, LOCALHOST, page_port, process_request=respond),
+        ):
+            chromium = await asyncio.create_subprocess_exec(
+                browser,
+                *CHROMIUM_FLAGS,
+                "--ignore-certificate-errors",
+                f"--user-data-dir={profile}",
+                f"http://{endpoint((LOCALHOST, page_port))}/",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "SSLKEYLOGFILE": str(keys)},
+            )
+            try:
+                session = await asyncio.wait_for(finished, 60)
+            finally:
+                # Headless chromium keeps running once the page is done; its sockets close as it exits.
+                if chromium.returncode is None:
+                    chromium.terminate()
+                await asyncio.wait_for(chromium.wait(), READY_TIMEOUT)
+        finish(
+            name,
+            "Headless Chromium (SSLKEYLOGFILE) loads a page (plain http, another port, not captured) whose script"
+            " opens wss:// to a websockets server (TLS 1.3, ALPN http/1.1, no compression): texts, unicode, binary"
+            " both ways, a 40 KB text and a 60 KB binary; the page closes with 1000 'browser done'. No SNI: the URL"
+            " names an IP address.",
+            [session],
+            keys,
+            port,
+        )
+
+
 CAPTURES: dict[str, Callable[[], Awaitable[None]]] = {
     "tls13_websockets": tls13_websockets,
     "tls12_aiohttp_gcm": tls12_aiohttp_gcm,
@@ -595,6 +698,7 @@ CAPTURES: dict[str, Callable[[], Awaitable[None]]] = {
     "tls13_openssl_ccm": tls13_openssl_ccm,
     "tls13_openssl_early_data": tls13_openssl_early_data,
     "tls12_openssl_resumption": tls12_openssl_resumption,
+    "tls13_chromium": tls13_chromium,
 }
 
 
