@@ -187,3 +187,40 @@ class Issue(StrEnum):
         "extension-not-decoded",
         "the negotiated extension transforms payloads in a way wsinspect does not decode",
     )
+
+    # -- TLS (tls.py: RFC 8446, RFC 5246) ---------------------------------
+    TLS_NOT_DECRYPTED = (
+        "tls-not-decrypted",
+        "a TLS connection (or one direction of it) was not decrypted; its reason says why (no key in the key log,"
+        " unsupported version or cipher, bytes lost before the keys, a capture starting mid-TLS)",
+    )
+    TLS_DECRYPT_FAILED = (
+        "tls-decrypt-failed",
+        "a TLS record did not authenticate under the logged key (RFC 8446 5.2, RFC 5246 6.2.3);"
+        " its content was dropped",
+    )
+    TLS_RECORD_MALFORMED = (
+        "tls-record-malformed",
+        "bytes that are not a TLS record header: unknown content type, wrong version or a length over 2^14+2048"
+        " (RFC 5246 6.2.1-6.2.3, RFC 8446 5.1-5.2); decryption resumed at the next record",
+    )
+    TLS_RECORD_TRUNCATED = (
+        "tls-record-truncated",
+        "the stream ended in the middle of a TLS record (RFC 5246 6.2)",
+    )
+    TLS_GAP = (
+        "tls-gap",
+        "bytes of the TLS stream are missing (capture loss); decryption resumed at the next whole record",
+    )
+    TLS_HANDSHAKE_MALFORMED = (
+        "tls-handshake-malformed",
+        "a TLS handshake message does not parse (RFC 8446 4, RFC 5246 7.4)",
+    )
+    TLS_ALERT = (
+        "tls-alert",
+        "a TLS error alert was sent (RFC 8446 6.2, RFC 5246 7.2.2)",
+    )
+    TLS_EARLY_DATA_SKIPPED = (
+        "tls-early-data-skipped",
+        "0-RTT early data was not decrypted: rejected by the server or its secret not logged (RFC 8446 4.2.10)",
+    )
