@@ -1,0 +1,181 @@
+"""wsinspect.h2 over the real HTTP/2 captures in captures/h2 (made by captures/make_h2_captures.py): the WebSocket
+bytes of each stream must be what the peers sent, and tshark must see the same HTTP/2 streams and headers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import subprocess
+import zlib
+from pathlib import Path
+from typing import Any
+
+import dpkt
+import pytest
+
+from wsinspect.h2 import H2Connection, H2Event, H2Finding, Start, StreamEnded, WsData, WsRequest, WsResponse
+
+H2_CAPTURES = Path(__file__).resolve().parent.parent / "captures" / "h2"
+TRUTHS = sorted(H2_CAPTURES.glob("*.truth.json"))
+
+
+def tcp_chunks(path: Path) -> list[tuple[int, bytes]]:
+    """The payload bytes of the capture's one TCP connection in capture order, as (direction, bytes) with
+    direction 0 the side that sent the SYN. The make script checked that nothing is missing."""
+    chunks: list[tuple[int, bytes]] = []
+    client: tuple[bytes, int] | None = None
+    next_seq: dict[int, int] = {}
+    with path.open("rb") as f:
+        for _, buf in dpkt.pcap.Reader(f):
+            ip = dpkt.ethernet.Ethernet(buf).data
+            tcp = ip.data
+            src = (bytes(ip.src), tcp.sport)
+            if tcp.flags & dpkt.tcp.TH_SYN:
+                if not tcp.flags & dpkt.tcp.TH_ACK:
+                    client = src
+                next_seq[0 if src == client else 1] = tcp.seq + 1
+                continue
+            d = 0 if src == client else 1
+            payload = bytes(tcp.data)
+            if not payload:
+                continue
+            # Retransmissions: keep only bytes past what was delivered.
+            skip = (next_seq[d] - tcp.seq) % 2**32
+            if skip >= len(payload):
+                continue
+            chunks.append((d, payload[skip:]))
+            next_seq[d] = (tcp.seq + len(payload)) % 2**32
+    return chunks
+
+
+def decode(path: Path, start: Start = Start.PREFACE, skip: int = 0) -> tuple[H2Connection, list[H2Event]]:
+    """Feed the capture to an H2Connection; ``skip`` bytes of each direction's start are left out (for the
+    upgrade capture: the HTTP/1.1 heads)."""
+    conn = H2Connection(0, start)
+    events: list[H2Event] = []
+    left = [skip, skip]
+    for d, data in tcp_chunks(path):
+        if left[d]:
+            cut = min(left[d], len(data))
+            left[d] -= cut
+            data = data[cut:]
+        if data:
+            events += conn.feed(d, data)
+    events += conn.finish()
+    return conn, events
+
+
+def ws_frames(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(fin+rsv+opcode byte, opcode, unmasked payload) of RFC 6455 frames."""
+    out = []
+    p = 0
+    while p < len(data):
+        b0, b1 = data[p], data[p + 1]
+        n, p = b1 & 0x7F, p + 2
+        if n == 126:
+            n, p = int.from_bytes(data[p : p + 2], "big"), p + 2
+        elif n == 127:
+            n, p = int.from_bytes(data[p : p + 8], "big"), p + 8
+        key = b""
+        if b1 & 0x80:
+            key, p = data[p : p + 4], p + 4
+        payload = data[p : p + n]
+        if key:
+            payload = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+        out.append((b0, b0 & 0x0F, payload))
+        p += n
+    return out
+
+
+def messages(data: bytes, direction: str, deflate: bool) -> list[dict[str, Any]]:
+    """Truth-file records of the messages in one direction's WebSocket bytes (permessage-deflate inflated,
+    RFC 7692 7.2.2, with context takeover)."""
+    inflater = zlib.decompressobj(-15)
+    out: list[dict[str, Any]] = []
+    parts: list[bytes] = []
+    first = 0
+    for b0, opcode, payload in ws_frames(data):
+        if opcode:
+            first = b0
+        parts.append(payload)
+        if not b0 & 0x80:
+            continue
+        body = b"".join(parts)
+        parts = []
+        if deflate and first & 0x40:
+            body = inflater.decompress(body + b"\x00\x00\xff\xff")
+        op = first & 0x0F if opcode == 0 else opcode
+        record: dict[str, Any] = {"dir": direction, "opcode": {1: "text", 2: "binary", 8: "close"}[op]}
+        if op == 8:
+            record["close_code"] = int.from_bytes(body[:2], "big")
+            record["close_reason"] = body[2:].decode()
+        elif len(body) > 4096:
+            record |= {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        elif op == 1:
+            record["text"] = body.decode()
+        else:
+            record["data"] = base64.b64encode(body).decode()
+        out.append(record)
+    return out
+
+
+def strip(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "auto"}
+
+
+@pytest.mark.parametrize("truth_path", TRUTHS, ids=[p.name.removesuffix(".truth.json") for p in TRUTHS])
+def test_capture_against_truth(truth_path: Path) -> None:
+    truth = json.loads(truth_path.read_text())
+    upgrade = truth.get("upgrade_heads")
+    conn, events = decode(H2_CAPTURES / truth["capture"], Start.UPGRADED if upgrade else Start.PREFACE)
+    assert [ev for ev in events if isinstance(ev, H2Finding)] == []
+    requests = {ev.stream: dict(ev.headers) for ev in events if isinstance(ev, WsRequest)}
+    responses = {ev.stream: ev.status for ev in events if isinstance(ev, WsResponse)}
+    data: dict[tuple[int, int], bytearray] = {}
+    for ev in events:
+        if isinstance(ev, WsData):
+            assert ev.gap == 0
+            data.setdefault((ev.stream, ev.d), bytearray()).extend(ev.data)
+    assert sorted(requests) == [ws["stream"] for ws in truth["websockets"]]
+    for ws in truth["websockets"]:
+        sid = ws["stream"]
+        assert requests[sid][":path"] == ws["path"]
+        assert responses[sid] == ws["status"]
+        c2s, s2c = bytes(data.get((sid, 0), b"")), bytes(data.get((sid, 1), b""))
+        # The client's frames exactly as it wrote them; the server's decoded into the messages it logged.
+        assert (len(c2s), hashlib.sha256(c2s).hexdigest()) == (ws["c2s_length"], ws["c2s_sha256"])
+        deflate = any(e.startswith("permessage-deflate") for e in ws["extensions"])
+        got = messages(c2s, "c2s", deflate) + messages(s2c, "s2c", deflate)
+        assert [strip(m) for m in got] == [strip(m) for m in ws["messages"]]
+    assert conn.requests == truth["ordinary_requests"]
+    assert conn.websockets == len(truth["websockets"])
+    refused = [ws["stream"] for ws in truth["websockets"] if not 200 <= ws["status"] < 300]
+    ended = {(ev.stream, ev.d, ev.how) for ev in events if isinstance(ev, StreamEnded)}
+    for sid in refused:
+        assert (sid, 1, "end_stream") in ended
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize("truth_path", TRUTHS, ids=[p.name.removesuffix(".truth.json") for p in TRUTHS])
+def test_tshark_sees_the_same_streams(truth_path: Path) -> None:
+    """tshark 4.0 decodes HTTP/2 (not the WebSocket inside): the HEADERS it shows per stream must be ours."""
+    truth = json.loads(truth_path.read_text())
+    port = truth["server"].rpartition(":")[2]
+    fields = subprocess.run(
+        ["tshark", "-r", str(H2_CAPTURES / truth["capture"]), "-d", f"tcp.port=={port},http2", "-Y", "http2.type == 1",
+         "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", "-e", "http2.streamid", "-e", "http2.header.name",
+         "-e", "http2.header.value"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    theirs = []
+    for line in fields.splitlines():
+        stream, names, values = line.split("\t")
+        headers = dict(zip(names.split("|"), values.split("|"), strict=True))
+        if ":protocol" in headers:
+            theirs.append((int(stream.split("|")[0]), headers[":path"]))
+    _, events = decode(H2_CAPTURES / truth["capture"], Start.UPGRADED if truth.get("upgrade_heads") else Start.PREFACE)
+    ours = [(ev.stream, dict(ev.headers)[":path"]) for ev in events if isinstance(ev, WsRequest)]
+    assert theirs == ours and ours
