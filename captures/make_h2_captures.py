@@ -131,6 +131,7 @@ class Client:
         self.received: dict[int, list[Message[Any] | CloseConnection]] = {}
         self.connect_enabled = False
         self.gets = 0
+        self.upgrade: dict[str, object] | None = None
 
     async def flush(self) -> None:
         self.writer.write(self.conn.data_to_send())
@@ -262,12 +263,28 @@ class Client:
     c2s: dict[int, Any]
 
 
-async def open_client(port: int) -> Client:
+async def open_client(port: int, *, upgrade: bool = False) -> Client:
+    """An h2 client connection: prior knowledge, or (``upgrade``) an HTTP/1.1 GET with ``Upgrade: h2c``
+    (RFC 7540 3.2) whose response comes on stream 1 after the 101."""
     reader, writer = await asyncio.open_connection(LOCALHOST, port)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-    conn.initiate_connection()
     client = Client(reader, writer, conn)
     client.c2s = {}
+    if not upgrade:
+        conn.initiate_connection()
+        return client
+    settings = conn.initiate_upgrade_connection().decode()
+    head = (
+        f"GET /index.html HTTP/1.1\r\nHost: {client.authority}\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        f"Upgrade: h2c\r\nHTTP2-Settings: {settings}\r\n\r\n"
+    ).encode()
+    writer.write(head)
+    await writer.drain()
+    response = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    if not response.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(f"no 101 to the h2c upgrade: {response!r}")
+    client.gets += 1
+    client.upgrade = {"client_head": len(head), "server_head": len(response), "http2_settings": settings}
     return client
 
 
@@ -320,7 +337,23 @@ async def h2c_session(client: Client, rng: random.Random) -> None:
     await client.until(lambda: all(any(isinstance(m, CloseConnection) for m in client.received[s]) for s in (a, b)))
 
 
-async def record(name: str, session: Callable[[Client, random.Random], Awaitable[None]], description: str) -> None:
+async def upgrade_session(client: Client, rng: random.Random) -> None:
+    """After the 101 to h2c: the upgraded GET answered on stream 1, then a WebSocket and a GET side by side."""
+    await client.until(lambda: client.connect_enabled and 1 in client.ended)
+    ws = await client.connect("/echo/up")
+    new_stream_hashes(client, ws)
+    get = await client.get("/after-upgrade")
+    assert await client.accepted(ws)
+    for message in ["over an upgraded connection", rng.randbytes(3000), "x" * 20000]:
+        await client.send((ws, client.encode(ws, message)), frame_size=8000)
+    await client.until(lambda: len(client.received.get(ws, [])) >= 3 and get in client.ended)
+    await client.send((ws, client.encode(ws, CloseConnection(1000, "done"))), end_stream=True)
+    await client.until(lambda: any(isinstance(m, CloseConnection) for m in client.received[ws]))
+
+
+async def record(
+    name: str, session: Callable[[Client, random.Random], Awaitable[None]], description: str, upgrade: bool = False
+) -> None:
     OUT.mkdir(exist_ok=True)
     port = PORTS[name]
     pcap = OUT / f"{name}.pcap"
@@ -340,7 +373,7 @@ async def record(name: str, session: Callable[[Client, random.Random], Awaitable
         raise ConnectionError("hypercorn did not start")
     await asyncio.sleep(0.2)
     async with Capture(pcap, port):
-        client = await open_client(port)
+        client = await open_client(port, upgrade=upgrade)
         local = endpoint(client.writer.get_extra_info("sockname"))
         await session(client, random.Random(name))
         await client.goodbye()
@@ -363,6 +396,7 @@ async def record(name: str, session: Callable[[Client, random.Random], Awaitable
         "server": f"{LOCALHOST}:{port}",
         "http_version": "2",
         "ordinary_requests": client.gets,
+        **({"upgrade": client.upgrade} if client.upgrade else {}),
         "websockets": streams,
     }
     (OUT / f"{name}.truth.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -375,6 +409,14 @@ CAPTURES = {
         "stream 3 GET, stream 5 WebSocket /echo/b with permessage-deflate, stream 7 refused (403), a 100 KB binary "
         "over DATA frames of 4000 bytes interleaved with a 60 KB compressed text, PING, GET, closes with END_STREAM "
         "(hypercorn never ends its side), client GOAWAY.",
+        False,
+    ),
+    "h2c_upgrade": (
+        upgrade_session,
+        "HTTP/1.1 GET /index.html with 'Upgrade: h2c' and HTTP2-Settings, 101, then the client preface; the GET "
+        "answered on stream 1 (RFC 7540 3.2). Stream 3: WebSocket /echo/up (text, 3000-byte binary, 20 KB text in "
+        "8000-byte DATA frames, close), stream 5: GET beside it.",
+        True,
     ),
 }
 
@@ -383,9 +425,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(CAPTURES))
     args = parser.parse_args()
-    for name, (session, description) in CAPTURES.items():
+    for name, (session, description, upgrade) in CAPTURES.items():
         if args.only in (None, name):
-            asyncio.run(record(name, session, description))
+            asyncio.run(record(name, session, description, upgrade))
             print(f"{name}: ok")
 
 

@@ -50,19 +50,22 @@ def tcp_chunks(path: Path) -> list[tuple[int, bytes]]:
     return chunks
 
 
-def decode(path: Path, start: Start = Start.PREFACE, skip: int = 0) -> tuple[H2Connection, list[H2Event]]:
-    """Feed the capture to an H2Connection; ``skip`` bytes of each direction's start are left out (for the
-    upgrade capture: the HTTP/1.1 heads)."""
-    conn = H2Connection(0, start)
+def decode(path: Path, truth: dict[str, Any]) -> tuple[H2Connection, list[H2Event]]:
+    """Feed the capture to an H2Connection. After an h2c upgrade, the HTTP/1.1 heads are left out of each
+    direction, as the core will hand over the bytes after them."""
+    upgrade = truth.get("upgrade")
+    if upgrade is None:
+        conn = H2Connection(0)
+        left = [0, 0]
+    else:
+        conn = H2Connection(0, Start.UPGRADED, http2_settings=upgrade["http2_settings"])
+        left = [upgrade["client_head"], upgrade["server_head"]]
     events: list[H2Event] = []
-    left = [skip, skip]
     for d, data in tcp_chunks(path):
-        if left[d]:
-            cut = min(left[d], len(data))
-            left[d] -= cut
-            data = data[cut:]
-        if data:
-            events += conn.feed(d, data)
+        cut = min(left[d], len(data))
+        left[d] -= cut
+        if data[cut:]:
+            events += conn.feed(d, data[cut:])
     events += conn.finish()
     return conn, events
 
@@ -128,8 +131,7 @@ def strip(entry: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("truth_path", TRUTHS, ids=[p.name.removesuffix(".truth.json") for p in TRUTHS])
 def test_capture_against_truth(truth_path: Path) -> None:
     truth = json.loads(truth_path.read_text())
-    upgrade = truth.get("upgrade_heads")
-    conn, events = decode(H2_CAPTURES / truth["capture"], Start.UPGRADED if upgrade else Start.PREFACE)
+    conn, events = decode(H2_CAPTURES / truth["capture"], truth)
     assert [ev for ev in events if isinstance(ev, H2Finding)] == []
     requests = {ev.stream: dict(ev.headers) for ev in events if isinstance(ev, WsRequest)}
     responses = {ev.stream: ev.status for ev in events if isinstance(ev, WsResponse)}
@@ -164,8 +166,10 @@ def test_tshark_sees_the_same_streams(truth_path: Path) -> None:
     """tshark 4.0 decodes HTTP/2 (not the WebSocket inside): the HEADERS it shows per stream must be ours."""
     truth = json.loads(truth_path.read_text())
     port = truth["server"].rpartition(":")[2]
+    # After an h2c upgrade, tshark's HTTP/1.1 dissector hands over to HTTP/2 itself (RFC 7540 3.2).
+    protocol = "http" if "upgrade" in truth else "http2"
     fields = subprocess.run(
-        ["tshark", "-r", str(H2_CAPTURES / truth["capture"]), "-d", f"tcp.port=={port},http2", "-Y", "http2.type == 1",
+        ["tshark", "-r", str(H2_CAPTURES / truth["capture"]), "-d", f"tcp.port=={port},{protocol}", "-Y", "http2.type == 1",
          "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", "-e", "http2.streamid", "-e", "http2.header.name",
          "-e", "http2.header.value"],
         capture_output=True, text=True, check=True,
@@ -176,6 +180,6 @@ def test_tshark_sees_the_same_streams(truth_path: Path) -> None:
         headers = dict(zip(names.split("|"), values.split("|"), strict=True))
         if ":protocol" in headers:
             theirs.append((int(stream.split("|")[0]), headers[":path"]))
-    _, events = decode(H2_CAPTURES / truth["capture"], Start.UPGRADED if truth.get("upgrade_heads") else Start.PREFACE)
+    _, events = decode(H2_CAPTURES / truth["capture"], truth)
     ours = [(ev.stream, dict(ev.headers)[":path"]) for ev in events if isinstance(ev, WsRequest)]
     assert theirs == ours and ours
