@@ -168,12 +168,10 @@ def test_tshark_sees_the_same_streams(truth_path: Path) -> None:
     port = truth["server"].rpartition(":")[2]
     # After an h2c upgrade, tshark's HTTP/1.1 dissector hands over to HTTP/2 itself (RFC 7540 3.2).
     protocol = "http" if "upgrade" in truth else "http2"
-    fields = subprocess.run(
-        ["tshark", "-r", str(H2_CAPTURES / truth["capture"]), "-d", f"tcp.port=={port},{protocol}", "-Y", "http2.type == 1",
-         "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", "-e", "http2.streamid", "-e", "http2.header.name",
-         "-e", "http2.header.value"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    command = ["tshark", "-r", str(H2_CAPTURES / truth["capture"]), "-d", f"tcp.port=={port},{protocol}"]
+    command += ["-Y", "http2.type == 1", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|"]
+    command += ["-e", "http2.streamid", "-e", "http2.header.name", "-e", "http2.header.value"]
+    fields = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     theirs = []
     for line in fields.splitlines():
         stream, names, values = line.split("\t")
