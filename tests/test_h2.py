@@ -369,6 +369,15 @@ def test_upgraded_h2c() -> None:
     assert conn.requests == 1 and conn.websockets == 1
 
 
+def test_upgraded_h2c_settings_malformed() -> None:
+    conn = H2Connection(C, Start.UPGRADED, http2_settings="AAMAAABk!")  # not base64url
+    assert findings(conn.feed(C, PREFACE)) == [Issue.H2_FRAME_MALFORMED]
+    conn = H2Connection(C, Start.UPGRADED, http2_settings="AAMAAABkAAQ")  # 11 bytes: not a multiple of 6
+    assert findings(conn.feed(C, PREFACE)) == [Issue.H2_FRAME_MALFORMED]
+    conn = H2Connection(C, Start.UPGRADED, http2_settings="AAEAAAgA")  # HEADER_TABLE_SIZE 2048
+    assert findings(conn.feed(C, PREFACE)) == [] and conn.settings[C] == {1: 2048}
+
+
 def test_server_push_is_an_ordinary_request() -> None:
     p = Pair()
     p.client.send_headers(

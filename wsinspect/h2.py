@@ -262,6 +262,10 @@ class _State(IntEnum):
     RESYNC = 6  # looking for a plausible frame header
 
 
+# Bytes a collecting state waits for (BODY: the frame's length).
+_WANT = {_State.PREFACE: len(PREFACE), _State.HEADER: FRAME_HEADER, _State.PAD_LENGTH: 1}
+
+
 class _Side:
     """One direction: its frame cutter, its HPACK decoder and the SETTINGS it sent."""
 
@@ -281,6 +285,7 @@ class _Side:
         "left",
         "length",
         "lost",
+        "max_frame",
         "pad_left",
         "scan",
         "settings",
@@ -308,6 +313,7 @@ class _Side:
         self.settings_seen = False
         self.frames = 0
         self.scan = 0  # RESYNC: offsets of buf before this cannot start a frame
+        self.max_frame = DEFAULT_MAX_FRAME_SIZE  # what the other side accepts (its SETTINGS_MAX_FRAME_SIZE)
 
 
 class H2Connection:
@@ -345,6 +351,7 @@ class H2Connection:
         self.requests = 0
         self.websockets = 0
         self.goaway: ConnectionEnded | None = None
+        self._pending: list[H2Event] = []
         if start is Start.UPGRADED:
             # RFC 7540 3.2: the upgraded HTTP/1.1 request is stream 1, half-closed from the client.
             self.requests = 1
@@ -362,6 +369,9 @@ class H2Connection:
     def feed(self, d: int, data: bytes | bytearray | memoryview, gap: int = 0) -> list[H2Event]:
         """The next bytes of direction ``d``; ``gap`` bytes were lost just before them."""
         out: list[H2Event] = []
+        if self._pending:
+            out += self._pending
+            self._pending.clear()
         side = self.sides[d]
         if gap:
             self._gap(d, side, gap, out)
@@ -414,7 +424,11 @@ class H2Connection:
             return p + take
         if state is _State.RESYNC:
             return self._resync(d, side, view, p, out)
-        want = {_State.PREFACE: len(PREFACE), _State.HEADER: FRAME_HEADER, _State.PAD_LENGTH: 1}.get(state, side.length)
+        if state is _State.HEADER and not side.buf and n - p >= FRAME_HEADER:
+            # The common case, a whole frame header in the fed bytes: read in place.
+            self._header(d, side, view[p : p + FRAME_HEADER], out)
+            return p + FRAME_HEADER
+        want = _WANT.get(state, side.length)
         take = min(want - len(side.buf), n - p)
         side.buf += view[p : p + take]
         p += take
@@ -443,7 +457,7 @@ class H2Connection:
 
     # -- frames -------------------------------------------------------------------------------------------------
 
-    def _header(self, d: int, side: _Side, buf: bytes, out: list[H2Event]) -> None:
+    def _header(self, d: int, side: _Side, buf: bytes | memoryview, out: list[H2Event]) -> None:
         length = int.from_bytes(buf[:3], "big")
         typ, flags = buf[3], buf[4]
         stream = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
@@ -453,7 +467,7 @@ class H2Connection:
         if not side.frames and typ != FrameType.SETTINGS and self.start is not Start.MIDSTREAM:
             out.append(H2Finding(Issue.H2_SETTINGS_NOT_FIRST, d, None, f"first frame type 0x{typ:x}"))
         side.frames += 1
-        limit = self.sides[1 - d].settings.get(SettingsFrame.MAX_FRAME_SIZE, DEFAULT_MAX_FRAME_SIZE)
+        limit = side.max_frame
         if length > limit:
             out.append(H2Finding(Issue.H2_FRAME_TOO_LARGE, d, stream, f"{length} > {limit} bytes"))
         if side.block is not None and (typ != FrameType.CONTINUATION or stream != side.block_stream):
@@ -619,6 +633,8 @@ class H2Connection:
     def _settings(self, d: int, side: _Side, settings: dict[int, int], out: list[H2Event]) -> None:
         side.settings.update(settings)
         side.settings_seen = True
+        # RFC 9113 6.5.2: the largest frame this side will accept from the other.
+        self.sides[1 - d].max_frame = side.settings.get(SettingsFrame.MAX_FRAME_SIZE, DEFAULT_MAX_FRAME_SIZE)
         table = settings.get(SettingsFrame.HEADER_TABLE_SIZE)
         if table is not None:
             # RFC 7541 4.2: the encoder of the other direction may now size its table up to this.
@@ -628,18 +644,17 @@ class H2Connection:
             out.append(H2Finding(Issue.H2_FRAME_MALFORMED, d, 0, f"SETTINGS_ENABLE_CONNECT_PROTOCOL = {enable}"))
 
     def _upgrade_settings(self, value: str) -> None:
-        """RFC 7540 3.2.1: HTTP2-Settings is the base64url payload of the client's SETTINGS."""
+        """RFC 7540 3.2.1: HTTP2-Settings is the base64url payload of the client's SETTINGS. Its findings wait
+        for the first feed (a constructor returns no events)."""
         try:
-            payload = base64.urlsafe_b64decode(value.strip() + "=" * (-len(value.strip()) % 4))
+            text = value.strip()
+            payload = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
             frame = SettingsFrame(0)
             frame.parse_body(memoryview(payload))
-        except (binascii.Error, HyperframeError, ValueError):
+        except (binascii.Error, HyperframeError, ValueError, struct.error) as exc:
+            self._pending.append(H2Finding(Issue.H2_FRAME_MALFORMED, self.client, 0, f"HTTP2-Settings: {exc}"))
             return
-        side = self.sides[self.client]
-        side.settings.update(frame.settings)
-        table = frame.settings.get(SettingsFrame.HEADER_TABLE_SIZE)
-        if table is not None:
-            self.sides[1 - self.client].decoder.max_allowed_table_size = table
+        self._settings(self.client, self.sides[self.client], frame.settings, self._pending)
 
     # -- header blocks ------------------------------------------------------------------------------------------
 
