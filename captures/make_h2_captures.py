@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import hashlib
 import json
 import random
+import ssl
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,7 +50,7 @@ from make_captures import (  # noqa: E402  (make_captures.py sits beside this sc
     extension_items,
 )
 
-PORTS = {"h2c_websockets": 47101, "h2c_upgrade": 47102}
+PORTS = {"h2c_websockets": 47101, "h2c_upgrade": 47102, "h2_tls": 47103}
 Entry = dict[str, object]
 
 
@@ -106,12 +109,49 @@ class EchoApp:
                 await send({"type": "websocket.send", "bytes": message})
 
 
-async def run_server(port: int, app: EchoApp, stop: asyncio.Event) -> None:
+async def run_server(port: int, app: EchoApp, stop: asyncio.Event, tls: Path | None) -> None:
     config = Config()
+    if tls is not None:
+        config.certfile = str(tls)
+        config.keyfile = str(tls.with_suffix(".key"))
     config.bind = [f"{LOCALHOST}:{port}"]
     config.accesslog = None
     config.errorlog = None
     await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+
+def tls_contexts(keylog: Path) -> tuple[Path, ssl.SSLContext]:
+    """A fresh self-signed certificate for localhost (written to a temporary directory: the server wants files)
+    and a client context that trusts it, offers ALPN h2 and writes its secrets to ``keylog``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory = Path(tempfile.mkdtemp(prefix="wsinspect-h2-"))
+    cert_path = directory / "server.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cert_path.with_suffix(".key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    client = ssl.create_default_context(cafile=str(cert_path))
+    client.set_alpn_protocols(["h2"])
+    client.keylog_filename = str(keylog)
+    return cert_path, client
 
 
 # -- the client: h2 + wsproto --------------------------------------------------------------------------------------
@@ -178,9 +218,10 @@ class Client:
         """GOAWAY, then FIN, then read until the server's FIN (so no unread byte turns the close into a RST)."""
         self.conn.close_connection()
         await self.flush()
-        self.writer.write_eof()
-        while await asyncio.wait_for(self.reader.read(65536), 10):
-            pass
+        if self.writer.can_write_eof():
+            self.writer.write_eof()
+            while await asyncio.wait_for(self.reader.read(65536), 10):
+                pass
         self.writer.close()
         await self.writer.wait_closed()
 
@@ -263,10 +304,15 @@ class Client:
     c2s: dict[int, Any]
 
 
-async def open_client(port: int, *, upgrade: bool = False) -> Client:
-    """An h2 client connection: prior knowledge, or (``upgrade``) an HTTP/1.1 GET with ``Upgrade: h2c``
-    (RFC 7540 3.2) whose response comes on stream 1 after the 101."""
-    reader, writer = await asyncio.open_connection(LOCALHOST, port)
+async def open_client(port: int, mode: str, tls: ssl.SSLContext | None) -> Client:
+    """An h2 client connection: prior knowledge ("h2c"), TLS with ALPN h2 ("tls"), or ("upgrade") an HTTP/1.1 GET
+    with ``Upgrade: h2c`` (RFC 7540 3.2) whose response comes on stream 1 after the 101."""
+    reader, writer = await asyncio.open_connection(
+        LOCALHOST, port, ssl=tls, server_hostname="localhost" if tls else None
+    )
+    if tls is not None and writer.get_extra_info("ssl_object").selected_alpn_protocol() != "h2":
+        raise ConnectionError("ALPN did not select h2")
+    upgrade = mode == "upgrade"
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
     client = Client(reader, writer, conn)
     client.c2s = {}
@@ -352,18 +398,23 @@ async def upgrade_session(client: Client, rng: random.Random) -> None:
 
 
 async def record(
-    name: str, session: Callable[[Client, random.Random], Awaitable[None]], description: str, upgrade: bool = False
+    name: str, session: Callable[[Client, random.Random], Awaitable[None]], description: str, mode: str
 ) -> None:
     OUT.mkdir(exist_ok=True)
     port = PORTS[name]
     pcap = OUT / f"{name}.pcap"
     app = EchoApp()
     stop = asyncio.Event()
-    server = asyncio.create_task(run_server(port, app, stop))
+    keylog = OUT / f"{name}.keys"
+    keylog.unlink(missing_ok=True)
+    server_tls = client_tls = None
+    if mode == "tls":
+        server_tls, client_tls = tls_contexts(keylog)
+    server = asyncio.create_task(run_server(port, app, stop, server_tls))
     # hypercorn has no readiness callback: probe the port before the capture starts, so the probe is not in it.
     for _ in range(100):
         try:
-            _, w = await asyncio.open_connection(LOCALHOST, port)
+            _, w = await asyncio.open_connection(LOCALHOST, port, ssl=client_tls, server_hostname="localhost")
             w.close()
             await w.wait_closed()
             break
@@ -373,7 +424,11 @@ async def record(
         raise ConnectionError("hypercorn did not start")
     await asyncio.sleep(0.2)
     async with Capture(pcap, port):
-        client = await open_client(port, upgrade=upgrade)
+        if client_tls is not None:
+            # Only the captured connection's secrets go into the key log (the probe's are dropped).
+            # (The context appends to the file it opened: truncating keeps that handle writing at the start.)
+            keylog.write_bytes(b"")
+        client = await open_client(port, mode, client_tls)
         local = endpoint(client.writer.get_extra_info("sockname"))
         await session(client, random.Random(name))
         await client.goodbye()
@@ -397,6 +452,7 @@ async def record(
         "http_version": "2",
         "ordinary_requests": client.gets,
         **({"upgrade": client.upgrade} if client.upgrade else {}),
+        **({"keylog": keylog.name, "alpn": "h2"} if mode == "tls" else {}),
         "websockets": streams,
     }
     (OUT / f"{name}.truth.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -409,14 +465,20 @@ CAPTURES = {
         "stream 3 GET, stream 5 WebSocket /echo/b with permessage-deflate, stream 7 refused (403), a 100 KB binary "
         "over DATA frames of 4000 bytes interleaved with a 60 KB compressed text, PING, GET, closes with END_STREAM "
         "(hypercorn never ends its side), client GOAWAY.",
-        False,
+        "h2c",
     ),
     "h2c_upgrade": (
         upgrade_session,
         "HTTP/1.1 GET /index.html with 'Upgrade: h2c' and HTTP2-Settings, 101, then the client preface; the GET "
         "answered on stream 1 (RFC 7540 3.2). Stream 3: WebSocket /echo/up (text, 3000-byte binary, 20 KB text in "
         "8000-byte DATA frames, close), stream 5: GET beside it.",
-        True,
+        "upgrade",
+    ),
+    "h2_tls": (
+        h2c_session,
+        "The h2c_websockets conversation over TLS 1.3 with ALPN h2 (self-signed certificate for localhost); the "
+        "client's TLS secrets in h2_tls.keys (SSLKEYLOGFILE format) for decryption.",
+        "tls",
     ),
 }
 
@@ -425,9 +487,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(CAPTURES))
     args = parser.parse_args()
-    for name, (session, description, upgrade) in CAPTURES.items():
+    for name, (session, description, mode) in CAPTURES.items():
         if args.only in (None, name):
-            asyncio.run(record(name, session, description, upgrade))
+            asyncio.run(record(name, session, description, mode))
             print(f"{name}: ok")
 
 

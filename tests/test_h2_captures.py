@@ -50,6 +50,22 @@ def tcp_chunks(path: Path) -> list[tuple[int, bytes]]:
     return chunks
 
 
+def tls_chunks(path: Path, keylog: Path) -> list[tuple[int, bytes]]:
+    """The decrypted application bytes of the capture's one TLS connection, as tshark's "follow,tls,raw" gives
+    them (until wsinspect decrypts TLS itself): a line per record, one node's lines indented by a tab; the client's
+    are those of the node that sent the first bytes (the preface)."""
+    command = ["tshark", "-r", str(path), "-o", f"tls.keylog_file:{keylog}", "-q", "-z", "follow,tls,raw,0"]
+    lines = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Node 1:")) + 1
+    raw = []
+    for line in lines[start:]:
+        if line.startswith("="):
+            break
+        raw.append((line.startswith("\t"), bytes.fromhex(line.strip())))
+    client_indented = raw[0][0]  # the first bytes are the client's preface
+    return [(0 if indented == client_indented else 1, data) for indented, data in raw]
+
+
 def decode(path: Path, truth: dict[str, Any]) -> tuple[H2Connection, list[H2Event]]:
     """Feed the capture to an H2Connection. After an h2c upgrade, the HTTP/1.1 heads are left out of each
     direction, as the core will hand over the bytes after them."""
@@ -61,7 +77,8 @@ def decode(path: Path, truth: dict[str, Any]) -> tuple[H2Connection, list[H2Even
         conn = H2Connection(0, Start.UPGRADED, http2_settings=upgrade["http2_settings"])
         left = [upgrade["client_head"], upgrade["server_head"]]
     events: list[H2Event] = []
-    for d, data in tcp_chunks(path):
+    keylog = truth.get("keylog")
+    for d, data in tls_chunks(path, path.parent / keylog) if keylog else tcp_chunks(path):
         cut = min(left[d], len(data))
         left[d] -= cut
         if data[cut:]:
@@ -131,6 +148,8 @@ def strip(entry: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("truth_path", TRUTHS, ids=[p.name.removesuffix(".truth.json") for p in TRUTHS])
 def test_capture_against_truth(truth_path: Path) -> None:
     truth = json.loads(truth_path.read_text())
+    if "keylog" in truth and shutil.which("tshark") is None:
+        pytest.skip("decrypting TLS needs tshark until wsinspect decrypts it")
     conn, events = decode(H2_CAPTURES / truth["capture"], truth)
     assert [ev for ev in events if isinstance(ev, H2Finding)] == []
     requests = {ev.stream: dict(ev.headers) for ev in events if isinstance(ev, WsRequest)}
@@ -169,6 +188,14 @@ def test_tshark_sees_the_same_streams(truth_path: Path) -> None:
     # After an h2c upgrade, tshark's HTTP/1.1 dissector hands over to HTTP/2 itself (RFC 7540 3.2).
     protocol = "http" if "upgrade" in truth else "http2"
     command = ["tshark", "-r", str(H2_CAPTURES / truth["capture"]), "-d", f"tcp.port=={port},{protocol}"]
+    if "keylog" in truth:
+        command = [
+            "tshark",
+            "-r",
+            str(H2_CAPTURES / truth["capture"]),
+            "-o",
+            f"tls.keylog_file:{H2_CAPTURES / truth['keylog']}",
+        ]
     command += ["-Y", "http2.type == 1", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|"]
     command += ["-e", "http2.streamid", "-e", "http2.header.name", "-e", "http2.header.value"]
     fields = subprocess.run(command, capture_output=True, text=True, check=True).stdout
