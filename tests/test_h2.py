@@ -527,3 +527,32 @@ def test_random_bytes_never_raise() -> None:
             conn.feed(rng.randrange(2), rng.randbytes(rng.randrange(1, 200)))
         events = conn.finish()
         assert all(not isinstance(ev, WsData) or len(ev.data) for ev in events)
+
+
+def test_flow_control_windows() -> None:
+    """RFC 9113 6.9: DATA past the granted windows is a finding; WINDOW_UPDATE and SETTINGS_INITIAL_WINDOW_SIZE
+    give room. The client may send 65535 bytes on the connection and on stream 1 at first."""
+    conn, events = start()
+    events += conn.feed(S, frame(4, 0x1, 0, b""))  # SETTINGS ACK
+    events += conn.feed(C, connect_block(1))
+    chunk = frame(0, 0, 1, b"\x00" * 16000)
+    events += conn.feed(C, chunk * 4)  # 64 000 bytes: within both windows
+    assert findings(events) == []
+    # The server grants 20 000 more on the connection only: the stream's window is what runs out.
+    events += conn.feed(S, frame(8, 0, 0, struct.pack("!I", 20_000)))
+    events += conn.feed(C, chunk)
+    assert [(ev.issue, ev.stream) for ev in events if isinstance(ev, H2Finding)] == [
+        (Issue.H2_FLOW_CONTROL_EXCEEDED, 1)
+    ]
+    # A larger initial window (applied to the open stream, RFC 9113 6.9.2) and a connection update: room again.
+    conn, events = start()
+    events += conn.feed(C, connect_block(1))
+    events += conn.feed(S, frame(4, 0, 0, struct.pack("!HI", 4, 1 << 20)) + frame(8, 0, 0, struct.pack("!I", 1 << 20)))
+    events += conn.feed(C, chunk * 8)
+    assert findings(events) == []
+    # 1 120 000 bytes in all: past the stream's 1 MiB (at 1 056 000), then the connection's 65535 + 1 MiB.
+    events += conn.feed(C, chunk * 62)
+    assert [(ev.issue, ev.stream) for ev in events if isinstance(ev, H2Finding)] == [
+        (Issue.H2_FLOW_CONTROL_EXCEEDED, 1),
+        (Issue.H2_FLOW_CONTROL_EXCEEDED, 0),
+    ]

@@ -40,6 +40,7 @@ from hyperframe.frame import (
     PushPromiseFrame,
     RstStreamFrame,
     SettingsFrame,
+    WindowUpdateFrame,
 )
 
 from .frames import starts_with_frame
@@ -50,6 +51,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 FRAME_HEADER = 9
 DEFAULT_MAX_FRAME_SIZE = 16384  # RFC 9113 6.5.2
 DEFAULT_TABLE_SIZE = 4096  # RFC 9113 6.5.2, SETTINGS_HEADER_TABLE_SIZE
+DEFAULT_WINDOW = 65535  # RFC 9113 6.5.2, SETTINGS_INITIAL_WINDOW_SIZE, and the connection's first window (6.9.2)
 ENABLE_CONNECT_PROTOCOL = 0x8  # RFC 8441 3
 # Bound on a header block (raw, with its CONTINUATIONs) and on its decoded list (RFC 7541 4.1 sizes): far above
 # what browsers send (Chromium refuses past 256 KiB), and what keeps an HPACK bomb from costing memory.
@@ -241,7 +243,7 @@ _ENDED = (Kind.WEBSOCKET, Kind.REFUSED)  # kinds the layer above knows of, so it
 
 
 class _Stream:
-    __slots__ = ("gap", "held", "kind", "open", "responded", "sniffed")
+    __slots__ = ("gap", "held", "kind", "open", "responded", "sniffed", "window")
 
     def __init__(self, kind: Kind) -> None:
         self.kind = kind
@@ -250,6 +252,7 @@ class _Stream:
         self.responded = False
         self.sniffed = 0
         self.held = (bytearray(), bytearray())  # UNKNOWN: the first bytes of a DATA frame, per direction
+        self.window = [DEFAULT_WINDOW, DEFAULT_WINDOW]  # flow-control window of each sender (RFC 9113 6.9)
 
 
 class _State(IntEnum):
@@ -346,6 +349,9 @@ class H2Connection:
         self._ordinary: set[int] = set()
         # Set once a direction lost its place (midstream start, gap): streams seen first by their DATA are sniffed.
         self._blind = midstream
+        # RFC 9113 6.9: each sender's connection-level window (what the receiver granted, less the DATA sent);
+        # streams keep theirs in _Stream.window. Only followed while no byte was missed (not _blind).
+        self._windows = [DEFAULT_WINDOW, DEFAULT_WINDOW]
         self._lost_told = [False, False]
         self._max_stream = 0
         self.requests = 0
@@ -501,6 +507,8 @@ class H2Connection:
                 st = self._streams[stream_id] = _Stream(Kind.UNKNOWN)
             side.data_stream = st if st is not None and st.kind in _DELIVERED else None
         side.data_stream_id = stream_id
+        if not self._blind:
+            self._consume(d, stream_id, side.length, out)
         side.end_stream = bool(side.flags & END_STREAM)
         side.pad_left = 0
         side.data_left = side.length
@@ -514,6 +522,20 @@ class H2Connection:
         side.state = _State.DATA
         if not side.length:
             self._data_done(d, side, out)
+
+    def _consume(self, d: int, stream_id: int, length: int, out: list[H2Event]) -> None:
+        """A DATA frame of ``length`` (padding included, RFC 9113 6.9.1) uses up windows of sender ``d``: past
+        them is a finding, said once per window (the window is then reset, not to repeat it frame after frame)."""
+        self._windows[d] -= length
+        if self._windows[d] < 0:
+            out.append(H2Finding(Issue.H2_FLOW_CONTROL_EXCEEDED, d, 0, f"{-self._windows[d]} bytes past the window"))
+            self._windows[d] = 1 << 31
+        st = self._streams.get(stream_id)
+        if st is not None and st.kind is Kind.WEBSOCKET:
+            st.window[d] -= length
+            if st.window[d] < 0:
+                out.append(H2Finding(Issue.H2_FLOW_CONTROL_EXCEEDED, d, stream_id, f"{-st.window[d]} bytes past"))
+                st.window[d] = 1 << 31
 
     def _pad_length(self, d: int, side: _Side, pad: int, out: list[H2Event]) -> None:
         content = side.length - 1 - pad
@@ -611,6 +633,12 @@ class H2Connection:
                 side.block += frame.data
                 if "END_HEADERS" in frame.flags:
                     self._block_done(d, side, out)
+            case WindowUpdateFrame():
+                # Direction d grants the other more room: on the connection (stream 0) or on one stream.
+                if not side.stream:
+                    self._windows[1 - d] += frame.window_increment
+                elif (st := self._streams.get(side.stream)) is not None:
+                    st.window[1 - d] += frame.window_increment
             case RstStreamFrame():
                 self._ordinary.discard(side.stream)
                 st = self._streams.pop(side.stream, None)
@@ -631,6 +659,12 @@ class H2Connection:
                 pass
 
     def _settings(self, d: int, side: _Side, settings: dict[int, int], out: list[H2Event]) -> None:
+        initial = settings.get(SettingsFrame.INITIAL_WINDOW_SIZE)
+        if initial is not None:
+            # RFC 9113 6.9.2: a new initial window changes every open stream's window by the difference.
+            delta = initial - side.settings.get(SettingsFrame.INITIAL_WINDOW_SIZE, DEFAULT_WINDOW)
+            for st in self._streams.values():
+                st.window[1 - d] += delta
         side.settings.update(settings)
         side.settings_seen = True
         # RFC 9113 6.5.2: the largest frame this side will accept from the other.
@@ -705,7 +739,10 @@ class H2Connection:
         if headers is not None and protocol is not None and method != "CONNECT":
             out.append(H2Finding(Issue.H2_CONNECT_INVALID, self.client, stream_id, f":protocol with {method}"))
         if headers is not None and method == "CONNECT" and protocol is not None and protocol.lower() == "websocket":
-            self._streams[stream_id] = _Stream(Kind.WEBSOCKET)
+            self._streams[stream_id] = st = _Stream(Kind.WEBSOCKET)
+            for d, side in enumerate(self.sides):
+                # What each direction may send at first: the other's SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.9.2).
+                st.window[1 - d] = side.settings.get(SettingsFrame.INITIAL_WINDOW_SIZE, DEFAULT_WINDOW)
             self.websockets += 1
             out.append(WsRequest(stream_id, headers, not unsure))
             missing = [p for p in (":scheme", ":path", ":authority") if p not in pseudo]

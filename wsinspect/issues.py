@@ -230,3 +230,7 @@ class Issue(StrEnum):
         "h2-connect-invalid",
         "an extended CONNECT lacks :scheme, :path or :authority, or :protocol is used without CONNECT (RFC 8441 4)",
     )
+    H2_FLOW_CONTROL_EXCEEDED = (
+        "h2-flow-control-exceeded",
+        "DATA beyond the flow-control window the receiver granted (RFC 9113 5.2, 6.9.1)",
+    )
