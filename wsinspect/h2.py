@@ -389,7 +389,8 @@ class H2Connection:
 
     def finish(self) -> list[H2Event]:
         """The connection is over: open WebSocket streams end "eof"; a frame cut short is a finding."""
-        out: list[H2Event] = []
+        out: list[H2Event] = [*self._pending]
+        self._pending.clear()
         for d, side in enumerate(self.sides):
             if side.state in (_State.BODY, _State.PAD_LENGTH, _State.DATA, _State.SKIP) or (
                 side.state is _State.HEADER and side.buf
