@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import datetime
 import hashlib
 import json
+import os
 import random
+import shutil
 import ssl
+import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,13 +49,17 @@ sys.path.insert(0, str(HERE))
 from make_captures import (  # noqa: E402  (make_captures.py sits beside this script)
     LOCALHOST,
     Capture,
+    CaptureError,
+    check_complete,
     close_entry,
     data_entry,
     endpoint,
     extension_items,
+    read_packets,
+    write_packets,
 )
 
-PORTS = {"h2c_websockets": 47101, "h2c_upgrade": 47102, "h2_tls": 47103}
+PORTS = {"h2c_websockets": 47101, "h2c_upgrade": 47102, "h2_tls": 47103, "h2_chromium": 47104}
 Entry = dict[str, object]
 
 
@@ -74,8 +83,11 @@ class EchoApp:
     """ASGI app: WebSocket paths echo every message (/refuse is refused before accept: hypercorn answers 403);
     HTTP paths answer a small body. ``sent[path]`` lists what the server sent on each WebSocket."""
 
-    def __init__(self) -> None:
+    def __init__(self, pages: dict[str, bytes] | None = None) -> None:
         self.sent: dict[str, list[Entry]] = {}
+        self.received: dict[str, list[Entry]] = {}  # what the app got, for peers whose frames are not logged
+        self.pages = pages or {}
+        self.disconnected = asyncio.Event()
 
     async def __call__(
         self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], send: Any
@@ -87,8 +99,9 @@ class EchoApp:
             return
         path = scope["path"]
         if scope["type"] == "http":
-            body = (f"page {path} " * 200).encode()
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+            body = self.pages.get(path, (f"page {path} " * 200).encode())
+            kind = b"text/html; charset=utf-8" if path in self.pages else b"text/plain"
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", kind)]})
             await send({"type": "http.response.body", "body": body})
             return
         await receive()  # websocket.connect
@@ -100,8 +113,10 @@ class EchoApp:
         while True:
             event = await receive()
             if event["type"] == "websocket.disconnect":
+                self.disconnected.set()
                 return  # the Close reply is hypercorn's (wsproto's), recorded from what the client received
             message = event.get("text") if event.get("text") is not None else event.get("bytes")
+            self.received.setdefault(path, []).append(data_entry("c2s", message))
             log.append(data_entry("s2c", message))
             if isinstance(message, str):
                 await send({"type": "websocket.send", "text": message})
@@ -414,7 +429,9 @@ async def record(
     # hypercorn has no readiness callback: probe the port before the capture starts, so the probe is not in it.
     for _ in range(100):
         try:
-            _, w = await asyncio.open_connection(LOCALHOST, port, ssl=client_tls, server_hostname="localhost")
+            _, w = await asyncio.open_connection(
+                LOCALHOST, port, ssl=client_tls, server_hostname="localhost" if client_tls else None
+            )
             w.close()
             await w.wait_closed()
             break
@@ -458,6 +475,126 @@ async def record(
     (OUT / f"{name}.truth.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic", "--ignore-certificate-errors",
+    # RFC 8441 in Chromium; on by default in recent versions, named here so an older one uses it too.
+    "--enable-features=WebSocketOverHttp2",
+)  # fmt: skip
+# The page h2_chromium loads: a fetch beside a WebSocket on the same HTTP/2 connection; STEPS as in
+# make_captures.py's CHROMIUM_PAGE, each sent when the echo of the one before arrives.
+CHROMIUM_PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>wsinspect h2 capture</title>
+<script>
+const steps = STEPS;
+fetch("/data.json").then((r) => r.text());
+const ws = new WebSocket(`wss://${location.host}/echo/chromium`);
+ws.binaryType = "arraybuffer";
+let next = 0;
+function sendNext() {
+  if (next === steps.length) {
+    ws.close(1000, "browser done");
+    return;
+  }
+  const step = steps[next++];
+  if ("text" in step) ws.send(step.text);
+  else ws.send(Uint8Array.from(atob(step.data), (c) => c.charCodeAt(0)));
+}
+ws.onopen = sendNext;
+ws.onmessage = sendNext;
+</script>
+"""
+
+
+class CompleteOrSpare(Capture):
+    """A Capture for Chromium, which opens speculative spare connections and may reset them at exit: the file
+    keeps only the connection that carried the most bytes (the page and its WebSocket), which must be complete."""
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            await super().__aexit__(*exc)
+        except CaptureError as error:
+            if "lacks its SYN or FIN" not in str(error):
+                raise
+        linktype, packets = read_packets(self.path)
+        sizes: Counter[frozenset[str]] = Counter()
+        for packet in packets:
+            sizes[frozenset((packet.src, packet.dst))] += len(packet.payload)
+        main = sizes.most_common(1)[0][0]
+        write_packets(self.path, linktype, ((p.ts, p.buf) for p in packets if {p.src, p.dst} == main))
+        check_complete(self.path)
+
+
+async def record_chromium(name: str) -> None:
+    """Headless Chromium loads a page over TLS (ALPN h2) from hypercorn; the page's WebSocket goes over the same
+    HTTP/2 connection as an extended CONNECT. Its frames (random masks) are known from what the app received."""
+    browser = shutil.which("chromium")
+    if browser is None:
+        print(f"  {name} skipped: chromium is not installed (Debian: apt-get install chromium)")
+        return
+    rng = random.Random(name)
+    steps: list[str | bytes] = ["hello from chromium over h2", "ünïcödé 🌍", rng.randbytes(300), "", "y" * 70_000]
+    sent = [{"text": m} if isinstance(m, str) else {"data": base64.b64encode(m).decode()} for m in steps]
+    page = CHROMIUM_PAGE.replace("STEPS", json.dumps(sent)).encode()
+    OUT.mkdir(exist_ok=True)
+    port = PORTS[name]
+    pcap, keylog = OUT / f"{name}.pcap", OUT / f"{name}.keys"
+    keylog.unlink(missing_ok=True)
+    cert, _ = tls_contexts(OUT / "unused.keys")
+    (OUT / "unused.keys").unlink(missing_ok=True)
+    app = EchoApp({"/": page, "/data.json": b'{"ok": true}'})
+    stop = asyncio.Event()
+    server = asyncio.create_task(run_server(port, app, stop, cert))
+    await asyncio.sleep(1.0)
+    profile = tempfile.mkdtemp(prefix="wsinspect-chromium-")
+    try:
+        async with CompleteOrSpare(pcap, port):
+            chromium = await asyncio.create_subprocess_exec(
+                browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"https://{LOCALHOST}:{port}/",
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={**os.environ, "SSLKEYLOGFILE": str(keylog)},
+            )  # fmt: skip
+            try:
+                await asyncio.wait_for(app.disconnected.wait(), 60)
+                await asyncio.sleep(0.5)
+            finally:
+                if chromium.returncode is None:
+                    chromium.terminate()
+                await asyncio.wait_for(chromium.wait(), 10)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    stop.set()
+    await server
+    path = "/echo/chromium"
+    # The page's close, as its script says (hypercorn tells the app 1006 whatever the browser sent); hypercorn's
+    # wsproto answers a Close with the same code and reason (CloseConnection.response()).
+    messages = [
+        *app.received[path],
+        close_entry("c2s", 1000, "browser done"),
+        *app.sent[path],
+        close_entry("s2c", 1000, "browser done", auto=True),
+    ]
+    if [m.get("text", m.get("data", m.get("sha256"))) for m in app.received[path]] != [
+        m.get("text", m.get("data", m.get("sha256"))) for m in (data_entry("c2s", x) for x in steps)
+    ]:
+        raise CaptureError(f"{name}: chromium did not send the steps")
+    result = {
+        "capture": pcap.name,
+        "description": "Headless Chromium over TLS (ALPN h2, --ignore-certificate-errors) loads a page from "
+        "hypercorn whose script fetches /data.json and opens a WebSocket on the same HTTP/2 connection (RFC 8441): "
+        "texts, unicode, 300-byte binary, empty, a 70 KB text, each echoed; the page closes with 1000 'browser done'. "
+        "The browser's secrets are in h2_chromium.keys (SSLKEYLOGFILE). Only that connection is kept: Chromium's "
+        "spare connections (one reset at exit) were removed from the file.",
+        "server": f"{LOCALHOST}:{port}",
+        "http_version": "2",
+        "keylog": keylog.name,
+        "alpn": "h2",
+        "websockets": [{"path": path, "status": 200, "messages": messages, "c2s_length": None, "c2s_sha256": None}],
+    }
+    (OUT / f"{name}.truth.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 CAPTURES = {
     "h2c_websockets": (
         h2c_session,
@@ -485,8 +622,11 @@ CAPTURES = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=sorted(CAPTURES))
+    parser.add_argument("--only", choices=sorted([*CAPTURES, "h2_chromium"]))
     args = parser.parse_args()
+    if args.only in (None, "h2_chromium"):
+        asyncio.run(record_chromium("h2_chromium"))
+        print("h2_chromium: done")
     for name, (session, description, mode) in CAPTURES.items():
         if args.only in (None, name):
             asyncio.run(record(name, session, description, mode))
