@@ -223,4 +223,50 @@ class Issue(StrEnum):
     TLS_EARLY_DATA_SKIPPED = (
         "tls-early-data-skipped",
         "0-RTT early data was not decrypted: rejected by the server or its secret not logged (RFC 8446 4.2.10)",
+
+    # -- HTTP/2 (h2.py: RFC 9113, HPACK RFC 7541, WebSockets over HTTP/2 RFC 8441) ------
+    H2_PREFACE_INVALID = (
+        "h2-preface-invalid",
+        "the client's first bytes are not the HTTP/2 connection preface (RFC 9113 3.4)",
+    )
+    H2_SETTINGS_NOT_FIRST = (
+        "h2-settings-not-first",
+        "a peer's first HTTP/2 frame is not SETTINGS (RFC 9113 3.4)",
+    )
+    H2_FRAME_MALFORMED = (
+        "h2-frame-malformed",
+        "an HTTP/2 frame violates its definition (RFC 9113 4.1, 6); it was skipped",
+    )
+    H2_FRAME_TOO_LARGE = (
+        "h2-frame-too-large",
+        "an HTTP/2 frame is longer than the receiver's SETTINGS_MAX_FRAME_SIZE (RFC 9113 4.2)",
+    )
+    H2_CONTINUATION_EXPECTED = (
+        "h2-continuation-expected",
+        "a header block was interrupted by a frame other than its CONTINUATION (RFC 9113 6.10)",
+    )
+    H2_HEADER_LIST_TOO_LARGE = (
+        "h2-header-list-too-large",
+        "a header block exceeds the size bound (HPACK bomb or oversized headers, RFC 7541 7.3); it was not decoded",
+    )
+    H2_HPACK_FAILED = (
+        "h2-hpack-failed",
+        "a header block could not be decoded (RFC 7541); later headers of that peer may be wrong",
+    )
+    H2_HPACK_STATE_LOST = (
+        "h2-hpack-state-lost",
+        "header blocks were missed (the capture starts after the preface, or a TCP gap):"
+        " the HPACK dynamic table is incomplete and decoded headers may be wrong (RFC 7541 2.3.2)",
+    )
+    H2_CONNECT_WITHOUT_SETTING = (
+        "h2-connect-without-setting",
+        "an extended CONNECT was sent without the server's SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 (RFC 8441 3, 4)",
+    )
+    H2_CONNECT_INVALID = (
+        "h2-connect-invalid",
+        "an extended CONNECT lacks :scheme, :path or :authority, or :protocol is used without CONNECT (RFC 8441 4)",
+    )
+    H2_FLOW_CONTROL_EXCEEDED = (
+        "h2-flow-control-exceeded",
+        "DATA beyond the flow-control window the receiver granted (RFC 9113 5.2, 6.9.1)",
     )
