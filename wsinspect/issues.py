@@ -223,6 +223,7 @@ class Issue(StrEnum):
     TLS_EARLY_DATA_SKIPPED = (
         "tls-early-data-skipped",
         "0-RTT early data was not decrypted: rejected by the server or its secret not logged (RFC 8446 4.2.10)",
+    )
 
     # -- HTTP/2 (h2.py: RFC 9113, HPACK RFC 7541, WebSockets over HTTP/2 RFC 8441) ------
     H2_PREFACE_INVALID = (
