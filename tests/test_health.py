@@ -285,7 +285,7 @@ def test_histogram_percentiles_are_nearest_rank() -> None:
 HEALTH_TRUTHS = sorted(CAPTURES.glob("health_*.truth.json"))
 
 
-def _health_of(capture: Path, session_truth: dict[str, Any], events: list[Any], idle_threshold: float) -> Health:
+def _health_of(session_truth: dict[str, Any], events: list[Any], idle_threshold: float) -> Health:
     """Feed a SessionHealth what today's Inspector decoded of one session, as the
     Inspector will: the 101's time, every message at the time of its last packet."""
     number = next(s.session for s in summaries(events) if s.client == session_truth["client"])
@@ -309,7 +309,7 @@ def test_health_of_real_captures(truth_path: Path) -> None:
     assert truth["sessions"]
     for st in truth["sessions"]:
         expected = st["health"]
-        result = _health_of(truth_path, st, events, IDLE_THRESHOLD)
+        result = _health_of(st, events, IDLE_THRESHOLD)
         where = f"{st['client']} {st['path']}"
         assert result.termination == expected["termination"], where
         assert result.ended_by == expected["ended_by"], where
@@ -336,7 +336,7 @@ def test_idle_end_found_in_a_real_capture_with_a_low_threshold() -> None:
     truth = load_truth(CAPTURES / "health_endings.truth.json")
     events = decode_file(CAPTURES / truth["capture"])
     killed = next(st for st in truth["sessions"] if st["path"] == "/killed")
-    result = _health_of(CAPTURES, killed, events, idle_threshold=1.0)
+    result = _health_of(killed, events, idle_threshold=1.0)
     assert result.termination is Termination.NO_CLOSE
     assert Issue.ENDED_AFTER_IDLE in result.issues
     assert describe_end(result).startswith("ended abnormally: no Close frame, connection closed (fin) after 2.")
