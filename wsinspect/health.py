@@ -144,6 +144,7 @@ class Health:
 
     termination: Termination
     ended_by: str
+    end: float  # the end of the connection (end_ts): later than SessionSummary.end, its last data
     heartbeat: Heartbeat
     final_idle: float  # from the last WebSocket bytes to the end of the connection
     close_from: str | None  # direction of the first Close frame, if any
@@ -286,6 +287,7 @@ class SessionHealth:
         return Health(
             termination=ending,
             ended_by=ended_by,
+            end=end_ts,
             heartbeat=heartbeat,
             final_idle=final_idle,
             close_from=None if first_close is None else ("c2s", "s2c")[first_close[1]],

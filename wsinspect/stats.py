@@ -1,0 +1,416 @@
+"""`wsinspect stats`: totals, distributions and load over a whole capture, streaming.
+
+Fed the same Message and SessionSummary objects every output reads (and each
+session's Health, once the Inspector computes it), in any order:
+
+    stats = Stats()
+    for event in events:
+        if isinstance(event, Message): stats.message(event)
+        elif isinstance(event, SessionSummary): stats.session(event, health)
+    print(stats.render()); orjson.dumps(stats.to_json())
+
+Memory stays flat in the size of the capture: percentiles come from fixed log-scale
+histograms (histogram.py: exact below 128, within 0.8 % above; times in µs), the
+timeline keeps a fixed number of buckets and doubles their width when time runs past
+them, the longest idle gaps are a bounded heap, and per-server and per-client tables
+stop taking new keys at MAX_KEYS (the rest is counted under "others").
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from wsinspect.frames import close_code_name
+from wsinspect.health import Health, format_seconds
+from wsinspect.histogram import US, Histogram
+from wsinspect.session import Message, SessionSummary
+from wsinspect.vocab import opcode_label
+
+# Buckets of the timeline; their width starts at INITIAL_WIDTH seconds and doubles as needed.
+TIMELINE_BUCKETS = 256
+INITIAL_WIDTH = 0.001
+# Distinct servers and clients tracked one by one; more are counted together.
+MAX_KEYS = 10_000
+# Rows shown in the top lists (servers, clients, idle gaps).
+TOP = 10
+# A session shorter than this counts as short: many short sessions from one client
+# are a reconnect storm.
+SHORT_SESSION = 1.0
+PERCENTILES = (0.5, 0.9, 0.99)
+
+# Series of the timeline.
+_MSG_C2S, _MSG_S2C, _BYTES_C2S, _BYTES_S2C, _STARTS, _ENDS = range(6)
+
+
+class Timeline:
+    """Counts per time bucket for a few series, in TIMELINE_BUCKETS buckets of a width
+    that doubles (merging neighbours) whenever a time falls outside them. Buckets sit
+    on multiples of the width (absolute bucket number = floor(ts / width))."""
+
+    __slots__ = ("base", "inverse", "rows", "size", "width")
+
+    def __init__(self, series: int, size: int = TIMELINE_BUCKETS, width: float = INITIAL_WIDTH) -> None:
+        self.size = size
+        self.width = width
+        self.inverse = 1 / width
+        self.base: int | None = None  # absolute number of bucket 0
+        self.rows = [[0] * size for _ in range(series)]
+
+    def index(self, ts: float) -> int:
+        """The bucket of time ``ts`` (read ``rows`` after this: it may rebuild them)."""
+        i = int(ts * self.inverse) - (self.base if self.base is not None else self._start(ts))
+        if not 0 <= i < self.size:
+            i = self._fit(ts)
+        return i
+
+    def add(self, series: int, ts: float, n: int = 1) -> None:
+        """Add ``n`` to ``series`` at time ``ts``."""
+        i = self.index(ts)
+        self.rows[series][i] += n
+
+    def _start(self, ts: float) -> int:
+        self.base = int(ts * self.inverse)
+        return self.base
+
+    def _used(self) -> tuple[int, int] | None:
+        """First and last bucket holding anything."""
+        used = [i for i in range(self.size) if any(row[i] for row in self.rows)]
+        return (used[0], used[-1]) if used else None
+
+    def _fit(self, ts: float) -> int:
+        """Rebase and coarsen until ``ts`` has a bucket; returns its index."""
+        assert self.base is not None
+        while True:
+            a = int(ts * self.inverse)
+            used = self._used()
+            lo, hi = (a, a) if used is None else (min(a, self.base + used[0]), max(a, self.base + used[1]))
+            if hi - lo < self.size:
+                shift = self.base - lo  # move the data right by this much (negative: left)
+                if shift:
+                    for row in self.rows:
+                        row[:] = (
+                            ([0] * shift + row[: self.size - shift]) if shift > 0 else (row[-shift:] + [0] * -shift)
+                        )
+                    self.base = lo
+                return a - lo
+            merged = [[0] * self.size for _ in self.rows]
+            new_base = self.base // 2
+            for old, new in zip(self.rows, merged, strict=True):
+                for i, n in enumerate(old):
+                    if n:
+                        new[(self.base + i) // 2 - new_base] += n
+            self.rows = merged
+            self.base = new_base
+            self.width *= 2
+            self.inverse = 1 / self.width
+
+    def span(self) -> tuple[float, list[list[int]]]:
+        """Start time and the rows over the buckets in use."""
+        used = self._used()
+        if used is None or self.base is None:
+            return 0.0, [[] for _ in self.rows]
+        first, last = used
+        return (self.base + first) * self.width, [row[first : last + 1] for row in self.rows]
+
+
+@dataclass(slots=True)
+class _Tally:
+    sessions: int = 0
+    messages: int = 0
+    bytes: int = 0
+    short: int = 0  # sessions under SHORT_SESSION
+    abnormal: int = 0  # ended without a clean close (no-close, reset, close-unanswered)
+
+
+_ABNORMAL = frozenset(("no-close", "reset", "close-unanswered"))
+
+
+def _percentile_record(h: Histogram, scale: int = 1) -> dict[str, Any]:
+    """count, min, p50, p90, p99, max and mean; divided by ``scale`` (US: seconds), else integers."""
+    p50, p90, p99 = h.percentiles(PERCENTILES)
+    record: dict[str, Any] = {"count": h.count, "min": h.min, "p50": p50, "p90": p90, "p99": p99, "max": h.max}
+    if scale != 1:
+        record = {key: value / scale if key != "count" else value for key, value in record.items()}
+    record["mean"] = h.total / h.count / scale if h.count else 0.0
+    return record
+
+
+class Stats:
+    """The aggregator behind `wsinspect stats` (see the module docstring)."""
+
+    def __init__(self, top: int = TOP) -> None:
+        self.top = top
+        # Per opcode (0-15) and direction (+16 for s2c): messages, payload bytes, bytes as sent.
+        self.counts = [0] * 32
+        self.sizes = [0] * 32
+        self.wire = [0] * 32
+        self.compressed = [0, 0, 0]  # messages, bytes after inflating, bytes as sent
+        self.lengths = Histogram()
+        self.rtts = Histogram()
+        self.durations = Histogram()
+        self.timeline = Timeline(6)
+        self.issues: dict[str, int] = {}
+        self.sessions = 0
+        self.terminations: dict[str, int] = {}
+        self.close_codes: dict[int | None, int] = {}
+        self.servers: dict[tuple[str, str | None], _Tally] = {}
+        self.clients: dict[str, _Tally] = {}
+        self.others = {"servers": _Tally(), "clients": _Tally()}
+        self.idle: list[tuple[float, int, str, str, str | None]] = []  # min-heap of the longest gaps
+
+    # -- feeding -------------------------------------------------------------
+
+    def message(self, m: Message, rtt: float | None = None) -> None:
+        """Count one message: per message only a few list and histogram updates. ``rtt``:
+        the round trip of a pong that answers a ping (SessionHealth.frame's result; it
+        becomes Message.rtt when health is wired into the Inspector)."""
+        opcode = m.opcode
+        n = len(m.payload)
+        timeline = self.timeline
+        i = timeline.index(m.ts)
+        rows = timeline.rows
+        if m.dir == "c2s":
+            k = opcode
+            rows[_MSG_C2S][i] += 1
+            rows[_BYTES_C2S][i] += n
+        else:
+            k = opcode + 16
+            rows[_MSG_S2C][i] += 1
+            rows[_BYTES_S2C][i] += n
+        self.counts[k] += 1
+        self.sizes[k] += n
+        self.wire[k] += m.wire_length
+        self.lengths.add(n)
+        if m.compressed:
+            c = self.compressed
+            c[0] += 1
+            c[1] += n
+            c[2] += m.wire_length
+        if rtt is not None:
+            self.rtts.add(round(rtt * US))
+        if m.issues:
+            for issue in m.issues:
+                self.issues[issue] = self.issues.get(issue, 0) + 1
+
+    def session(self, s: SessionSummary, health: Health | None = None) -> None:
+        """Count one session; ``health`` is its Health (None for a session that never
+        became WebSocket, or until the Inspector attaches it to the summary)."""
+        if health is None:
+            health = getattr(s, "health", None)
+        self.sessions += 1
+        termination = str(health.termination) if health is not None else "none"
+        self.terminations[termination] = self.terminations.get(termination, 0) + 1
+        if s.close is not None:
+            self.close_codes[s.close.code] = self.close_codes.get(s.close.code, 0) + 1
+        # Until the connection ended (the FIN, RST or end of capture) where known; the
+        # summary's own end is its last data.
+        end = health.end if health is not None else s.end
+        duration = max(end - s.start, 0.0)
+        self.durations.add(round(duration * US))
+        self.timeline.add(_STARTS, s.start)
+        self.timeline.add(_ENDS, end)
+        for issue in (*s.issues, *(health.issues if health is not None else ())):
+            self.issues[issue] = self.issues.get(issue, 0) + 1
+        messages = s.messages[0] + s.messages[1]
+        size = s.bytes[0] + s.bytes[1]
+        short = duration < SHORT_SESSION
+        abnormal = termination in _ABNORMAL
+        for tally in (
+            _tally(self.servers, (s.server, s.handshake.host), self.others["servers"]),
+            _tally(self.clients, s.client.rsplit(":", 1)[0], self.others["clients"]),
+        ):
+            tally.sessions += 1
+            tally.messages += messages
+            tally.bytes += size
+            tally.short += short
+            tally.abnormal += abnormal
+        if health is not None:
+            item = (health.heartbeat.max_idle, s.session, s.client, s.server, termination)
+            if len(self.idle) < self.top:
+                heapq.heappush(self.idle, item)
+            elif item > self.idle[0]:
+                heapq.heapreplace(self.idle, item)
+
+    # -- results -------------------------------------------------------------
+
+    def by_opcode(self) -> dict[str, dict[str, dict[str, int]]]:
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for opcode in range(16):
+            for d, k in (("c2s", opcode), ("s2c", opcode + 16)):
+                if self.counts[k]:
+                    label = "0x0" if opcode == 0 else opcode_label(opcode)
+                    out.setdefault(label, {})[d] = {
+                        "messages": self.counts[k],
+                        "bytes": self.sizes[k],
+                        "wire_bytes": self.wire[k],
+                    }
+        return out
+
+    def peak_concurrent(self) -> tuple[int, float | None, list[int]]:
+        """Sessions open during each timeline bucket; the peak and its bucket's start."""
+        start, rows = self.timeline.span()
+        concurrent = []
+        opened = ended = 0
+        for starts, ends in zip(rows[_STARTS], rows[_ENDS], strict=True):
+            opened += starts
+            concurrent.append(opened - ended)  # open at some time during the bucket
+            ended += ends
+        if not concurrent or not max(concurrent):
+            return 0, None, concurrent
+        peak = max(concurrent)
+        return peak, start + concurrent.index(peak) * self.timeline.width, concurrent
+
+    def to_json(self) -> dict[str, Any]:
+        """Every figure as one JSON object (the documented `stats --json` contract)."""
+        messages = sum(self.counts)
+        size = sum(self.sizes)
+        start, rows = self.timeline.span()
+        peak, peak_at, concurrent = self.peak_concurrent()
+        width = self.timeline.width
+        return {
+            "sessions": self.sessions,
+            "messages": messages,
+            "bytes": size,
+            "wire_bytes": sum(self.wire),
+            "by_opcode": self.by_opcode(),
+            "compressed": {
+                "messages": self.compressed[0],
+                "bytes": self.compressed[1],
+                "wire_bytes": self.compressed[2],
+                "share": self.compressed[0] / messages if messages else 0.0,
+            },
+            "by_termination": dict(sorted(self.terminations.items(), key=lambda kv: -kv[1])),
+            "close_codes": [
+                {"code": code, "name": close_code_name(code) if code is not None else "no status", "sessions": n}
+                for code, n in sorted(self.close_codes.items(), key=lambda kv: (-kv[1], kv[0] or 0))
+            ],
+            "length": {
+                **_percentile_record(self.lengths),
+                "histogram": [{"low": lo, "high": hi, "count": n} for lo, hi, n in self.lengths.log_buckets()],
+            },
+            "durations": _percentile_record(self.durations, US),
+            "rtt": _percentile_record(self.rtts, US) if self.rtts.count else None,
+            "longest_idle": [
+                {"session": number, "client": client, "server": server, "max_idle": idle, "termination": term}
+                for idle, number, client, server, term in sorted(self.idle, reverse=True)
+            ],
+            "issues": dict(sorted(self.issues.items(), key=lambda kv: -kv[1])),
+            "servers": [
+                {"server": server, "host": host, **_tally_record(t)}
+                for (server, host), t in _top(self.servers, self.top)
+            ],
+            "clients": [{"client": client, **_tally_record(t)} for client, t in _top(self.clients, self.top)],
+            "others": {name: _tally_record(t) for name, t in self.others.items() if t.sessions},
+            "peak_concurrent": {"sessions": peak, "at": peak_at},
+            "timeline": {
+                "start": start,
+                "width": width,
+                "messages_c2s": rows[_MSG_C2S],
+                "messages_s2c": rows[_MSG_S2C],
+                "bytes_c2s": rows[_BYTES_C2S],
+                "bytes_s2c": rows[_BYTES_S2C],
+                "concurrent": concurrent,
+            },
+        }
+
+    def render(self) -> str:
+        """The text report, in tshark -z style tables."""
+        j = self.to_json()
+        rule = "=" * 78
+        thin = "-" * 78
+        out = [rule, "WebSocket statistics", rule]
+        out.append(
+            f"Sessions: {j['sessions']}   Messages: {j['messages']}   Payload bytes: {j['bytes']}"
+            f"   On the wire: {j['wire_bytes']}"
+        )
+        compressed = j["compressed"]
+        if compressed["messages"]:
+            out.append(
+                f"Compressed: {compressed['messages']} messages ({compressed['share']:.1%}),"
+                f" {compressed['wire_bytes']} bytes on the wire for {compressed['bytes']}"
+            )
+        out += [thin, f"{'Opcode':<10}{'Dir':<6}{'Messages':>12}{'Bytes':>16}{'Wire bytes':>16}"]
+        for label, dirs in j["by_opcode"].items():
+            for d, row in dirs.items():
+                out.append(f"{label:<10}{d:<6}{row['messages']:>12}{row['bytes']:>16}{row['wire_bytes']:>16}")
+        out += [thin, f"{'Termination':<24}{'Sessions':>10}"]
+        out += [f"{term:<24}{n:>10}" for term, n in j["by_termination"].items()]
+        if j["close_codes"]:
+            out += [thin, f"{'Close code':<12}{'Name':<30}{'Sessions':>10}"]
+            out += [f"{c['code'] or '-'!s:<12}{c['name']:<30}{c['sessions']:>10}" for c in j["close_codes"]]
+        length = j["length"]
+        out += [
+            thin,
+            f"Message length: p50 {length['p50']}  p90 {length['p90']}  p99 {length['p99']}  max {length['max']}",
+        ]
+        total = max(sum(b["count"] for b in length["histogram"]), 1)
+        for b in length["histogram"]:
+            bar = "#" * round(40 * b["count"] / total)
+            out.append(f"  {b['low']:>10} - {b['high']:<10}{b['count']:>10}  {bar}")
+        durations = j["durations"]
+        if durations["count"]:
+            out.append(
+                f"Session duration: p50 {format_seconds(durations['p50'])}  p90 {format_seconds(durations['p90'])}"
+                f"  max {format_seconds(durations['max'])}"
+            )
+        if j["rtt"] is not None:
+            rtt = j["rtt"]
+            out.append(
+                f"Ping round trip: {rtt['count']} answered, p50 {format_seconds(rtt['p50'])}"
+                f"  p90 {format_seconds(rtt['p90'])}  p99 {format_seconds(rtt['p99'])}"
+                f"  max {format_seconds(rtt['max'])}"
+            )
+        if j["longest_idle"]:
+            out += [thin, f"{'Longest idle':<14}{'Session':>8}  {'Client':<24}{'Server':<24}Termination"]
+            out += [
+                f"{format_seconds(g['max_idle']):<14}{g['session']:>8}  {g['client']:<24}{g['server']:<24}"
+                f"{g['termination']}"
+                for g in j["longest_idle"]
+            ]
+        out += [thin, f"{'Server':<24}{'Host':<28}{'Sessions':>10}{'Messages':>10}{'Abnormal':>10}"]
+        out += [
+            f"{s['server']:<24}{(s['host'] or '-')[:27]:<28}{s['sessions']:>10}{s['messages']:>10}{s['abnormal']:>10}"
+            for s in j["servers"]
+        ]
+        out += [thin, f"{'Client':<40}{'Sessions':>10}{'Short':>10}{'Abnormal':>10}"]
+        out += [f"{c['client']:<40}{c['sessions']:>10}{c['short']:>10}{c['abnormal']:>10}" for c in j["clients"]]
+        peak = j["peak_concurrent"]
+        if peak["at"] is not None:
+            out.append(
+                f"Peak concurrent sessions: {peak['sessions']} (open during the"
+                f" {format_seconds(j['timeline']['width'])} from {_clock(peak['at'])})"
+            )
+        if j["issues"]:
+            out += [thin, f"{'Issue':<40}{'Count':>10}"]
+            out += [f"{issue:<40}{n:>10}" for issue, n in j["issues"].items()]
+        out.append(rule)
+        return "\n".join(out) + "\n"
+
+
+K = TypeVar("K")
+
+
+def _tally(table: dict[K, _Tally], key: K, others: _Tally) -> _Tally:
+    """The tally of ``key``, or ``others`` once the table holds MAX_KEYS keys."""
+    tally = table.get(key)
+    if tally is None:
+        if len(table) >= MAX_KEYS:
+            return others
+        tally = table[key] = _Tally()
+    return tally
+
+
+def _clock(ts: float) -> str:
+    """A capture time as UTC time of day with milliseconds."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3] + " UTC"
+
+
+def _tally_record(t: _Tally) -> dict[str, int]:
+    return {"sessions": t.sessions, "messages": t.messages, "bytes": t.bytes, "short": t.short, "abnormal": t.abnormal}
+
+
+def _top(table: dict[Any, _Tally], n: int) -> list[tuple[Any, _Tally]]:
+    return sorted(table.items(), key=lambda kv: (-kv[1].sessions, str(kv[0])))[:n]
