@@ -3,7 +3,9 @@ health captures held against what the peers logged."""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -233,3 +235,39 @@ def test_reconnect_storm_shows_per_client() -> None:
         "abnormal": 5,
     }
     assert len(messages(decode_file(CAPTURES / "health_endings.pcap"))) == s.to_json()["messages"]
+
+
+# -- charts -------------------------------------------------------------------------------
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_write_plots(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from wsinspect.plot import write_plots
+
+    _, s = _fed("health_heartbeat")
+    written = write_plots(s, tmp_path / "charts")
+    names = sorted(p.name for p in written)
+    assert names == ["concurrent.png", "lengths.png", "rates.png", "rtt.png", "terminations.png"]
+    for path in written:
+        data = path.read_bytes()
+        width, height = _png_size(data)
+        assert (width, height) >= (800, 300), path.name
+        assert len(data) > 5000, path.name  # axes, bars and labels, not a blank canvas
+    # Nothing to chart: nothing written.
+    assert write_plots(Stats(), tmp_path / "empty") == []
+
+
+def test_write_plots_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wsinspect.errors import WsinspectError
+    from wsinspect.plot import write_plots
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if not installed
+    with pytest.raises(WsinspectError, match=r"pip install 'wsinspect\[plot\]'"):
+        write_plots(Stats(), tmp_path / "charts")
+    assert not (tmp_path / "charts").exists()
