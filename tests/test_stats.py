@@ -17,7 +17,8 @@ from wsinspect.health import Health, SessionHealth
 from wsinspect.http import Handshake
 from wsinspect.issues import Issue
 from wsinspect.session import Close, Message, SessionSummary, SessionUpgraded
-from wsinspect.stats import Stats, Timeline
+from wsinspect.stats import Stats
+from wsinspect.tally import Tally, Timeline
 
 # -- timeline -----------------------------------------------------------------------
 
@@ -271,3 +272,19 @@ def test_write_plots_without_matplotlib(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(WsinspectError, match=r"pip install 'wsinspect\[plot\]'"):
         write_plots(Stats(), tmp_path / "charts")
     assert not (tmp_path / "charts").exists()
+
+
+def test_a_tally_filled_without_messages_gives_the_same_stats() -> None:
+    # The Inspector's lane will fill a Tally with plain numbers (no Message objects):
+    # the result must not depend on which way the counts came.
+    _, via_messages = _fed("health_endings")
+    tally = Tally()
+    for m in messages(decode_file(CAPTURES / "health_endings.pcap")):
+        tally.add(m.ts, m.dir == "c2s", m.opcode, len(m.payload), m.wire_length, m.compressed)
+    direct = Stats(tally=tally)
+    for key in ("messages", "bytes", "wire_bytes", "by_opcode", "compressed", "length"):
+        assert direct.to_json()[key] == via_messages.to_json()[key], key
+    # (The timelines' widths differ: the sessions' ends stretch the other one.)
+    assert [sum(row) for row in direct.tally.timeline.span()[1][:4]] == [
+        sum(row) for row in via_messages.tally.timeline.span()[1][:4]
+    ]

@@ -20,6 +20,8 @@ SUB_BUCKETS = 64
 EXACT = 2 * SUB_BUCKETS
 # Microseconds per second: times are kept as integer µs.
 US = 1_000_000
+# The minimum of an empty histogram: above any value.
+_NONE = 1 << 64
 
 
 def bucket_of(value: int) -> int:
@@ -42,30 +44,37 @@ def bucket_bounds(index: int) -> tuple[int, int]:
 class Histogram:
     """Counts of values per bucket, with the exact count, sum, minimum and maximum."""
 
-    __slots__ = ("count", "counts", "max", "min", "total")
+    __slots__ = ("_min", "count", "counts", "max", "total")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
         self.count = 0
         self.total = 0
-        self.min = 0
+        self._min = _NONE
         self.max = 0
 
+    @property
+    def min(self) -> int:
+        return self._min if self.count else 0
+
     def add(self, value: int) -> None:
-        """Count one value (negative values count as 0: a clock that went back)."""
-        if value < 0:
-            value = 0
-        index = bucket_of(value)
+        """Count one value (negative values count as 0: a clock that went back). Runs
+        per message: bucket_of() is inlined."""
+        if value < EXACT:
+            if value < 0:
+                value = 0
+            index = value
+        else:
+            shift = value.bit_length() - 7
+            index = (shift << 6) + (value >> shift)
         counts = self.counts
         counts[index] = counts.get(index, 0) + 1
-        if not self.count:
-            self.min = self.max = value
-        elif value < self.min:
-            self.min = value
-        elif value > self.max:
-            self.max = value
         self.count += 1
         self.total += value
+        if value > self.max:
+            self.max = value
+        if value < self._min:
+            self._min = value
 
     def merge(self, other: Histogram) -> None:
         """Add every value of another histogram."""
@@ -73,11 +82,8 @@ class Histogram:
             return
         for index, n in other.counts.items():
             self.counts[index] = self.counts.get(index, 0) + n
-        if not self.count:
-            self.min, self.max = other.min, other.max
-        else:
-            self.min = min(self.min, other.min)
-            self.max = max(self.max, other.max)
+        self._min = min(self._min, other._min)
+        self.max = max(self.max, other.max)
         self.count += other.count
         self.total += other.total
 

@@ -9,6 +9,9 @@ session's Health, once the Inspector computes it), in any order:
         elif isinstance(event, SessionSummary): stats.session(event, health)
     print(stats.render()); orjson.dumps(stats.to_json())
 
+The per-message counting is tally.py's Tally, which the Inspector can fill by itself
+(``Stats(tally=inspector_tally)``) so that `stats` can run without Message objects.
+
 Memory stays flat in the size of the capture: percentiles come from fixed log-scale
 histograms (histogram.py: exact below 128, within 0.8 % above; times in µs), the
 timeline keeps a fixed number of buckets and doubles their width when time runs past
@@ -27,11 +30,9 @@ from wsinspect.frames import close_code_name
 from wsinspect.health import Health, format_seconds
 from wsinspect.histogram import US, Histogram
 from wsinspect.session import Message, SessionSummary
+from wsinspect.tally import BYTES_C2S, BYTES_S2C, ENDS, MSG_C2S, MSG_S2C, STARTS, Tally
 from wsinspect.vocab import opcode_label
 
-# Buckets of the timeline; their width starts at INITIAL_WIDTH seconds and doubles as needed.
-TIMELINE_BUCKETS = 256
-INITIAL_WIDTH = 0.001
 # Distinct servers and clients tracked one by one; more are counted together.
 MAX_KEYS = 10_000
 # Rows shown in the top lists (servers, clients, idle gaps).
@@ -41,83 +42,11 @@ TOP = 10
 SHORT_SESSION = 1.0
 PERCENTILES = (0.5, 0.9, 0.99)
 
-# Series of the timeline.
-_MSG_C2S, _MSG_S2C, _BYTES_C2S, _BYTES_S2C, _STARTS, _ENDS = range(6)
-
-
-class Timeline:
-    """Counts per time bucket for a few series, in TIMELINE_BUCKETS buckets of a width
-    that doubles (merging neighbours) whenever a time falls outside them. Buckets sit
-    on multiples of the width (absolute bucket number = floor(ts / width))."""
-
-    __slots__ = ("base", "inverse", "rows", "size", "width")
-
-    def __init__(self, series: int, size: int = TIMELINE_BUCKETS, width: float = INITIAL_WIDTH) -> None:
-        self.size = size
-        self.width = width
-        self.inverse = 1 / width
-        self.base: int | None = None  # absolute number of bucket 0
-        self.rows = [[0] * size for _ in range(series)]
-
-    def index(self, ts: float) -> int:
-        """The bucket of time ``ts`` (read ``rows`` after this: it may rebuild them)."""
-        i = int(ts * self.inverse) - (self.base if self.base is not None else self._start(ts))
-        if not 0 <= i < self.size:
-            i = self._fit(ts)
-        return i
-
-    def add(self, series: int, ts: float, n: int = 1) -> None:
-        """Add ``n`` to ``series`` at time ``ts``."""
-        i = self.index(ts)
-        self.rows[series][i] += n
-
-    def _start(self, ts: float) -> int:
-        self.base = int(ts * self.inverse)
-        return self.base
-
-    def _used(self) -> tuple[int, int] | None:
-        """First and last bucket holding anything."""
-        used = [i for i in range(self.size) if any(row[i] for row in self.rows)]
-        return (used[0], used[-1]) if used else None
-
-    def _fit(self, ts: float) -> int:
-        """Rebase and coarsen until ``ts`` has a bucket; returns its index."""
-        assert self.base is not None
-        while True:
-            a = int(ts * self.inverse)
-            used = self._used()
-            lo, hi = (a, a) if used is None else (min(a, self.base + used[0]), max(a, self.base + used[1]))
-            if hi - lo < self.size:
-                shift = self.base - lo  # move the data right by this much (negative: left)
-                if shift:
-                    for row in self.rows:
-                        row[:] = (
-                            ([0] * shift + row[: self.size - shift]) if shift > 0 else (row[-shift:] + [0] * -shift)
-                        )
-                    self.base = lo
-                return a - lo
-            merged = [[0] * self.size for _ in self.rows]
-            new_base = self.base // 2
-            for old, new in zip(self.rows, merged, strict=True):
-                for i, n in enumerate(old):
-                    if n:
-                        new[(self.base + i) // 2 - new_base] += n
-            self.rows = merged
-            self.base = new_base
-            self.width *= 2
-            self.inverse = 1 / self.width
-
-    def span(self) -> tuple[float, list[list[int]]]:
-        """Start time and the rows over the buckets in use."""
-        used = self._used()
-        if used is None or self.base is None:
-            return 0.0, [[] for _ in self.rows]
-        first, last = used
-        return (self.base + first) * self.width, [row[first : last + 1] for row in self.rows]
-
 
 @dataclass(slots=True)
-class _Tally:
+class _Load:
+    """What one server or client saw."""
+
     sessions: int = 0
     messages: int = 0
     bytes: int = 0
@@ -141,54 +70,28 @@ def _percentile_record(h: Histogram, scale: int = 1) -> dict[str, Any]:
 class Stats:
     """The aggregator behind `wsinspect stats` (see the module docstring)."""
 
-    def __init__(self, top: int = TOP) -> None:
+    def __init__(self, top: int = TOP, tally: Tally | None = None) -> None:
         self.top = top
-        # Per opcode (0-15) and direction (+16 for s2c): messages, payload bytes, bytes as sent.
-        self.counts = [0] * 32
-        self.sizes = [0] * 32
-        self.wire = [0] * 32
-        self.compressed = [0, 0, 0]  # messages, bytes after inflating, bytes as sent
-        self.lengths = Histogram()
+        # The per-message counters (tally.py); the Inspector may fill one for us.
+        self.tally = tally if tally is not None else Tally()
         self.rtts = Histogram()
         self.durations = Histogram()
-        self.timeline = Timeline(6)
         self.issues: dict[str, int] = {}
         self.sessions = 0
         self.terminations: dict[str, int] = {}
         self.close_codes: dict[int | None, int] = {}
-        self.servers: dict[tuple[str, str | None], _Tally] = {}
-        self.clients: dict[str, _Tally] = {}
-        self.others = {"servers": _Tally(), "clients": _Tally()}
+        self.servers: dict[tuple[str, str | None], _Load] = {}
+        self.clients: dict[str, _Load] = {}
+        self.others = {"servers": _Load(), "clients": _Load()}
         self.idle: list[tuple[float, int, str, str, str | None]] = []  # min-heap of the longest gaps
 
     # -- feeding -------------------------------------------------------------
 
     def message(self, m: Message, rtt: float | None = None) -> None:
-        """Count one message: per message only a few list and histogram updates. ``rtt``:
-        the round trip of a pong that answers a ping (SessionHealth.frame's result; it
-        becomes Message.rtt when health is wired into the Inspector)."""
-        opcode = m.opcode
-        n = len(m.payload)
-        timeline = self.timeline
-        i = timeline.index(m.ts)
-        rows = timeline.rows
-        if m.dir == "c2s":
-            k = opcode
-            rows[_MSG_C2S][i] += 1
-            rows[_BYTES_C2S][i] += n
-        else:
-            k = opcode + 16
-            rows[_MSG_S2C][i] += 1
-            rows[_BYTES_S2C][i] += n
-        self.counts[k] += 1
-        self.sizes[k] += n
-        self.wire[k] += m.wire_length
-        self.lengths.add(n)
-        if m.compressed:
-            c = self.compressed
-            c[0] += 1
-            c[1] += n
-            c[2] += m.wire_length
+        """Count one message. ``rtt``: the round trip of a pong that answers a ping
+        (SessionHealth.frame's result; it becomes Message.rtt when health is wired into
+        the Inspector)."""
+        self.tally.add(m.ts, m.dir == "c2s", m.opcode, len(m.payload), m.wire_length, m.compressed)
         if rtt is not None:
             self.rtts.add(round(rtt * US))
         if m.issues:
@@ -210,8 +113,8 @@ class Stats:
         end = health.end if health is not None else s.end
         duration = max(end - s.start, 0.0)
         self.durations.add(round(duration * US))
-        self.timeline.add(_STARTS, s.start)
-        self.timeline.add(_ENDS, end)
+        self.tally.timeline.add(STARTS, s.start)
+        self.tally.timeline.add(ENDS, end)
         for issue in (*s.issues, *(health.issues if health is not None else ())):
             self.issues[issue] = self.issues.get(issue, 0) + 1
         messages = s.messages[0] + s.messages[1]
@@ -219,8 +122,8 @@ class Stats:
         short = duration < SHORT_SESSION
         abnormal = termination in _ABNORMAL
         for tally in (
-            _tally(self.servers, (s.server, s.handshake.host), self.others["servers"]),
-            _tally(self.clients, s.client.rsplit(":", 1)[0], self.others["clients"]),
+            _load(self.servers, (s.server, s.handshake.host), self.others["servers"]),
+            _load(self.clients, s.client.rsplit(":", 1)[0], self.others["clients"]),
         ):
             tally.sessions += 1
             tally.messages += messages
@@ -238,49 +141,52 @@ class Stats:
 
     def by_opcode(self) -> dict[str, dict[str, dict[str, int]]]:
         out: dict[str, dict[str, dict[str, int]]] = {}
+        totals = self.tally.totals
         for opcode in range(16):
-            for d, k in (("c2s", opcode), ("s2c", opcode + 16)):
-                if self.counts[k]:
+            for d, k in (("c2s", opcode * 3), ("s2c", opcode * 3 + 48)):
+                if totals[k]:
                     label = "0x0" if opcode == 0 else opcode_label(opcode)
                     out.setdefault(label, {})[d] = {
-                        "messages": self.counts[k],
-                        "bytes": self.sizes[k],
-                        "wire_bytes": self.wire[k],
+                        "messages": totals[k],
+                        "bytes": totals[k + 1],
+                        "wire_bytes": totals[k + 2],
                     }
         return out
 
     def peak_concurrent(self) -> tuple[int, float | None, list[int]]:
         """Sessions open during each timeline bucket; the peak and its bucket's start."""
-        start, rows = self.timeline.span()
+        timeline = self.tally.timeline
+        start, rows = timeline.span()
         concurrent = []
         opened = ended = 0
-        for starts, ends in zip(rows[_STARTS], rows[_ENDS], strict=True):
+        for starts, ends in zip(rows[STARTS], rows[ENDS], strict=True):
             opened += starts
             concurrent.append(opened - ended)  # open at some time during the bucket
             ended += ends
         if not concurrent or not max(concurrent):
             return 0, None, concurrent
         peak = max(concurrent)
-        return peak, start + concurrent.index(peak) * self.timeline.width, concurrent
+        return peak, start + concurrent.index(peak) * timeline.width, concurrent
 
     def to_json(self) -> dict[str, Any]:
         """Every figure as one JSON object (the documented `stats --json` contract)."""
-        messages = sum(self.counts)
-        size = sum(self.sizes)
-        start, rows = self.timeline.span()
+        tally = self.tally
+        messages = sum(tally.totals[0::3])
+        size = sum(tally.totals[1::3])
+        start, rows = tally.timeline.span()
         peak, peak_at, concurrent = self.peak_concurrent()
-        width = self.timeline.width
+        width = tally.timeline.width
         return {
             "sessions": self.sessions,
             "messages": messages,
             "bytes": size,
-            "wire_bytes": sum(self.wire),
+            "wire_bytes": sum(tally.totals[2::3]),
             "by_opcode": self.by_opcode(),
             "compressed": {
-                "messages": self.compressed[0],
-                "bytes": self.compressed[1],
-                "wire_bytes": self.compressed[2],
-                "share": self.compressed[0] / messages if messages else 0.0,
+                "messages": tally.compressed[0],
+                "bytes": tally.compressed[1],
+                "wire_bytes": tally.compressed[2],
+                "share": tally.compressed[0] / messages if messages else 0.0,
             },
             "by_termination": dict(sorted(self.terminations.items(), key=lambda kv: -kv[1])),
             "close_codes": [
@@ -288,8 +194,8 @@ class Stats:
                 for code, n in sorted(self.close_codes.items(), key=lambda kv: (-kv[1], kv[0] or 0))
             ],
             "length": {
-                **_percentile_record(self.lengths),
-                "histogram": [{"low": lo, "high": hi, "count": n} for lo, hi, n in self.lengths.log_buckets()],
+                **_percentile_record(tally.lengths),
+                "histogram": [{"low": lo, "high": hi, "count": n} for lo, hi, n in tally.lengths.log_buckets()],
             },
             "durations": _percentile_record(self.durations, US),
             "rtt": _percentile_record(self.rtts, US) if self.rtts.count else None,
@@ -299,19 +205,19 @@ class Stats:
             ],
             "issues": dict(sorted(self.issues.items(), key=lambda kv: -kv[1])),
             "servers": [
-                {"server": server, "host": host, **_tally_record(t)}
+                {"server": server, "host": host, **_load_record(t)}
                 for (server, host), t in _top(self.servers, self.top)
             ],
-            "clients": [{"client": client, **_tally_record(t)} for client, t in _top(self.clients, self.top)],
-            "others": {name: _tally_record(t) for name, t in self.others.items() if t.sessions},
+            "clients": [{"client": client, **_load_record(t)} for client, t in _top(self.clients, self.top)],
+            "others": {name: _load_record(t) for name, t in self.others.items() if t.sessions},
             "peak_concurrent": {"sessions": peak, "at": peak_at},
             "timeline": {
                 "start": start,
                 "width": width,
-                "messages_c2s": rows[_MSG_C2S],
-                "messages_s2c": rows[_MSG_S2C],
-                "bytes_c2s": rows[_BYTES_C2S],
-                "bytes_s2c": rows[_BYTES_S2C],
+                "messages_c2s": rows[MSG_C2S],
+                "messages_s2c": rows[MSG_S2C],
+                "bytes_c2s": rows[BYTES_C2S],
+                "bytes_s2c": rows[BYTES_S2C],
                 "concurrent": concurrent,
             },
         }
@@ -393,13 +299,13 @@ class Stats:
 K = TypeVar("K")
 
 
-def _tally(table: dict[K, _Tally], key: K, others: _Tally) -> _Tally:
+def _load(table: dict[K, _Load], key: K, others: _Load) -> _Load:
     """The tally of ``key``, or ``others`` once the table holds MAX_KEYS keys."""
     tally = table.get(key)
     if tally is None:
         if len(table) >= MAX_KEYS:
             return others
-        tally = table[key] = _Tally()
+        tally = table[key] = _Load()
     return tally
 
 
@@ -408,9 +314,9 @@ def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3] + " UTC"
 
 
-def _tally_record(t: _Tally) -> dict[str, int]:
+def _load_record(t: _Load) -> dict[str, int]:
     return {"sessions": t.sessions, "messages": t.messages, "bytes": t.bytes, "short": t.short, "abnormal": t.abnormal}
 
 
-def _top(table: dict[Any, _Tally], n: int) -> list[tuple[Any, _Tally]]:
+def _top(table: dict[Any, _Load], n: int) -> list[tuple[Any, _Load]]:
     return sorted(table.items(), key=lambda kv: (-kv[1].sessions, str(kv[0])))[:n]
