@@ -288,3 +288,27 @@ def test_a_tally_filled_without_messages_gives_the_same_stats() -> None:
     assert [sum(row) for row in direct.tally.timeline.span()[1][:4]] == [
         sum(row) for row in via_messages.tally.timeline.span()[1][:4]
     ]
+
+
+def test_merged_stats_equal_one_pass() -> None:
+    # A parallel read gives each worker some connections; their Stats merge into
+    # what one pass over everything counts.
+    _, whole = _fed("health_endings")
+    _, other_capture = _fed("health_heartbeat")
+    whole.merge(other_capture)
+    _, first = _fed("health_endings")
+    parts = Stats()
+    parts.merge(first)
+    parts.merge(other_capture)
+    a, b = whole.to_json(), parts.to_json()
+    assert a == b
+    assert a["sessions"] == 14 + 3
+    assert sum(a["timeline"]["messages_c2s"]) + sum(a["timeline"]["messages_s2c"]) == a["messages"]
+    fine = Timeline(1, size=8, width=1.0)
+    coarse = Timeline(1, size=8, width=4.0)
+    fine.add(0, 10.5)
+    coarse.add(0, 30.0, 3)
+    fine.merge(coarse)
+    start, rows = fine.span()
+    assert sum(rows[0]) == 4 and fine.width >= 4.0
+    assert rows[0][int((30.0 - start) / fine.width)] == 3

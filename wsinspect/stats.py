@@ -53,6 +53,13 @@ class _Load:
     short: int = 0  # sessions under SHORT_SESSION
     abnormal: int = 0  # ended without a clean close (no-close, reset, close-unanswered)
 
+    def add(self, other: _Load) -> None:
+        self.sessions += other.sessions
+        self.messages += other.messages
+        self.bytes += other.bytes
+        self.short += other.short
+        self.abnormal += other.abnormal
+
 
 _ABNORMAL = frozenset(("no-close", "reset", "close-unanswered"))
 
@@ -131,11 +138,30 @@ class Stats:
             tally.short += short
             tally.abnormal += abnormal
         if health is not None:
-            item = (health.heartbeat.max_idle, s.session, s.client, s.server, termination)
-            if len(self.idle) < self.top:
-                heapq.heappush(self.idle, item)
-            elif item > self.idle[0]:
-                heapq.heapreplace(self.idle, item)
+            self._idle((health.heartbeat.max_idle, s.session, s.client, s.server, termination))
+
+    def merge(self, other: Stats) -> None:
+        """Add what another Stats counted (a parallel worker's, over other connections).
+        Session numbers in ``longest_idle`` stay those of the Stats that saw them."""
+        self.tally.merge(other.tally)
+        self.rtts.merge(other.rtts)
+        self.durations.merge(other.durations)
+        self.sessions += other.sessions
+        _add_counts(self.issues, other.issues)
+        _add_counts(self.terminations, other.terminations)
+        _add_counts(self.close_codes, other.close_codes)
+        _merge_loads(self.servers, other.servers, self.others["servers"])
+        _merge_loads(self.clients, other.clients, self.others["clients"])
+        for name, load in other.others.items():
+            self.others[name].add(load)
+        for item in other.idle:
+            self._idle(item)
+
+    def _idle(self, item: tuple[float, int, str, str, str | None]) -> None:
+        if len(self.idle) < self.top:
+            heapq.heappush(self.idle, item)
+        elif item > self.idle[0]:
+            heapq.heapreplace(self.idle, item)
 
     # -- results -------------------------------------------------------------
 
@@ -312,6 +338,16 @@ def _load(table: dict[K, _Load], key: K, others: _Load) -> _Load:
 def _clock(ts: float) -> str:
     """A capture time as UTC time of day with milliseconds."""
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3] + " UTC"
+
+
+def _add_counts(mine: dict[K, int], theirs: dict[K, int]) -> None:
+    for key, n in theirs.items():
+        mine[key] = mine.get(key, 0) + n
+
+
+def _merge_loads(mine: dict[K, _Load], theirs: dict[K, _Load], others: _Load) -> None:
+    for key, load in theirs.items():
+        _load(mine, key, others).add(load)
 
 
 def _load_record(t: _Load) -> dict[str, int]:

@@ -69,16 +69,30 @@ class Timeline:
                         row[:] = row[-shift:] + [0] * -shift
                 self.base = lo
                 return a - lo
-            merged = [[0] * self.size for _ in self.rows]
-            new_base = self.base // 2
-            for old, new in zip(self.rows, merged, strict=True):
-                for i, n in enumerate(old):
-                    if n:
-                        new[(self.base + i) // 2 - new_base] += n
-            self.rows = merged
-            self.base = new_base
-            self.width *= 2
-            self.inverse = 1 / self.width
+            self._coarsen()
+
+    def _coarsen(self) -> None:
+        """Double the width: bucket a becomes a // 2."""
+        merged = [[0] * self.size for _ in self.rows]
+        new_base = self.base // 2
+        for old, new in zip(self.rows, merged, strict=True):
+            for i, n in enumerate(old):
+                if n:
+                    new[(self.base + i) // 2 - new_base] += n
+        self.rows = merged
+        self.base = new_base
+        self.width *= 2
+        self.inverse = 1 / self.width
+
+    def merge(self, other: Timeline) -> None:
+        """Add every count of another timeline (a parallel worker's) of the same series."""
+        while self.width < other.width:
+            self._coarsen()
+        for series, row in enumerate(other.rows):
+            for i, n in enumerate(row):
+                if n:
+                    # The middle of the bucket lands in the right one at any coarser width.
+                    self.add(series, (other.base + i + 0.5) * other.width, n)
 
     def span(self) -> tuple[float, list[list[int]]]:
         """Start time and the rows over the buckets in use."""
@@ -102,6 +116,13 @@ class Tally:
         self.compressed = [0, 0, 0]  # the same three for compressed messages
         self.lengths = Histogram()
         self.timeline = Timeline(6)
+
+    def merge(self, other: Tally) -> None:
+        """Add another tally's counts (a parallel worker's)."""
+        self.totals = [a + b for a, b in zip(self.totals, other.totals, strict=True)]
+        self.compressed = [a + b for a, b in zip(self.compressed, other.compressed, strict=True)]
+        self.lengths.merge(other.lengths)
+        self.timeline.merge(other.timeline)
 
     def add(self, ts: float, c2s: bool, opcode: int, length: int, wire_length: int, compressed: bool) -> None:
         """One message of ``length`` payload bytes (``wire_length`` as sent) at ``ts``."""
