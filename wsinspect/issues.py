@@ -271,3 +271,18 @@ class Issue(StrEnum):
         "h2-flow-control-exceeded",
         "DATA beyond the flow-control window the receiver granted (RFC 9113 5.2, 6.9.1)",
     )
+
+    # -- connection health (health.py) -------------------------------------
+    PING_UNANSWERED = (
+        "ping-unanswered",
+        "a Ping got no Pong with its payload although the peer had time to answer (RFC 6455 5.5.2, 5.5.3)",
+    )
+    CLOSE_UNANSWERED = (
+        "close-unanswered",
+        "a Close frame was never answered with a Close before the connection ended (RFC 6455 5.5.1, 7.1.2)",
+    )
+    ENDED_AFTER_IDLE = (
+        "ended-after-idle",
+        "the connection ended without a Close frame after a long idle gap, as proxy and load-balancer idle"
+        " timeouts end it; the application sees 1006 (RFC 6455 7.1.5)",
+    )
