@@ -627,7 +627,7 @@ class _Literals:
         if token.kind == "word":
             rng = _RANGE.fullmatch(token.text)
             if rng is not None:
-                if op != "in" or kind not in _NUMERIC:
+                if op != "in" or kind not in (*_NUMERIC, Kind.JSON):
                     raise self.error("a range a..b goes with 'in' and a number field", token)
                 low, high = float(rng[1]), float(rng[2])
                 if low.is_integer() and high.is_integer():
@@ -635,6 +635,8 @@ class _Literals:
                 if low > high:
                     raise self.error("an empty range (the low end is above the high end)", token)
                 return _Range(low, high)
+        if kind is Kind.ADDR and op == "contains":
+            kind = Kind.STR  # a substring of its text, "ip:port"
         match kind:
             case Kind.INT | Kind.FLOAT:
                 return self.number(token, ref)
