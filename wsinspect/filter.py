@@ -68,14 +68,14 @@ class FilterError(WsinspectError):
 
     exit_status = 2
 
-    def __init__(self, message: str, expression: str, position: int, length: int = 1) -> None:
+    def __init__(self, message: str, expression: str, position: int, length: int = 1, what: str = "filter") -> None:
         self.message = message
         self.expression = expression
         self.position = position
         self.length = max(1, length)
         line = expression.replace("\n", " ").replace("\t", " ")
         caret = " " * position + "^" + "~" * (self.length - 1)
-        super().__init__(f"bad filter: {message}\n    {line}\n    {caret}")
+        super().__init__(f"bad {what}: {message}\n    {line}\n    {caret}")
 
 
 class Kind(Enum):
@@ -582,7 +582,7 @@ def _value_names(kind: Kind) -> Mapping[str, object]:
 
 
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
-_MISSING = object()  # a JSON path that leads nowhere (JSON null is None)
+_MISSING = JSON_MISSING = object()  # a JSON path that leads nowhere (JSON null is None)
 _JSON_WORDS = {"true": True, "false": False, "null": None}
 
 
@@ -1044,6 +1044,40 @@ def _generate(expression: str, tree: Node, session_only: bool) -> tuple[Callable
     exec(compile(source, "<filter>", "exec"), namespace)
     function: Callable[..., bool] = namespace["_filter"]  # type: ignore[assignment]
     return function, source
+
+
+# -- reading one field (fields output) --------------------------------------------------
+
+FieldReader = Callable[[Message | None, Mapping[str, Any] | None], Any]
+
+
+def field_reader(name: str) -> tuple[Field, FieldReader]:
+    """A field by name and a function reading it from a message and/or its session's
+    values (either may be None: the field is then missing, None). A json.PATH reads
+    JSON_MISSING where the path leads nowhere (JSON null is None). FilterError
+    (naming the closest fields) when there is no such field."""
+    parser = _Parser(name)
+    token = parser.next()
+    if token.kind != "word" or parser.peek().kind != "end":
+        raise FilterError("not a field name", name, 0, len(name), what="field")
+    try:
+        ref = parser.field(token)
+    except FilterError as exc:
+        raise FilterError(exc.message, name, exc.position, exc.length, what="field") from None
+    f = ref.field
+    if f.kind is Kind.JSON:
+        path = ref.path
+
+        def read_json(m: Message | None, s: Mapping[str, Any] | None) -> Any:
+            return JSON_MISSING if m is None else _json_get(_json_of(m), path)
+
+        return f, read_json
+    if f.name == "session":
+        # The number is a message's and a session record's.
+        return f, lambda m, s: m.session if m is not None else s.get("session") if s is not None else None
+    source = "s" if f.key else "m"
+    function: FieldReader = eval(f"lambda m, s: None if {source} is None else {f.code}")
+    return f, function
 
 
 # -- applying a filter to the core's events ---------------------------------------------
