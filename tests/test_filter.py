@@ -23,6 +23,7 @@ from wsinspect.filter import (
     FilterError,
     Selection,
     compile_filter,
+    field_names,
     opened_values,
     session_values,
 )
@@ -260,6 +261,11 @@ def test_session_fields(expression: str, selected: bool) -> None:
     assert compile_filter(expression).session(values) is selected
 
 
+def test_a_message_of_an_unknown_session_has_its_session_fields_missing() -> None:
+    assert not matches("session.host", message(), None)
+    assert matches("!(session.client in 10.0.0.0/8) && opcode == text", message(), None)
+
+
 def test_ipv4_mapped_addresses_compare_as_ipv4() -> None:
     values = session_values(session_of(REQUEST, RESPONSE, client="[::ffff:10.1.2.3]:40000"))
     assert matches("session.client.ip == 10.1.2.3", message(), values)
@@ -285,6 +291,14 @@ def test_open_session_values_lack_end_fields() -> None:
     # The same values as the record's, but for those known only at the end
     # ("close" is the record's object that close.* come from).
     assert {k: v for k, v in session_values(summary).items() if k not in END_FIELDS and k != "close"} == values
+
+
+def test_field_names_list_every_field_for_help_and_completion() -> None:
+    names = field_names()
+    assert {"opcode", "text", "session.host", "session.client.port", "json.PATH"} <= set(names)
+    for name in names:
+        if name != "json.PATH":
+            compile_filter(name)  # each is a valid filter on its own
 
 
 def test_which_fields_a_filter_reads() -> None:

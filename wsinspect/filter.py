@@ -93,7 +93,6 @@ class Kind(Enum):
 
 
 _NUMERIC = (Kind.INT, Kind.FLOAT)
-_ORDERED = (Kind.INT, Kind.FLOAT, Kind.STR, Kind.BYTES, Kind.OPCODE, Kind.JSON)
 _TEXTUAL = (Kind.STR, Kind.BYTES, Kind.STRS, Kind.DIR, Kind.ADDR, Kind.JSON)
 
 
@@ -439,7 +438,6 @@ Node = Compare | Test | Not | Logic
 # Binding power of the infix logical operators: and binds tighter than or.
 _BINDING = {"||": 1, "&&": 2}
 _COMPARISONS = ("==", "!=", "<", "<=", ">", ">=", "contains", "matches", "in")
-_JSON_KEY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$\-]*")
 _JSON_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -1038,8 +1036,12 @@ def _generate(expression: str, tree: Node, session_only: bool) -> tuple[Callable
         source = f"def _filter(s):\n    return {body}\n"
     else:
         prologue = "    _j = _json_of(m)\n" if compiler.uses_json else ""
+        if "s.get(" in body:
+            # A message whose session is unknown: its session fields are missing.
+            prologue += "    if s is None:\n        s = _NO_VALUES\n"
         source = f"def _filter(m, s):\n{prologue}    return {body}\n"
         compiler.names["_json_of"] = _json_of
+        compiler.names["_NO_VALUES"] = {}
     namespace = dict(compiler.names)
     exec(compile(source, "<filter>", "exec"), namespace)
     function: Callable[..., bool] = namespace["_filter"]  # type: ignore[assignment]
