@@ -179,6 +179,16 @@ def test_json_paths() -> None:
     assert matches("json[1] == 2", message(payload=b"[1, 2]"))
 
 
+def test_json_string_equality_sees_through_escapes() -> None:
+    # The quick look for the string in the text must not miss an escaped spelling.
+    assert matches('json.type == "chat"', message(payload=b'{"type": "ch\\u0061t"}'))
+    assert matches('json.name == "\u00e9t\u00e9"', message(payload='{"name": "été"}'.encode()))
+    assert matches('json.name == "\u00e9t\u00e9"', message(payload=b'{"name": "\\u00e9t\\u00e9"}'))
+    assert matches('json.path == "a/b\nc"', message(payload=b'{"path": "a\\/b\\nc"}'))
+    assert not matches('json.type == "chat"', message(payload=b'{"type": "chatter"}'))
+    assert not matches('json.type == "chat"', message(payload=b'{"chat": 1}'))
+
+
 def session_of(request: bytes, response: bytes | None, **summary: Any) -> SessionSummary:
     from wsinspect.http import check_handshake
 

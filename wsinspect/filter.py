@@ -581,6 +581,7 @@ def _value_names(kind: Kind) -> Mapping[str, object]:
 
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
 _MISSING = JSON_MISSING = object()  # a JSON path that leads nowhere (JSON null is None)
+_UNSET = object()  # a message's JSON not parsed yet
 _JSON_WORDS = {"true": True, "false": False, "null": None}
 
 
@@ -862,7 +863,8 @@ class _Compiler:
 
     def json_value(self, ref: FieldRef) -> str:
         self.uses_json = True
-        return f"_json_get(_j, {self.bind(ref.path)})"
+        # Parsed at the first reference only, then kept for the others of this call.
+        return f"_json_get((_j if _j is not _UNSET else (_j := _json_of(m))), {self.bind(ref.path)})"
 
     def compare(self, node: Compare) -> str:
         ref, op = node.left, node.op
@@ -880,7 +882,16 @@ class _Compiler:
             value = self.json_value(ref)
             if op == "in":
                 return f"_json_in({value}, {self.bind(tuple(values))})"
-            return f"_json_compare({value}, {op!r}, {self.bind(values[0])})"
+            test = f"_json_compare({value}, {op!r}, {self.bind(values[0])})"
+            if op == "==" and isinstance(values[0], str):
+                # Most messages do not hold the string at all: a JSON string equal
+                # to it appears in the text as its JSON form, unless the text
+                # has escapes (then parse). Spares the parse of most messages.
+                import orjson
+
+                t, needle = self.temp(), self.bind(orjson.dumps(values[0]).decode("utf-8"))
+                return f"(({t} := m.text) is not None and ({needle} in {t} or '\\\\' in {t}) and {test})"
+            return test
         if kind in (Kind.IP, Kind.ADDR) and op in ("==", "!=", "in"):
             return self.compare_ip(f, op, values)
         t = self.temp()
@@ -1035,12 +1046,13 @@ def _generate(expression: str, tree: Node, session_only: bool) -> tuple[Callable
     if session_only:
         source = f"def _filter(s):\n    return {body}\n"
     else:
-        prologue = "    _j = _json_of(m)\n" if compiler.uses_json else ""
+        prologue = "    _j = _UNSET\n" if compiler.uses_json else ""
         if "s.get(" in body:
             # A message whose session is unknown: its session fields are missing.
             prologue += "    if s is None:\n        s = _NO_VALUES\n"
         source = f"def _filter(m, s):\n{prologue}    return {body}\n"
         compiler.names["_json_of"] = _json_of
+        compiler.names["_UNSET"] = _UNSET
         compiler.names["_NO_VALUES"] = {}
     namespace = dict(compiler.names)
     exec(compile(source, "<filter>", "exec"), namespace)
@@ -1148,12 +1160,14 @@ class Selection:
 
     def _ended(self, summary: SessionSummary) -> list[Event]:
         number = summary.session
-        self._values.pop(number, None)
+        known = self._values.pop(number, None)
         self._opened.pop(number, None)
         held = self._held.pop(number, None)
+        values: dict[str, Any]
         if not (self.filter.needs_session or held):
-            # Only the number can matter to the session predicate.
-            values: dict[str, Any] = {"session": number}
+            values = {"session": number}  # only the number can matter to the session predicate
+        elif known is not None and not self.filter.needs_end:
+            values = known  # what the filter reads was known from the start
         else:
             values = session_values(summary)
         out: list[Event] = []
