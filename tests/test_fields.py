@@ -12,7 +12,8 @@ from tests.test_filter import REQUEST, RESPONSE, message, session_of
 from wsinspect.fields import FieldsError, FieldsFormat, FieldsWriter, parse_option
 from wsinspect.filter import FilterError, session_values
 from wsinspect.issues import Issue
-from wsinspect.session import Message, SessionSummary
+from wsinspect.messages import Message
+from wsinspect.session import SessionSummary
 
 VALUES = session_values(session_of(REQUEST, RESPONSE))
 

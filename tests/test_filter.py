@@ -30,7 +30,8 @@ from wsinspect.filter import (
 from wsinspect.frames import Frame
 from wsinspect.http import parse_head
 from wsinspect.issues import Issue
-from wsinspect.session import Event, Message, SessionOpened, SessionSummary, SessionUpgraded
+from wsinspect.messages import Message
+from wsinspect.session import Event, SessionOpened, SessionSummary, SessionUpgraded
 
 
 def message(**kw: Any) -> Message:

@@ -9,7 +9,8 @@ from tests.conftest import CAPTURES, decode_file
 from tests.test_filter import message
 from wsinspect.follow import INDENT, follow, hexdump, payload_lines
 from wsinspect.issues import Issue
-from wsinspect.session import Message, SessionSummary
+from wsinspect.messages import Message
+from wsinspect.session import SessionSummary
 
 
 @cache

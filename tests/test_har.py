@@ -16,7 +16,7 @@ from tests.conftest import CAPTURES, decode_file, load_truth, truth_payload
 from tests.test_filter import REQUEST, RESPONSE, session_of
 from wsinspect.filter import Selection, compile_filter
 from wsinspect.har import HarCollector, dumps, har_entry, har_time
-from wsinspect.session import Message
+from wsinspect.messages import Message
 
 SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "har-1.2.schema.json").read_text())
 ALL = sorted(p.name for p in CAPTURES.glob("*.pcap*"))

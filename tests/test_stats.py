@@ -16,7 +16,8 @@ from wsinspect import stats as stats_module
 from wsinspect.health import Health, SessionHealth
 from wsinspect.http import Handshake
 from wsinspect.issues import Issue
-from wsinspect.session import Close, Message, SessionSummary, SessionUpgraded
+from wsinspect.messages import Message
+from wsinspect.session import Close, SessionSummary, SessionUpgraded
 from wsinspect.stats import Stats
 from wsinspect.tally import Tally, Timeline
 

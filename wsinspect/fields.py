@@ -22,7 +22,7 @@ from typing import Any
 
 from wsinspect.errors import WsinspectError
 from wsinspect.filter import JSON_MISSING, Field, FieldReader, Kind, field_reader
-from wsinspect.session import Message
+from wsinspect.messages import Message
 from wsinspect.vocab import opcode_label
 
 

@@ -55,7 +55,8 @@ from typing import Any, NamedTuple
 
 from wsinspect.errors import WsinspectError
 from wsinspect.http import Handshake
-from wsinspect.session import Event, Message, SessionOpened, SessionSummary, SessionUpgraded
+from wsinspect.messages import Message
+from wsinspect.session import Event, SessionOpened, SessionSummary, SessionUpgraded
 from wsinspect.vocab import OPCODE_BY_NAME, Direction
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address

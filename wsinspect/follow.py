@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
-from wsinspect.session import Message, SessionSummary
+from wsinspect.messages import Message
+from wsinspect.session import SessionSummary
 from wsinspect.text import human_bytes, preview, sanitize
 from wsinspect.vocab import Direction, opcode_label
 

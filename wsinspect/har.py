@@ -22,7 +22,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from wsinspect import __version__
 from wsinspect.http import HttpHead
-from wsinspect.session import Event, Message, SessionSummary, SessionUpgraded
+from wsinspect.messages import Message
+from wsinspect.session import Event, SessionSummary, SessionUpgraded
 from wsinspect.vocab import Direction
 
 

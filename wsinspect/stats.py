@@ -29,7 +29,8 @@ from typing import Any, TypeVar
 from wsinspect.frames import close_code_name
 from wsinspect.health import Health, format_seconds
 from wsinspect.histogram import US, Histogram
-from wsinspect.session import Message, SessionSummary
+from wsinspect.messages import Message
+from wsinspect.session import SessionSummary
 from wsinspect.tally import BYTES_C2S, BYTES_S2C, ENDS, MSG_C2S, MSG_S2C, STARTS, Tally
 from wsinspect.vocab import opcode_label
 
