@@ -36,7 +36,7 @@ from wsinspect.issues import Issue
 from wsinspect.tls import HRR_RANDOM, KeyLog, Plaintext, TlsConnection, hkdf_expand_label, looks_like_tls, prf
 
 ROOT = Path(__file__).resolve().parent.parent
-CAPTURES = ROOT / "captures"
+CAPTURES = ROOT / "captures" / "tls"
 
 Feeder = Callable[[list[tuple[int, bytes]]], Iterator[tuple[int, bytes]]]
 

@@ -8,7 +8,7 @@ at capture time and never kept; only the key logs are. Each capture is checked w
 (`-o tls.keylog_file:NAME.keys`) before its truth file is written: every logged WebSocket message must be among
 the frames tshark decrypts. Needs root, tcpdump, tshark and editcap, openssl, websockets and aiohttp.
 
-    python3 captures/make_tls_captures.py [--only NAME]
+    python3 captures/tls/make_tls_captures.py [--only NAME]
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from aiohttp import web
 from websockets.http11 import Request, Response
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent))  # make_captures.py
+sys.path.insert(0, str(HERE.parent.parent))
 from make_captures import (  # noqa: E402  (the script's own directory is importable only after the lines above)
     C2S,
     CAPTURE_TIMEOUT,
