@@ -247,3 +247,21 @@ def test_a_commands_usage_errors_show_that_commands_usage() -> None:
         result = run_cli(*args)
         assert result.returncode == 2 and result.stderr.startswith(b"usage: wsinspect read "), args
         assert b"wsinspect read: error: " in result.stderr
+
+
+def test_a_session_that_does_not_exist_is_named_on_stderr() -> None:
+    # --session 99 on a capture of 20 sessions printed "0 WebSocket session(s)", exit 0, no hint.
+    for jobs in ("1", "2"):
+        result = run_cli(
+            "read", "-q", "-j", jobs, "--session", "99", "--session", "3", str(CAPTURES / "websockets_many.pcap")
+        )
+        assert result.returncode == 0
+        assert result.stderr == b"wsinspect: no session 99: the capture has 20 WebSocket session(s)\n"
+        assert result.stdout.startswith(b"1 WebSocket session(s)\n#3 ")
+
+
+def test_quiet_output_starts_with_the_table_not_a_blank_line() -> None:
+    result = run_cli("read", "-q", BASIC)
+    assert result.stdout.startswith(b"1 WebSocket session(s)\n")
+    shown = run_cli("read", BASIC).stdout
+    assert b"\n\n1 WebSocket session(s)\n" in shown  # after message lines, set apart by one

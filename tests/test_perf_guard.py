@@ -96,3 +96,20 @@ def test_fast_lane_agrees_with_the_general_path_at_scale(captures: dict[str, tup
     with_lane = decode_file(path)
     assert len(messages(with_lane)) == truth.messages
     assert with_lane == decode_file(path, lane=False)
+
+
+def test_output_memory_is_bounded_by_bytes_not_packets(tmp_path: Path) -> None:
+    # Segments that each complete 30,000 messages (empty frames, the most a 64 KB
+    # segment can hold), each with its frame record: output was flushed every 256
+    # packets, so all of these packets' records were held at once (1.3 GB for 16 of them).
+    from tests.packets import Flow, write_pcap, ws_frame
+
+    burst = ws_frame(1, b"") * 30_000
+    f = Flow().websocket()
+    for _ in range(8):
+        f.s(burst, mss=len(burst))
+    f.fin()
+    path = write_pcap(tmp_path / "bursts.pcap", f.packets)
+    rss, records = _read_rss(path, "--json", "--frames")
+    assert sum(r["type"] == "message" for r in records) == 8 * 30_000
+    assert rss < RSS_LIMIT_MIB * 1024, f"peak RSS {rss / 1024:.0f} MiB"

@@ -95,7 +95,7 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         reader.close()
         warnings = read_parallel(path, args, jobs, printer, first.ts if first else None)
-        printer.close()
+        warnings += printer.close()
         for warning in warnings:
             print(f"wsinspect: {warning}", file=sys.stderr)
         return 0
@@ -121,10 +121,10 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                     ended_by = "stopped"  # by -c: the connections still open did not end here
                     break
         events(inspector.finish(ended_by))
-        printer.close()
+        warnings = printer.close()
     finally:
         reader.close()
-    for warning in reader.warnings:
+    for warning in [*reader.warnings, *warnings]:
         print(f"wsinspect: {warning}", file=sys.stderr)
     return 0
 

@@ -221,7 +221,8 @@ class _Decoder:
         connections still open did not end, reading them did."""
         printer = self.printer or Printer(self.args, self.out)
         printer.events(self.inspector.finish("stopped"))
-        printer.close()
+        for warning in printer.close():
+            print(f"wsinspect: {warning}", file=sys.stderr)
 
 
 def _duration(text: str) -> float:

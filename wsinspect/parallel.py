@@ -190,6 +190,7 @@ def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Print
                 sessions += 1
                 numbers[sid] = sessions
                 labels[sid] = label % sessions
+            printer.last_session = sessions
             order = sorted(range(len(keys)), key=keys.__getitem__)
             if wanted is not None:
                 order = [i for i in order if numbers[ids[i]] in wanted]

@@ -27,6 +27,10 @@ from wsinspect.session import Event, SessionOpened, SessionSummary
 _TERMINAL_UNSAFE = re.compile(
     rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8b-\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]|\xef\xbb\xbf"
 )
+# Output is written once this much is buffered, whatever the packet: one packet can
+# complete tens of thousands of records (a segment full of tiny frames), and memory
+# must not follow it.
+FLUSH_BYTES = 1 << 20
 
 
 class OutputError(WsinspectError):
@@ -85,6 +89,9 @@ class Printer:
         # files and pipes get orjson's bytes untouched.
         self.escape_json = self.json and tty
         self._buf: list[bytes] = []
+        self._size = 0  # bytes in _buf
+        self.printed = False  # whether any message line was written (text: the table's blank line)
+        self.last_session = 0  # the highest session number seen: --session N beyond it is named
 
     @property
     def done(self) -> bool:
@@ -98,9 +105,10 @@ class Printer:
                     self._message(ev)
             elif isinstance(ev, SessionSummary):
                 self.text.ended(ev.session)
+                self.last_session = max(self.last_session, ev.session)
                 if self.sessions_wanted is None or ev.session in self.sessions_wanted:
                     if self.json:
-                        self._buf.append(self.render_summary(ev))
+                        self.write([self.render_summary(ev)])
                     else:
                         self.rows.append((ev.session, self.text.session_row(ev)))
             elif isinstance(ev, SessionOpened):
@@ -157,25 +165,41 @@ class Printer:
         if self.remaining is not None:
             self.remaining -= 1
         if not self.args.quiet:
-            self._buf.extend(self.render(m))
+            self.write(self.render(m))
 
     def write(self, records: list[bytes]) -> None:
-        """Write rendered records (buffered until flush)."""
+        """Write rendered records: buffered, and flushed once FLUSH_BYTES are."""
         self._buf.extend(records)
+        size = self._size
+        for record in records:
+            size += len(record)
+        self.printed = self.printed or size > self._size
+        self._size = size
+        if size >= FLUSH_BYTES:
+            self.flush()
 
     def flush(self) -> None:
         """Write what is buffered (see write_output for the errors)."""
         if self._buf:
             data = b"".join(self._buf)
             self._buf = []
+            self._size = 0
             if self.escape_json and _TERMINAL_UNSAFE.search(data) is not None:
                 data = _TERMINAL_UNSAFE.sub(_escape_unsafe, data)
             write_output(self.out, data)
 
-    def close(self) -> None:
+    def close(self) -> list[str]:
+        """Write the session table (text) and what is buffered; return warnings for
+        stderr: sessions asked for with --session that the capture does not have."""
         if not self.json:
-            self._buf.append(self.text.table([row for _, row in sorted(self.rows)]).encode("utf-8"))
+            table = self.text.table([row for _, row in sorted(self.rows)], after_lines=self.printed)
+            self._buf.append(table.encode("utf-8"))
         self.flush()
+        missing = sorted(n for n in self.sessions_wanted or () if n > self.last_session)
+        if not missing:
+            return []
+        which = ", ".join(str(n) for n in missing)
+        return [f"no session {which}: the capture has {self.last_session} WebSocket session(s)"]
 
 
 def _escape_unsafe(match: re.Match[bytes]) -> bytes:

@@ -210,9 +210,11 @@ class TextWriter:
             f"  rsv {f.rsv:03b}  {key}  header {f.header_length}{where}{c.reset}{issues}\n",
         )
 
-    def table(self, rows: list[str]) -> str:
-        """The session table printed after the messages, from session_row()s in order."""
-        return f"\n{self.c.bold}{len(rows)} WebSocket session(s){self.c.reset}\n" + "".join(rows)
+    def table(self, rows: list[str], after_lines: bool = True) -> str:
+        """The session table printed after the messages, from session_row()s in order
+        (``after_lines``: a blank line sets it apart from the message lines before it)."""
+        blank = "\n" if after_lines else ""
+        return f"{blank}{self.c.bold}{len(rows)} WebSocket session(s){self.c.reset}\n" + "".join(rows)
 
     def session_row(self, s: SessionSummary) -> str:
         """One session's lines in the table. Kept as text until the table is printed:
