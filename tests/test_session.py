@@ -230,8 +230,13 @@ def test_unanswered_upgrade_is_flagged() -> None:
     f = Flow()
     f.handshake()
     f.c(upgrade_request())
+    # still open when the capture ends: the answer was not captured, no violation
     (s,) = summaries(decode_packets(f.packets))
-    assert s.status is None and Issue.NO_101 in s.issues and s.ended_by == "eof"
+    assert s.status is None and s.issues == () and s.ended_by == "eof"
+    # closed with no answer: a violation (RFC 6455 4.1)
+    f.fin()
+    (s,) = summaries(decode_packets(f.packets))
+    assert s.status is None and Issue.NO_101 in s.issues and s.ended_by == "fin"
 
 
 def test_frames_held_for_a_101_keep_their_packets_and_are_not_lost_at_the_end() -> None:
@@ -255,7 +260,7 @@ def test_frames_held_for_a_101_keep_their_packets_and_are_not_lost_at_the_end() 
     events = decode_packets(client_side)
     assert [m.text for m in messages(events)] == ["first", "second"]
     (s,) = summaries(events)
-    assert Issue.NO_101 in s.issues
+    assert s.ended_by == "eof" and Issue.NO_101 not in s.issues  # the answer was not captured
 
 
 def test_bad_accept_key_is_a_session_issue_and_frames_still_decode() -> None:
@@ -610,7 +615,7 @@ def test_client_side_only_capture_is_decoded_without_holding_everything() -> Non
     got = messages(events)
     assert len(got) == 20 and all(m.length == 50_000 for m in got)
     (s,) = summaries(events)
-    assert Issue.NO_101 in s.issues
+    assert s.ended_by == "eof" and Issue.NO_101 not in s.issues  # the answer was not captured
 
 
 def test_pure_acks_reach_reassembly_only_while_a_stream_waits_behind_a_hole() -> None:
@@ -735,3 +740,19 @@ def test_a_frame_length_no_peer_can_mean_adds_nothing_to_the_totals() -> None:
     assert [(m.wire_length, m.issues) for m in messages(events)] == [(0, [Issue.LENGTH_TOP_BIT])]
     (s,) = summaries(events)
     assert (s.bytes, s.wire_bytes) == ((0, 0), (0, 0))
+
+
+def test_a_head_longer_than_servers_accept_is_flagged_and_the_session_kept() -> None:
+    # A 1 MB header line: beyond any server's limit, yet this server answered 101.
+    f = Flow()
+    f.handshake()
+    request = upgrade_request()
+    f.c(request[:-2] + b"X-Huge: " + b"a" * (1 << 20) + b"\r\n\r\n")
+    f.s(upgrade_response())
+    f.c(ws_frame(1, b"after the huge head", mask=True))
+    f.s(ws_frame(1, b"answered"))
+    f.fin()
+    events = decode_packets(f.packets)
+    (s,) = summaries(events)
+    assert (s.status, s.handshake.accept_valid, s.issues) == (101, True, (Issue.HTTP_HEAD_TOO_LONG,))
+    assert [m.text for m in messages(events)] == ["after the huge head", "answered"]

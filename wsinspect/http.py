@@ -15,7 +15,10 @@ from wsinspect.issues import Issue
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # A head longer than this is not an HTTP head we want to buffer.
+# Heads longer than this are more than servers accept (a finding); heads are read up
+# to HEAD_LIMIT all the same, since a server that answered one shows it was taken.
 MAX_HEAD = 64 * 1024
+HEAD_LIMIT = 4 << 20
 # What is left of a body to skip (skip_body), besides a count of bytes: chunked
 # coding (RFC 9112 7.1), or everything until the connection closes (RFC 9112 6.3).
 BODY_CHUNKED = -1
@@ -144,7 +147,7 @@ def parse_head(buf: bytes | bytearray) -> tuple[HttpHead | None, int, bool]:
         # Tolerate bare LF line endings, as browsers and servers do (RFC 9112 2.2).
         end_lf = buf.find(b"\n\n")
         if end_lf < 0:
-            return None, 0, len(buf) <= MAX_HEAD and plausible_http_prefix(buf)
+            return None, 0, len(buf) <= HEAD_LIMIT and plausible_http_prefix(buf)
         end, sep = end_lf, 2
     else:
         lf = buf.find(b"\n\n", 0, end)
@@ -322,6 +325,8 @@ def check_handshake(request: HttpHead | None, response: HttpHead | None) -> Hand
     issues: list[Issue] = []
     if (request is not None and request.malformed) or (response is not None and response.malformed):
         issues.append(Issue.HTTP_MALFORMED)
+    if any(head is not None and len(head.raw) > MAX_HEAD for head in (request, response)):
+        issues.append(Issue.HTTP_HEAD_TOO_LONG)
     if request is not None:
         if (
             request.method != "GET"

@@ -91,6 +91,11 @@ class Issue(StrEnum):
         "http-malformed",
         "a header line of the Upgrade request or response is malformed; it was read leniently (RFC 9112 5.1)",
     )
+    HTTP_HEAD_TOO_LONG = (
+        "http-head-too-long",
+        "the Upgrade request or response head is longer than servers accept (64 KiB); it was read all the same"
+        " (RFC 9112 2.3, RFC 9110 15.5.14, 15.5.20)",
+    )
 
     # -- Frames (RFC 6455 section 5) --------------------------------------
     CLIENT_UNMASKED = (

@@ -577,8 +577,11 @@ class Inspector:
                 st.skip[d] = BODY_UNTIL_CLOSE
                 return
             # An upgrade that was refused or never answered, and yet the peers go on:
-            # decode what follows as frames, flagged (RFC 6455 4.1).
-            session.flag(Issue.NO_101)
+            # decode what follows as frames, flagged (RFC 6455 4.1) when the server
+            # was seen to send something else (else its answer was not captured).
+            assert st.client is not None
+            if st.fed[1 - st.client]:
+                session.flag(Issue.NO_101)
             self._start_websocket(st, session)
             self._release(st, out)
             return
@@ -758,7 +761,10 @@ class Inspector:
     def _end(self, conn: Connection, st: _Conn, reason: str, ts: float, out: list[Event]) -> None:
         session = st.session
         if session is not None and session.dirs is None and session.handshake.response is None:
-            session.flag(Issue.NO_101)
+            if reason not in ("eof", "stopped"):
+                # The connection closed with no answer; one still open when the
+                # capture ended violated nothing: its answer was just not captured.
+                session.flag(Issue.NO_101)
             if st.client is not None and starts_with_frame(bytes(st.buf[st.client][:14]), True, 7):
                 # The client went on with frames that waited for a 101 the capture
                 # never shows (it saw one direction only, or lost the answer).

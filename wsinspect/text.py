@@ -229,6 +229,8 @@ class TextWriter:
         hs = s.handshake
         where = sanitize(f"{s.host or '?'}{s.path or ''}") if hs.request else "(no handshake in capture)"
         status = "-" if s.status is None else str(s.status)
+        if hs.request is not None and hs.response is None:
+            status += " (no response captured)"
         accept = {True: "accept ok", False: f"{c.issue}accept BAD{c.reset}", None: "accept -"}[hs.accept_valid]
         lines.append(f" {s.client} → {s.server}  {where}  HTTP {status}  {accept}\n")
         details = []
