@@ -265,3 +265,22 @@ def test_quiet_output_starts_with_the_table_not_a_blank_line() -> None:
     assert result.stdout.startswith(b"1 WebSocket session(s)\n")
     shown = run_cli("read", BASIC).stdout
     assert b"\n\n1 WebSocket session(s)\n" in shown  # after message lines, set apart by one
+
+
+def test_compression_ratio_only_where_negotiated_and_from_whole_compressed_messages() -> None:
+    # gappy.pcap negotiated nothing: "compressed to → 170% ← 100%" was printed from
+    # the totals of messages cut by holes.
+    assert b"compressed to" not in run_cli("read", "-q", str(CAPTURES / "gappy.pcap")).stdout
+    # Under --max-message-size 10 nearly every message is cut: only the whole ones count
+    # (it printed → 3530859%).
+    cut = run_cli("read", "-q", "--max-message-size", "10", str(CAPTURES / "deflate_chromium.pcap")).stdout
+    ratios = [int(r) for r in re.findall(r"[→←] (\d+)%", cut.decode())]
+    assert ratios and max(ratios) < 1000
+    whole = run_cli("read", "-q", str(CAPTURES / "deflate_chromium.pcap")).stdout
+    assert b"compressed to \xe2\x86\x92 16% \xe2\x86\x90 24%" in whole
+
+
+def test_quiet_names_every_kind_of_finding_with_its_count() -> None:
+    # It said "18 issue(s): mid-stream" where 17 were inflate-context-lost.
+    out = run_cli("read", "-q", str(CAPTURES / "deflate_midstream.pcap")).stdout
+    assert b"18 issue(s): inflate-context-lost \xc3\x9717, mid-stream\n" in out

@@ -84,6 +84,7 @@ class MessageAssembler:
         "held",
         "inflater",
         "issue_count",
+        "issue_kinds",
         "max_message_size",
         "messages",
         "mid_stream",
@@ -91,6 +92,8 @@ class MessageAssembler:
         "resynced",
         "session",
         "wire",
+        "zplain",
+        "zwire",
     )
 
     def __init__(
@@ -117,6 +120,10 @@ class MessageAssembler:
         self.bytes = 0
         self.wire = 0
         self.issue_count = 0
+        self.issue_kinds: dict[Issue, int] = {}  # the findings of its messages by kind
+        # Complete compressed messages: bytes as sent and inflated (the compression ratio).
+        self.zwire = 0
+        self.zplain = 0
         self.close: tuple[int, int | None, str | None] | None = None  # packet, code, reason
         # Frames follow a lost boundary: a stray continuation is expected.
         self.resynced = mid_stream
@@ -150,7 +157,7 @@ class MessageAssembler:
         max_message_size = parser.max_message_size
         session = self.session
         direction = self.direction
-        count = size = wire_size = 0  # what this loop adds to the totals
+        count = size = wire_size = zwire = zplain = 0  # what this loop adds to the totals
         pos = 0
         n = len(data)
         while n - pos >= 2:
@@ -200,6 +207,9 @@ class MessageAssembler:
                     complete = False
                     if issue is not Issue.MESSAGE_TOO_LARGE:
                         payload = wire
+                else:
+                    zwire += length
+                    zplain += len(payload)
             if opcode == 1 and complete and (messages or not payload.isascii()):
                 try:
                     text = payload.decode("utf-8")
@@ -207,7 +217,7 @@ class MessageAssembler:
                     issues.append(Issue.INVALID_UTF8)
             size += len(payload)
             if issues:
-                self.issue_count += len(issues)
+                self._count(issues)
             if messages:
                 frame = Frame(True, b0 >> 4 & 7, opcode, bool(masked), key, length, wire, hdr, ts, [packet], [])
                 # Positional on purpose: with keywords, building a Message costs 1.1 us
@@ -237,7 +247,15 @@ class MessageAssembler:
         self.messages += count
         self.bytes += size
         self.wire += wire_size
+        self.zwire += zwire
+        self.zplain += zplain
         return pos
+
+    def _count(self, issues: list[Issue]) -> None:
+        self.issue_count += len(issues)
+        kinds = self.issue_kinds
+        for issue in issues:
+            kinds[issue] = kinds.get(issue, 0) + 1
 
     # -- the general path -------------------------------------------------
 
@@ -388,7 +406,11 @@ class MessageAssembler:
         self.messages += 1
         self.bytes += len(payload)  # the sum of the messages' length; ``wire``: as sent
         self.wire += sent
-        self.issue_count += len(issues)
+        if issues:
+            self._count(issues)
+        if compressed and complete:
+            self.zwire += sent
+            self.zplain += len(payload)
         last = frames[-1]
         return Message(
             session=self.session,

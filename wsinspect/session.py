@@ -129,6 +129,11 @@ class SessionSummary:
     mid_stream: bool
     issues: tuple[Issue, ...]  # session-level findings
     issue_count: int  # every finding of the session, at any level
+    # Every finding of its messages by kind, most frequent first.
+    issue_kinds: tuple[tuple[Issue, int], ...] = ()
+    # Complete compressed messages only, c2s and s2c: payload bytes as sent, and inflated.
+    compressed_wire: tuple[int, int] = (0, 0)
+    compressed_bytes: tuple[int, int] = (0, 0)
 
     @property
     def host(self) -> str | None:
@@ -820,5 +825,19 @@ class Inspector:
                 mid_stream=session.mid_stream,
                 issues=tuple(session.issues),
                 issue_count=(c.issue_count if c else 0) + (s.issue_count if s else 0) + len(session.issues),
+                issue_kinds=_kinds(session.issues, dirs),
+                compressed_wire=(c.zwire if c else 0, s.zwire if s else 0),
+                compressed_bytes=(c.zplain if c else 0, s.zplain if s else 0),
             )
         )
+
+
+def _kinds(
+    issues: list[Issue], dirs: tuple[MessageAssembler, MessageAssembler] | None
+) -> tuple[tuple[Issue, int], ...]:
+    """A session's findings by kind, its own and its messages', most frequent first."""
+    kinds = dict.fromkeys(issues, 1)
+    for assembler in dirs or ():
+        for issue, n in assembler.issue_kinds.items():
+            kinds[issue] = kinds.get(issue, 0) + n
+    return tuple(sorted(kinds.items(), key=lambda kind: -kind[1]))

@@ -241,9 +241,11 @@ class TextWriter:
         if details:
             lines.append("     " + "  ".join(details) + "\n")
         ratio = ""
-        if s.wire_bytes != s.bytes:
+        if any(s.compressed_bytes):
+            # Only where compression was negotiated (or assumed, mid-stream), from the
+            # complete compressed messages alone: cut or uncompressed ones say nothing.
             parts = []
-            for label, wire, plain in (("→", s.wire_bytes[0], s.bytes[0]), ("←", s.wire_bytes[1], s.bytes[1])):
+            for label, wire, plain in zip("→←", s.compressed_wire, s.compressed_bytes, strict=True):
                 if plain:
                     parts.append(f"{label} {wire / plain:.0%}")
             ratio = "  compressed to " + " ".join(parts)
@@ -258,7 +260,8 @@ class TextWriter:
         else:
             close = "no close frame"
         issues = f"{c.issue}{s.issue_count} issue(s){c.reset}" if s.issue_count else "no issues"
-        flagged = f": {', '.join(s.issues)}" if s.issues else ""
+        kinds = s.issue_kinds or tuple((issue, 1) for issue in s.issues)
+        flagged = ": " + ", ".join(f"{issue} ×{n}" if n > 1 else issue for issue, n in kinds) if kinds else ""
         if s.ended_by == "stopped":
             ended = "reading stopped before the connection ended"
         else:
