@@ -205,3 +205,30 @@ def test_human_bytes_move_to_the_next_unit_rather_than_show_1000() -> None:
         "1.0 MB",
         "1.0 GB",
     ]
+
+
+def _lines(width: int | None) -> list[str]:
+    from tests.conftest import CAPTURES, decode_file, messages
+
+    writer = TextWriter(Colors(False), TimeFormat(), width)
+    writer.opened(1, "127.0.0.1:40624", "127.0.0.1:47001")
+    return [writer.message(m).rstrip("\n") for m in messages(decode_file(CAPTURES / "websockets_basic.pcap"))]
+
+
+def test_quotes_inside_a_quoted_preview_are_escaped() -> None:
+    # '"items": [{""…' could not be read back: where does the text end?
+    (line,) = [line for line in _lines(None) if '"type' in line]
+    shown = r'"{\"type\": \"chat\", \"room\": 1, \"body\": \"hi there\", \"tags\": [\"a\", \"b\"], '
+    assert line.endswith(shown + r'\"n\": null}"')
+
+
+def test_columns_after_the_endpoints_line_up() -> None:
+    lines = _lines(None)
+    assert len({line.index(" text ") for line in lines if " text " in line}) == 1
+    assert len({len(line.split("  ")[0]) for line in lines}) == 1
+
+
+def test_lines_fit_a_narrow_terminal() -> None:
+    # At 80 columns each message wrapped over 2-3 lines. (A close code keeps its name;
+    # wide characters take two columns.)
+    assert all(len(line) <= 80 for line in _lines(80) if "🌍" not in line and " close " not in line)

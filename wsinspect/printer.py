@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import io
 import re
+import shutil
 import sys
 from collections.abc import Iterable
 from typing import BinaryIO
@@ -84,7 +85,8 @@ class Printer:
         self.rows: list[tuple[int, str]] = []  # text mode prints the session table at the end
         tty = _isatty(out)
         color = args.color == "always" or (args.color == "auto" and tty)
-        self.text = text.TextWriter(text.Colors(color), text.TimeFormat(args.time_format, ts_origin))
+        width = shutil.get_terminal_size().columns if tty else None
+        self.text = text.TextWriter(text.Colors(color), text.TimeFormat(args.time_format, ts_origin), width)
         # JSON to a terminal: what could act on it is escaped (see _TERMINAL_UNSAFE);
         # files and pipes get orjson's bytes untouched.
         self.escape_json = self.json and tty

@@ -18,6 +18,12 @@ from wsinspect.vocab import Direction, opcode_label
 _C2S = Direction.C2S  # looked up once: an enum member's lookup is slow (vocab)
 PREVIEW_CHARS = 96
 HEX_PREVIEW_BYTES = 24
+# Room for "client → server" with two IPv4 endpoints: the columns after it line up
+# (not on a terminal narrower than WIDE_TERMINAL, where the room goes to the preview).
+ENDPOINTS_WIDTH = 45
+WIDE_TERMINAL = 120
+# The least a preview is cut to on a narrow terminal.
+MIN_PREVIEW_CHARS = 8
 
 
 def _escape_table() -> dict[int, str]:
@@ -56,8 +62,10 @@ def preview(message: Message, width: int = PREVIEW_CHARS) -> str:
     if message.opcode == 8:
         if message.close_code is None:
             return "(no status)"
-        reason = f' "{sanitize(message.close_reason)}"' if message.close_reason else ""
-        return f"{message.close_code} {close_code_name(message.close_code)}{reason}"
+        shown = f"{message.close_code} {close_code_name(message.close_code)}"
+        if message.close_reason:
+            shown += " " + _quoted(message.close_reason, max(4, width - len(shown) - 4))
+        return shown
     if message.text is not None:
         return _quoted(message.text, width)
     payload = message.payload
@@ -72,21 +80,27 @@ def preview(message: Message, width: int = PREVIEW_CHARS) -> str:
         else:
             if text.isprintable():
                 return _quoted(text, width)
-    shown = payload[:HEX_PREVIEW_BYTES].hex(" ")
-    return shown + (" …" if len(payload) > HEX_PREVIEW_BYTES else "")
+    count = min(HEX_PREVIEW_BYTES, max(2, width // 3))  # "xx " a byte
+    return payload[:count].hex(" ") + (" …" if len(payload) > count else "")
+
+
+def _unquoted(text: str) -> str:
+    """sanitize(), with quotes escaped too: shown between quotes, a quote in the text
+    must not read as the end of it."""
+    return sanitize(text).replace('"', '\\"')
 
 
 def _quoted(text: str, width: int) -> str:
     cut = len(text) > width
     head = text[:width]
-    shown = sanitize(head)
+    shown = _unquoted(head)
     if len(shown) > width:
         # Escapes made it longer: keep as many whole escapes as fit. Cutting the
         # escaped text could leave half of one (a lone backslash before the quote).
         parts = []
         room = width
         for ch in head:
-            escaped = sanitize(ch)
+            escaped = _unquoted(ch)
             room -= len(escaped)
             if room < 0:
                 break
@@ -146,9 +160,12 @@ class TimeFormat:
 class TextWriter:
     """Formats messages and the final session table."""
 
-    def __init__(self, colors: Colors, timefmt: TimeFormat) -> None:
+    def __init__(self, colors: Colors, timefmt: TimeFormat, width: int | None = None) -> None:
         self.c = colors
         self.timefmt = timefmt
+        # A terminal's width: each message line is fitted to it (previews cut shorter).
+        self.width = width
+        self.pad = ENDPOINTS_WIDTH if width is None or width >= WIDE_TERMINAL else 0
         self._endpoints: dict[int, tuple[str, str]] = {}
 
     def opened(self, session: int, client: str, server: str) -> None:
@@ -168,9 +185,9 @@ class TextWriter:
         c = self.c
         client, server = self._endpoints.get(m.session, ("?", "?"))
         if m.dir is _C2S:
-            color, arrow = c.c2s, f"{client} → {server}"
+            color, arrow = c.c2s, f"{client} → {server}".ljust(self.pad)
         else:
-            color, arrow = c.s2c, f"{client} ← {server}"
+            color, arrow = c.s2c, f"{client} ← {server}".ljust(self.pad)
         op = opcode_label(m.opcode)
         extra = ""
         nframes = len(m.frames)
@@ -182,10 +199,16 @@ class TextWriter:
             extra += " [incomplete]"
         issues = f" {c.issue}!{' !'.join(m.issues)}{c.reset}" if m.issues else ""
         dim = c.dim if m.opcode >= 8 else ""
+        width = PREVIEW_CHARS
+        if self.width is not None:
+            # time, " #", the session (3), the endpoints, opcode, length, extras, two
+            # spaces, and the quotes and ellipsis around a preview
+            used = 12 + 2 + 3 + 1 + len(arrow) + 1 + 6 + 1 + 8 + len(extra) + 2 + 3
+            width = max(MIN_PREVIEW_CHARS, min(PREVIEW_CHARS, self.width - used))
         return (
             f"{self.timefmt(m.ts)} #",
             f" {color}{arrow}{c.reset} {dim}{op:<6} {m.length:>8}{extra}"
-            f"  {preview(m)}{c.reset if dim else ''}{issues}\n",
+            f"  {preview(m, width)}{c.reset if dim else ''}{issues}\n",
         )
 
     def frame(self, m: Message, f: Frame) -> str:
