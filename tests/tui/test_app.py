@@ -422,3 +422,74 @@ def test_live_handshake_before_the_session_ends() -> None:
             await wait_for(pilot, lambda: not app.is_running)
 
     run(go())
+
+
+def test_filter_dialog_and_search_bar_by_keys_only() -> None:
+    """Every control of the filter dialog and the search bar is reached and operated
+    with Tab, Shift+Tab, Space, Enter and Esc (no mouse, no widget poking)."""
+
+    async def go() -> None:
+        async with tui(VIOLATIONS) as (app, pilot):
+            await pilot.press("a")
+            total = len(app.view)
+            await pilot.press("f")
+            dialog = app.screen
+            assert isinstance(dialog, FilterScreen)
+            order = []
+            for _ in range(13):
+                order.append(dialog.focused.id if dialog.focused is not None else None)
+                await pilot.press("tab")
+            assert order == [
+                "filter-direction",
+                *(f"filter-op-{name}" for name in ("text", "binary", "close", "ping", "pong", "other")),
+                "filter-text",
+                "filter-regex",
+                "filter-issues",
+                "filter-apply",
+                "filter-clear",
+                "filter-cancel",
+            ]
+            assert dialog.focused is not None and dialog.focused.id == "filter-direction"  # Tab wraps around
+            await pilot.press("shift+tab")
+            assert dialog.focused is not None and dialog.focused.id == "filter-cancel"
+            await pilot.press("tab")
+            # Direction: Enter opens the list, Down moves to "client to server", Enter picks it.
+            await pilot.press("enter", "down", "enter")
+            assert dialog.query_one("#filter-direction", Select).value == "c2s"
+            await pilot.press("tab")  # text: stays on
+            for _ in range(5):  # binary, close, ping, pong, other: off
+                await pilot.press("tab", "space")
+            await pilot.press("tab")
+            assert dialog.focused is dialog.query_one("#filter-text", Input)
+            await pilot.press(*"^(not|second)", "tab", "space")  # regex on
+            assert dialog.query_one("#filter-text", Input).value == "^(not|second)"
+            assert dialog.query_one("#filter-regex", Checkbox).value
+            await pilot.press("enter")  # Enter on a box applies the form
+            await wait_for(pilot, lambda: not app.busy and not isinstance(app.screen, FilterScreen))
+            assert [app.store.message(i).text for i in app.view] == ["not masked", "second message"]
+            # Clear, reached backwards from the first control.
+            await pilot.press("f", "shift+tab", "shift+tab")
+            assert app.screen.focused is not None and app.screen.focused.id == "filter-clear"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: not app.busy and len(app.view) == total)
+            # Issues only, then Apply with Space.
+            await pilot.press("f", *["tab"] * 9, "space", "tab", "space")
+            await wait_for(pilot, lambda: not app.busy and 0 < len(app.view) < total)
+            assert all(app.store.message(i).issues for i in app.view)
+            await pilot.press("f", "escape")
+            assert not isinstance(app.screen, FilterScreen)
+            # The search bar: Tab to the regex box, Space ticks it (and types nothing), Enter searches.
+            await pilot.press("f", "shift+tab", "shift+tab", "enter", "slash")
+            await wait_for(pilot, lambda: isinstance(app.screen, SearchScreen))
+            await pilot.press(*"^sec.nd", "tab", "space")
+            bar = app.screen
+            assert bar.query_one(Input).value == "^sec.nd"
+            assert bar.query_one(Checkbox).value
+            await pilot.press("shift+tab")
+            assert bar.focused is bar.query_one(Input)
+            await pilot.press("tab", "enter")
+            await wait_for(pilot, lambda: not isinstance(app.screen, SearchScreen) and not app.busy and shown(app))
+            assert app.search_query == ("^sec.nd", True)
+            assert app.detail is not None and app.detail.text == "second message"
+
+    run(go())

@@ -175,6 +175,10 @@ class WsinspectApp(App[None]):
         self.issues_view = TextView(id="issues")
         # Follow-tail is for live captures: shown in the footer there, a hidden key elsewhere.
         self.bind("s", "follow", description="Follow", show=live)
+        # The actions of the keys above: they belong to the main screen, not to the dialogs over it.
+        self._main_actions = frozenset(
+            {b.action.partition("(")[0] for b in self.BINDINGS if isinstance(b, Binding)} | {"follow"}
+        )
 
     # -- layout -------------------------------------------------------------
 
@@ -550,10 +554,9 @@ class WsinspectApp(App[None]):
     # -- actions --------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # The app's keys belong to the main screen, not to the dialogs over it.
-        if action == "command_palette":
-            return True
-        return not isinstance(self.screen, ModalScreen)
+        # Only the main screen's keys are off in a dialog: Tab and Shift+Tab are app
+        # actions too (app.focus_next / focus_previous), and a dialog needs them.
+        return not (action in self._main_actions and isinstance(self.screen, ModalScreen))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

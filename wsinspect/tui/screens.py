@@ -68,10 +68,27 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class SearchScreen(ModalScreen[tuple[str, bool] | None]):
-    """Asks for a search: text (case-insensitive unless it has capitals) or a regex."""
+class FormCheckbox(Checkbox, inherit_bindings=False):
+    """A checkbox of a form: Space toggles it, Enter submits the form (as in an HTML
+    form; Textual's Checkbox toggles on Enter too)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=True)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("space", "toggle_button", "Toggle", show=False)]
+
+
+class FormButton(Button):
+    """A button that Space presses too, as Enter does."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("space", "press", "Press", show=False)]
+
+
+class SearchScreen(ModalScreen[tuple[str, bool] | None]):
+    """Asks for a search: text (case-insensitive unless it has capitals) or a regex.
+    Tab reaches the regex box; Enter searches from either."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", show=True),
+        Binding("enter", "submit", "Search", show=True),
+    ]
 
     def __init__(self, text: str = "", regex: bool = False) -> None:
         super().__init__()
@@ -81,11 +98,14 @@ class SearchScreen(ModalScreen[tuple[str, bool] | None]):
     def compose(self) -> ComposeResult:
         with Horizontal(id="search-bar", classes="bar"):
             yield Input(self._text, placeholder="search payloads…", id="search-input")
-            yield Checkbox("regex", self._regex, id="search-regex")
+            yield FormCheckbox("regex", self._regex, id="search-regex")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.dismiss((event.value, self.query_one("#search-regex", Checkbox).value))
+        self.action_submit()
+
+    def action_submit(self) -> None:
+        self.dismiss((self.query_one(Input).value, self.query_one(FormCheckbox).value))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -104,9 +124,15 @@ OPCODE_BOXES = (
 
 
 class FilterScreen(ModalScreen[MessageFilter | None]):
-    """Edits the message filter; Apply returns the new one, Clear an empty one."""
+    """Edits the message filter; Apply returns the new one, Clear an empty one.
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=True)]
+    Every control is reached with Tab / Shift+Tab; Space toggles a box, Enter applies
+    (on the direction it opens the list, on Clear and Cancel it presses them)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", show=True),
+        Binding("enter", "apply", "Apply", show=True),
+    ]
 
     def __init__(self, current: MessageFilter) -> None:
         super().__init__()
@@ -130,33 +156,34 @@ class FilterScreen(ModalScreen[MessageFilter | None]):
                 )
             with Horizontal(classes="row"):
                 for name, op in OPCODE_BOXES:
-                    yield Checkbox(name, f.opcodes is None or op in f.opcodes, id=f"filter-op-{name}", compact=True)
+                    yield FormCheckbox(name, f.opcodes is None or op in f.opcodes, id=f"filter-op-{name}", compact=True)
             with Horizontal(classes="row"):
                 yield Label("text", classes="field")
                 yield Input(f.query, placeholder="text in the payload", id="filter-text")
-                yield Checkbox("regex", f.regex, id="filter-regex", compact=True)
+                yield FormCheckbox("regex", f.regex, id="filter-regex", compact=True)
             with Horizontal(classes="row"):
-                yield Checkbox("only messages with issues", f.issues_only, id="filter-issues", compact=True)
+                yield FormCheckbox("only messages with issues", f.issues_only, id="filter-issues", compact=True)
             with Horizontal(classes="buttons"):
-                yield Button("Apply", variant="primary", id="filter-apply", compact=True)
-                yield Button("Clear", id="filter-clear", compact=True)
-                yield Button("Cancel", id="filter-cancel", compact=True)
+                yield FormButton("Apply", variant="primary", id="filter-apply", compact=True)
+                yield FormButton("Clear", id="filter-clear", compact=True)
+                yield FormButton("Cancel", id="filter-cancel", compact=True)
             yield Static("", id="filter-error")
+            yield Static("Tab / Shift+Tab: move   Space: tick a box   Enter: apply   Esc: cancel", classes="hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self._apply()
+        self.action_apply()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         if event.button.id == "filter-apply":
-            self._apply()
+            self.action_apply()
         elif event.button.id == "filter-clear":
             self.dismiss(MessageFilter())
         else:
             self.dismiss(None)
 
-    def _apply(self) -> None:
+    def action_apply(self) -> None:
         direction = self.query_one("#filter-direction", Select).value
         ops = frozenset(op for name, op in OPCODE_BOXES if self.query_one(f"#filter-op-{name}", Checkbox).value)
         text = self.query_one("#filter-text", Input).value
