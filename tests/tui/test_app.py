@@ -493,3 +493,60 @@ def test_filter_dialog_and_search_bar_by_keys_only() -> None:
             assert app.detail is not None and app.detail.text == "second message"
 
     run(go())
+
+
+def test_search_scrolls_to_the_match_and_walks_matches() -> None:
+    """/bye shows its first match in a 71,680-byte text (at character 7,108, far
+    below the top), marked as the current one; n / N walk the matches of the message,
+    then go on to the next (previous) messages that match."""
+
+    def current_line(view: TextView) -> int | None:
+        """The display line on screen that shows the current match, if any."""
+        top = view.scroll_offset.y
+        for y in range(top, min(view.line_count, top + view.scrollable_content_region.height)):
+            if any(span.style == view.palette["current"] for span in view.get_line(y).spans):
+                return y
+        return None
+
+    async def go() -> None:
+        async with tui(BASIC, size=(120, 35)) as (app, pilot):
+            await pilot.press("enter", "slash", *"bye", "enter")
+            await wait_for(pilot, lambda: not app.busy and shown(app))
+            await pilot.pause()
+            view = app.query_one("#payload", TextView)
+            assert app.detail is not None and len(app.detail.payload) == 71_680
+            assert len(view.matches) == 5 and view.current == 0
+            y = current_line(view)
+            assert y is not None and y > 20  # scrolled down to it
+            assert "bye" in view.get_line(y).plain
+            assert "search 'bye' 1/5" in str(app.messages_pane.border_title)
+            for k in range(1, 5):
+                await pilot.press("n")
+                await pilot.pause()
+                assert view.current == k and current_line(view) is not None
+            assert "search 'bye' 5/5" in str(app.messages_pane.border_title)
+            big = app.messages.cursor
+            await pilot.press("n")  # past the last match: the next message
+            await wait_for(pilot, lambda: app.messages.cursor > big and shown(app))
+            soon = app.messages.cursor
+            assert app.detail is not None and app.detail.text == "bye soon" and view.current == 0
+            await pilot.press("n")
+            await wait_for(pilot, lambda: app.messages.cursor == soon + 1 and shown(app))
+            assert app.detail is not None and app.detail.close_reason == "bye"
+            await pilot.press("N")  # back: "bye soon", then the big text at its last match
+            await wait_for(pilot, lambda: app.messages.cursor == soon and shown(app))
+            await pilot.press("N")
+            await wait_for(pilot, lambda: app.messages.cursor == big and shown(app))
+            await pilot.pause()
+            assert view.current == 4 and current_line(view) is not None
+            # Ping payloads are not text: not searched (as read --grep).
+            await pilot.press("slash", *["backspace"] * 3, *"ping-payload", "enter")
+            await wait_for(pilot, lambda: not app.busy)
+            assert app.messages.cursor == big
+            # The header shows the search as typed: one backslash, not repr's two.
+            await pilot.press("slash", *["backspace"] * 12, *"by.\\ssoon", "tab", "space", "enter")
+            await wait_for(pilot, lambda: not app.busy and shown(app) and app.search_query[1])
+            assert app.detail is not None and app.detail.text == "bye soon"
+            assert "search /by.\\ssoon/ 1/1" in str(app.messages_pane.border_title)
+
+    run(go())

@@ -46,7 +46,18 @@ from wsinspect.tui.store import (
     Spill,
     search,
 )
-from wsinspect.tui.widgets import HexView, Layout, LineView, MessageList, SessionList, TextView, wrap
+from wsinspect.tui.widgets import (
+    MAX_MATCHES,
+    HexView,
+    Layout,
+    LineView,
+    Match,
+    MessageList,
+    SessionList,
+    TextView,
+    find_matches,
+    wrap,
+)
 
 TABS = ("payload", "hex", "frames", "handshake", "issues")
 # How often the screen shows what the decoder found (a batch arrives every 0.1 s).
@@ -143,6 +154,8 @@ class WsinspectApp(App[None]):
         self._filtered_upto: int | None = None  # base_view messages already filtered into view
         self._generation = 0  # bumped whenever the view changes: stale worker results are dropped
         self.search_pattern: re.Pattern[str] | None = None
+        # (message, step) a search moved to: its detail opens at the first (or last) match.
+        self._jump: tuple[int, int] | None = None
         self.search_query: tuple[str, bool] = ("", False)
         self.detail: WsMessage | None = None
         self.done = False
@@ -458,7 +471,7 @@ class WsinspectApp(App[None]):
 
     def on_message_list_highlighted(self, event: MessageList.Highlighted) -> None:
         if self.is_running:  # not while closing
-            self._load_detail(event.index, self.payload_view.palette, self.payload_view.wrap_width)
+            self._load_detail(event.index, self.payload_view.palette, self.payload_view.wrap_width, self.search_pattern)
 
     def on_message_list_opened(self, event: MessageList.Opened) -> None:
         pane = self.detail_tabs.active_pane
@@ -466,17 +479,29 @@ class WsinspectApp(App[None]):
             pane.query_one(LineView).focus()
 
     @work(thread=True, exclusive=True, group="detail")
-    def _load_detail(self, index: int | None, palette: dict[str, Any], width: int) -> None:
-        """Thread worker: read the message back, lay out its payload (a big one takes time)."""
+    def _load_detail(
+        self, index: int | None, palette: dict[str, Any], width: int, pattern: re.Pattern[str] | None
+    ) -> None:
+        """Thread worker: read the message back, lay out its payload and find the
+        search's matches in it (a big one takes time)."""
         if index is None:
-            self._to_ui(self._show_detail, None, None, None)
+            self._to_ui(self._show_detail, None, None, None, None, [])
             return
         with self._reading():
             m = self.store.message(index)
         payload = render.payload_view(m, palette)
-        self._to_ui(self._show_detail, m, payload, wrap(payload.heading, payload.lines, width))
+        layout = wrap(payload.heading, payload.lines, width)
+        found = find_matches(payload.lines, pattern) if pattern is not None else []
+        self._to_ui(self._show_detail, index, m, payload, layout, found)
 
-    def _show_detail(self, m: WsMessage | None, payload: render.Payload | None, layout: Layout | None) -> None:
+    def _show_detail(
+        self,
+        index: int | None,
+        m: WsMessage | None,
+        payload: render.Payload | None,
+        layout: Layout | None,
+        found: list[Match],
+    ) -> None:
         self.detail = m
         palette = self.payload_view.palette
         info = self.sessions.get(m.session if m is not None else self.scope or -1)
@@ -490,8 +515,18 @@ class WsinspectApp(App[None]):
             self.frames_view.show([hint], [])
         else:
             payload_view.show(
-                payload.heading, payload.lines, json=payload.json, pattern=self.search_pattern, layout=layout
+                payload.heading,
+                payload.lines,
+                json=payload.json,
+                pattern=self.search_pattern,
+                layout=layout,
+                matches=found,
             )
+            jump, self._jump = self._jump, None
+            if jump is not None and jump[0] == index and found:
+                # A search brought us here: its first match (its last, going back) in view.
+                payload_view.show_match(0 if jump[1] > 0 else len(found) - 1)
+            self._update_header()
             hex_view.show(m.payload, [render.describe(m, palette)])
             self.frames_view.show(render.frames_lines(m, palette), [])
         self.handshake_view.show(render.handshake_lines(info, palette), [])
@@ -539,7 +574,11 @@ class WsinspectApp(App[None]):
         if self.filter.active:
             parts.append(f"filter {self.filter.describe()}")
         if self.search_pattern is not None:
-            parts.append(f"search {self.search_query[0]!r}")
+            search = f"search {self._search_label()}"
+            current, found = self.payload_view.current, self.payload_view.matches
+            if current is not None:
+                search += f" {current + 1}/{len(found)}{'+' * (len(found) >= MAX_MATCHES)}"
+            parts.append(search)
         if self.follow:
             parts.append("following")
         self.messages_pane.border_title = Text(" · ".join(parts))
@@ -600,6 +639,11 @@ class WsinspectApp(App[None]):
         text, regex = self.search_query
         self.push_screen(SearchScreen(text, regex), self._searched)
 
+    def _search_label(self) -> str:
+        """The search as typed: /regex/ or 'text' (no repr: backslashes stay single)."""
+        text, regex = self.search_query
+        return f"/{text}/" if regex else f"'{text}'"
+
     def _searched(self, result: tuple[str, bool] | None) -> None:
         if not result or not result[0]:
             return
@@ -615,8 +659,13 @@ class WsinspectApp(App[None]):
         self._run_search(1, include_current=True)
 
     def action_search_next(self, step: int) -> None:
+        """n / N: the next match in the message shown, then in the next messages."""
         if self.search_pattern is None:
             self.action_search()
+            return
+        if self.payload_view.step_match(step):
+            self.detail_tabs.active = "tab-payload"
+            self._update_header()
             return
         self._run_search(step)
 
@@ -637,18 +686,22 @@ class WsinspectApp(App[None]):
         indices = range(n) if isinstance(view, AllMessages) else view[:n]
         with self._reading():
             pos = search(self.store, indices, pattern, start % n, step, worker.cancelled_event)
-        self._to_ui(self._found, generation, pos, pattern)
+        self._to_ui(self._found, generation, pos, step)
 
-    def _found(self, generation: int, pos: int | None, pattern: re.Pattern[str]) -> None:
+    def _found(self, generation: int, pos: int | None, step: int) -> None:
         self.busy = ""
         self._update_status()
         if generation != self._generation:
             return
         if pos is None:
             where = "the listed messages" if self.all_sessions else "this session (a: all sessions)"
-            self._note(f"{self.search_query[0]!r} not found in {where}", "warning")
+            self._note(f"{self._search_label()} not found in {where}", "warning")
             return
-        self.messages.move_to(pos)
+        self._jump = (self.view[pos], step)
+        if pos == self.messages.cursor:
+            self.messages.reannounce()  # its detail again, with the matches
+        else:
+            self.messages.move_to(pos)
         self.detail_tabs.active = "tab-payload"
 
     def action_filter(self) -> None:

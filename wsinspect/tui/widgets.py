@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -32,7 +33,20 @@ from wsinspect.tui.render import SessionInfo
 from wsinspect.tui.store import MessageStore
 from wsinspect.vocab import Direction
 
-ROLES = (Direction.C2S.value, Direction.S2C.value, "control", "issue", "muted", "heading", "ok", "bad", "match")
+ROLES = (
+    Direction.C2S.value,
+    Direction.S2C.value,
+    "control",
+    "issue",
+    "muted",
+    "heading",
+    "ok",
+    "bad",
+    "match",
+    "current",
+)
+# Matches of a search found in a payload's lines; n / N walk them.
+MAX_MATCHES = 10_000
 
 
 def component_style(widget: ScrollView, name: str) -> Style:
@@ -481,8 +495,9 @@ def _position(view: Sequence[int], index: int) -> int:
 class TextView(LineView):
     """Heading lines (Text) and body lines (sanitised str), wrapped to the pane width.
 
-    Body lines are highlighted when shown (JSON) and matches of ``pattern`` marked; the
-    wrap map is two arrays, so a payload of a million lines costs a few megabytes.
+    Body lines are highlighted when shown (JSON) and matches of ``pattern`` marked, the
+    current one of ``matches`` (found beforehand by find_matches) brighter; the wrap
+    map is two arrays, so a payload of a million lines costs a few megabytes.
     """
 
     # A body line longer than this is highlighted piece by piece, as it is shown.
@@ -494,6 +509,8 @@ class TextView(LineView):
         self.body: list[str] = []
         self.highlighter: Highlighter | None = None
         self.pattern: re.Pattern[str] | None = None
+        self.matches: list[Match] = []
+        self.current: int | None = None  # the match shown, an index in matches
         self._line_of = array("I")  # display line -> logical line (headings first)
         self._start_of = array("I")  # display line -> its first character in that line
         self._logical: LRUCache[int, Text] = LRUCache(256)
@@ -506,13 +523,17 @@ class TextView(LineView):
         json: bool = False,
         pattern: re.Pattern[str] | None = None,
         layout: Layout | None = None,
+        matches: list[Match] | None = None,
     ) -> None:
         """Show the lines; ``layout`` is their wrap map if made beforehand (in a
-        worker, for a big payload) for the width it says."""
+        worker, for a big payload) for the width it says; ``matches``, those of
+        ``pattern`` in ``body``."""
         self.heading = heading
         self.body = body
         self.highlighter = JSONHighlighter() if json else None
         self.pattern = pattern
+        self.matches = matches or []
+        self.current = None
         self._logical.clear()
         if layout is None or layout[0] != self.wrap_width:
             layout = wrap(heading, body, self.wrap_width)
@@ -522,8 +543,37 @@ class TextView(LineView):
     def mark(self, pattern: re.Pattern[str] | None) -> None:
         if pattern != self.pattern:
             self.pattern = pattern
+            self.matches = []
+            self.current = None
             self._logical.clear()
             self.clear_cache()
+
+    def step_match(self, step: int) -> bool:
+        """Show the next (``step`` 1) or previous (-1) match; False past either end."""
+        if not self.matches:
+            return False
+        # From none shown yet: the first (or the last) one.
+        k = (0 if step > 0 else len(self.matches) - 1) if self.current is None else self.current + step
+        if not 0 <= k < len(self.matches):
+            return False
+        self.show_match(k)
+        return True
+
+    def show_match(self, k: int) -> None:
+        """Make match ``k`` the current one and scroll it into the middle of the pane."""
+        self.current = k
+        line, start, _ = self.matches[k]
+        logical = len(self.heading) + line
+        first = bisect_left(self._line_of, logical)
+        last = bisect_right(self._line_of, logical)
+        y = max(first, bisect_right(self._start_of, start, first, last) - 1)
+        self.clear_cache()
+        # After the next refresh: a payload just shown has not had its new size laid out.
+        self.call_after_refresh(self._scroll_near, y)
+
+    def _scroll_near(self, y: int) -> None:
+        visible = max(1, self.scrollable_content_region.height)
+        self.scroll_to(y=max(0, y - visible // 3), animate=False, immediate=True)
 
     @property
     def wrap_width(self) -> int:
@@ -556,15 +606,43 @@ class TextView(LineView):
             return self.heading[n][start:end]
         line = self.body[n - nh]
         if len(line) > self.WHOLE_LINE:
-            return self._decorate(Text(line[start:end], no_wrap=True, end=""))
-        text = self._logical.get(n)
-        if text is None:
-            text = self._logical[n] = self._decorate(Text(line, no_wrap=True, end=""))
-        return text if start == 0 and end is None else text[start:end]
+            text = self._decorate(Text(line[start:end], no_wrap=True, end=""))
+        else:
+            cached = self._logical.get(n)
+            if cached is None:
+                cached = self._logical[n] = self._decorate(Text(line, no_wrap=True, end=""))
+            text = cached
+            if start or end is not None:
+                text = text[start:end]
+            elif self.current is not None:
+                text = text.copy()  # the cached line stays without the current match
+        if self.current is not None:
+            m_line, m_start, m_end = self.matches[self.current]
+            if m_line == n - nh:
+                # The current match, where it overlaps this piece of its line.
+                text.stylize(self.palette["current"], max(0, m_start - start), max(0, m_end - start))
+        return text
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._logical.clear()
+
+
+Match = tuple[int, int, int]
+"""A search match in a TextView's body: its line, and its start and end in that line."""
+
+
+def find_matches(body: list[str], pattern: re.Pattern[str], limit: int = MAX_MATCHES) -> list[Match]:
+    """The non-empty matches of ``pattern`` in ``body``, the first ``limit`` (pure:
+    the detail worker calls it)."""
+    found: list[Match] = []
+    for n, line in enumerate(body):
+        for m in pattern.finditer(line):
+            if m.end() > m.start():
+                found.append((n, m.start(), m.end()))
+                if len(found) >= limit:
+                    return found
+    return found
 
 
 Layout = tuple[int, "array[int]", "array[int]"]
