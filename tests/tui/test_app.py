@@ -550,3 +550,36 @@ def test_search_scrolls_to_the_match_and_walks_matches() -> None:
             assert "search /by.\\ssoon/ 1/1" in str(app.messages_pane.border_title)
 
     run(go())
+
+
+def read_times(path: Path) -> list[str]:
+    """The time column of `wsinspect read FILE` (its default: since the first packet)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "wsinspect", "read", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(" ") and "#" in line.split()[1]]
+
+
+def test_one_clock_the_same_as_reads() -> None:
+    """Every time in the TUI counts from the capture's first packet, as read's do:
+    the same figures for the same messages, in one session and across all of them."""
+
+    async def go() -> None:
+        for path in (BASIC, VIOLATIONS):
+            expected = read_times(path)
+            async with tui(path, size=(120, 35)) as (app, pilot):
+                await pilot.press("a")  # all sessions, in capture order: read's order
+                await wait_for(pilot, lambda: app.all_sessions and len(app.view) == len(app.store))
+                shown_times = [app.messages.get_line(y).plain[1:10].strip() for y in range(len(app.view))]
+                assert shown_times == expected, path.name
+                assert shown_times == sorted(shown_times, key=float)
+                await pilot.press("a")  # one session's rows: the same clock
+                rows = [app.messages.get_line(y).plain[1:10].strip() for y in range(len(app.view))]
+                assert rows == [expected[i] for i in app.view]
+
+    run(go())

@@ -216,7 +216,6 @@ class WsinspectApp(App[None]):
 
     def on_mount(self) -> None:
         table = self.table
-        self.messages.session_start = self._session_start
         self._show_view()
         table.focus()
         self.set_interval(REFRESH_INTERVAL, self._refresh_screen)
@@ -274,10 +273,6 @@ class WsinspectApp(App[None]):
         if self.is_running:
             callback(*args)
 
-    def _session_start(self, session: int) -> float:
-        info = self.sessions.get(session)
-        return info.start if info is not None else 0.0
-
     # -- decoding -----------------------------------------------------------
 
     def _decode(self) -> None:
@@ -305,7 +300,8 @@ class WsinspectApp(App[None]):
         self.packets = batch.packets
         self.bytes_read = batch.bytes_read
         if self.origin is None and batch.first_ts is not None:
-            self.origin = batch.first_ts
+            # One clock for the whole TUI, read's: seconds since the capture's first packet.
+            self.origin = self.messages.origin = self.table.origin = batch.first_ts
         for opened in batch.opened:
             self._new.append(self._open(opened))
         for upgraded in batch.upgraded:
@@ -359,7 +355,7 @@ class WsinspectApp(App[None]):
             return
         self._new, self._changed, self._described = [], set(), set()
         self._first = not self.sessions
-        self._update_table(new, changed)
+        self.table.update([info.number for info in new], changed)
         if self.scope is None and self.sessions:
             self._select_session(min(self.sessions))
         self._grow_view()
@@ -376,11 +372,6 @@ class WsinspectApp(App[None]):
         info = SessionInfo(opened.session, opened.client, opened.server, opened.ts, opened.ts, [0, 0], [0, 0])
         self.sessions[opened.session] = info
         return info
-
-    def _update_table(self, new: list[SessionInfo], changed: set[int]) -> None:
-        table = self.table
-        table.origin = self.origin or 0.0
-        table.update([info.number for info in new], changed)
 
     # -- the sessions list ----------------------------------------------------
 

@@ -57,8 +57,8 @@ def delta(x: float) -> str:
     return f"+{x:8.0f}"
 
 
-# Message rows: marker, time in session, delta, direction, opcode, length, wire size,
-# frames, preview. The header is laid out by the same widths.
+# Message rows: marker, time (since the capture's first packet, as `read` shows it), delta,
+# direction, opcode, length, wire size, frames, preview. The header is laid out by the same widths.
 ROW_FIXED = 1 + 9 + 1 + 9 + 1 + 1 + 1 + 6 + 1 + 8 + 1 + 7 + 1 + 3 + 1
 
 
@@ -71,12 +71,13 @@ def message_row(
     store: MessageStore,
     i: int,
     previous_ts: float | None,
-    session_start: float,
+    origin: float,
     width: int,
     palette: Palette,
     show_session: bool = False,
 ) -> Text:
-    """One line of the messages view for message ``i``."""
+    """One line of the messages view for message ``i``; its time counts from
+    ``origin``, the capture's first packet (the clock of `read`'s default -t r)."""
     cols = store.cols
     flags = cols.flags[i]
     opcode = cols.opcode[i]
@@ -86,7 +87,7 @@ def message_row(
     s2c = flags & F_S2C
     row = Text(no_wrap=True, end="")
     row.append("!" if flags & F_ISSUES else " ", _style(palette, "issue"))
-    row.append(seconds(max(0.0, ts - session_start)), _style(palette, "muted"))
+    row.append(seconds(max(0.0, ts - origin)), _style(palette, "muted"))
     row.append(" ")
     row.append(delta(max(0.0, ts - previous_ts)) if previous_ts is not None else " " * 9, _style(palette, "muted"))
     row.append(" ")

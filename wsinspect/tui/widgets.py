@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.cells import get_character_cell_size
@@ -414,7 +414,7 @@ class MessageList(CursorView):
         super().__init__(id=id)
         self.store = store
         self.view: Sequence[int] = array("I")
-        self.session_start: Callable[[int], float] = lambda session: 0.0
+        self.origin = 0.0  # the capture's first packet: every time counts from it
         self.show_session = False
         self._posted: int | None = None
 
@@ -427,9 +427,7 @@ class MessageList(CursorView):
         store = self.store
         previous = store.cols.ts[view[y - 1]] if y > 0 else None
         width = max(self.scrollable_content_region.width, 40)
-        return render.message_row(
-            store, i, previous, self.session_start(store.cols.session[i]), width, self.palette, self.show_session
-        )
+        return render.message_row(store, i, previous, self.origin, width, self.palette, self.show_session)
 
     @property
     def selected(self) -> int | None:
