@@ -583,3 +583,65 @@ def test_one_clock_the_same_as_reads() -> None:
                 assert rows == [expected[i] for i in app.view]
 
     run(go())
+
+
+def tap_source(path: Path) -> tuple[Any, list[int]]:
+    """A live-like source fed by the test: it yields the capture's packets up to
+    ``allowed[0]``, and None (no packet yet) while it waits for more."""
+    allowed = [0]
+
+    def source() -> Iterator[RawPacket | None]:
+        reader = open_capture(str(path))
+        try:
+            for n, raw in enumerate(reader):
+                while n >= allowed[0]:
+                    yield None
+                    time.sleep(0.005)
+                yield raw
+        finally:
+            reader.close()
+
+    return source, allowed
+
+
+def test_live_follow_pauses_when_the_user_moves_and_resumes_at_the_end() -> None:
+    """While messages keep arriving, moving up (or Enter on a message) stops following
+    the tail: the selected message stays selected; End follows again. The header says
+    which."""
+
+    async def go() -> None:
+        source, allowed = tap_source(BASIC)
+        app = WsinspectApp(source, title="live", live=True)
+        async with app.run_test(size=(120, 35)) as pilot:
+            allowed[0] = 12  # 4 messages (packets 1-12 of the capture)
+            await wait_for(pilot, lambda: len(app.view) >= 4)
+            await pilot.pause(0.3)
+            assert app.follow and app.messages.cursor == len(app.view) - 1
+            assert "following" in str(app.messages_pane.border_title)
+            await pilot.press("tab", "up")  # sessions, then the messages
+            assert focused(app) is app.messages and not app.follow
+            picked = app.messages.selected
+            assert "paused (End: follow)" in str(app.messages_pane.border_title)
+            before = len(app.view)
+            allowed[0] = 20  # 6 more messages arrive while paused
+            await wait_for(pilot, lambda: len(app.view) > before + 3)
+            await pilot.pause(0.3)
+            assert app.messages.selected == picked and not app.follow
+            await pilot.press("end")
+            assert app.follow and app.messages.cursor == len(app.view) - 1
+            assert "following" in str(app.messages_pane.border_title)
+            before = len(app.view)
+            allowed[0] = 100
+            await wait_for(pilot, lambda: len(app.view) > before and app.messages.cursor == len(app.view) - 1)
+            # Enter on a message pauses too: the message read stays put.
+            await pilot.press("enter")
+            assert not app.follow
+            picked = app.messages.selected
+            allowed[0] = 10_000
+            await wait_for(pilot, lambda: app.done)
+            await settle(app, pilot)
+            assert app.messages.selected == picked and app.messages.cursor < len(app.view) - 1
+            await pilot.press("s")  # the footer's key follows again
+            assert app.follow and app.messages.cursor == len(app.view) - 1
+
+    run(go())

@@ -146,7 +146,6 @@ class WsinspectApp(App[None]):
         # -c counts the messages of the starting filter, the ones the view shows.
         counted = self.filter.accepts if self.filter.active else None
         self.decoder = Decoder(self.spill, options, sessions, count, counted, live)
-        self.follow = live
         self.all_sessions = live
         self.scope: int | None = None  # the selected session
         self.base_view: Sequence[int] = array("I")
@@ -180,6 +179,7 @@ class WsinspectApp(App[None]):
         self.table = SessionList(self.sessions, id="sessions")
         self.messages_pane = Vertical(id="messages-pane")
         self.messages = MessageList(self.store, id="messages")
+        self.messages.follow = self.messages.resume_at_end = live
         self.detail_tabs = TabbedContent(id="detail")
         self.payload_view = TextView(id="payload")
         self.hex_view = HexView(id="hex")
@@ -457,7 +457,7 @@ class WsinspectApp(App[None]):
                 if matches(self.store, base[k]):
                     view.append(base[k])
             self._filtered_upto = len(base)
-        self.messages.grew(self.follow)
+        self.messages.grew()
         self._update_header()
 
     def on_message_list_highlighted(self, event: MessageList.Highlighted) -> None:
@@ -572,6 +572,8 @@ class WsinspectApp(App[None]):
             parts.append(search)
         if self.follow:
             parts.append("following")
+        elif self.live:
+            parts.append("paused (End: follow)")
         self.messages_pane.border_title = Text(" · ".join(parts))
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
@@ -620,10 +622,15 @@ class WsinspectApp(App[None]):
         self._show_view(self.messages.selected)
         self._note("all sessions' messages" if self.all_sessions else f"messages of session #{self.scope}")
 
+    @property
+    def follow(self) -> bool:
+        """Following the tail: the cursor on each new last message."""
+        return self.messages.follow
+
     def action_follow(self) -> None:
-        self.follow = not self.follow
-        if self.follow:
-            self.messages.action_last()
+        self.messages.set_follow(not self.follow)
+
+    def on_message_list_follow_changed(self, event: MessageList.FollowChanged) -> None:
         self._update_header()
 
     def action_search(self) -> None:

@@ -33,7 +33,7 @@ KEYS = (
     ("Doing", None),
     ("e", "export the session, or the listed messages when filtered, to JSON Lines"),
     ("c", "copy the payload (text as is, binary as hex)"),
-    ("s", "follow the tail: jump to new messages as they arrive"),
+    ("s  End", "follow the tail (live); moving up or Enter on a message pauses it"),
     ("Ctrl+P", "command palette: every action, and the theme (dark / light)"),
     ("?", "this help"),
     ("q  Ctrl+C", "quit (in live mode: stop the capture)"),

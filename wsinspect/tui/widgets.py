@@ -202,23 +202,31 @@ class CursorView(LineView):
             top = row - visible + 1
         self.scroll_to(y=max(0, top), animate=False, immediate=True)
 
+    def steered(self) -> None:
+        """Called after the user moved the cursor (a key or a click)."""
+
     def action_cursor(self, step: int) -> None:
         self.move_to(self.cursor + step)
+        self.steered()
 
     def action_page(self, step: int) -> None:
         self.move_to(self.cursor + step * max(1, self.scrollable_content_region.height - self.header_height - 1))
+        self.steered()
 
     def action_first(self) -> None:
         self.move_to(0)
+        self.steered()
 
     def action_last(self) -> None:
         self.move_to(self._lines - 1)
+        self.steered()
 
     def on_click(self, event: events.Click) -> None:
         if event.y < self.header_height:
             self.header_clicked(event.x + self.scroll_offset.x)
             return
         self.move_to(self.scroll_offset.y + event.y - self.header_height)
+        self.steered()
         if event.chain == 2:
             self.action_open()
 
@@ -410,11 +418,18 @@ class MessageList(CursorView):
     class Opened(Message):
         """Enter on a message: show its detail."""
 
+    class FollowChanged(Message):
+        """Following the tail stopped or resumed (``follow``)."""
+
     def __init__(self, store: MessageStore, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.store = store
         self.view: Sequence[int] = array("I")
         self.origin = 0.0  # the capture's first packet: every time counts from it
+        # Following the tail: the cursor goes to each new last message. Set here, where
+        # the keys land, so that no batch can move the cursor after the user did.
+        self.follow = False
+        self.resume_at_end = False  # live: reaching the last row follows again
         self.show_session = False
         self._posted: int | None = None
 
@@ -445,7 +460,7 @@ class MessageList(CursorView):
         self.scroll_to_cursor(center=True)
         self.cursor_moved()
 
-    def grew(self, follow: bool) -> None:
+    def grew(self) -> None:
         """Messages were appended to the view."""
         before = self._lines
         n = len(self.view)
@@ -453,7 +468,7 @@ class MessageList(CursorView):
             return
         self._lines = n
         self.virtual_size = Size(0, n + self.header_height)
-        if follow:
+        if self.follow:
             self.move_to(n - 1)
         elif before == 0:
             self.move_to(0)
@@ -471,7 +486,25 @@ class MessageList(CursorView):
         self._posted = -1
         self.cursor_moved()
 
+    def set_follow(self, follow: bool) -> None:
+        if follow != self.follow:
+            self.follow = follow
+            self.post_message(self.FollowChanged())
+        if follow:
+            self.move_to(self._lines - 1)
+
+    def steered(self) -> None:
+        # As in Chrome's DevTools and termshark: moving off the last row stops
+        # following the tail, coming back to it (End) resumes.
+        at_end = self.cursor >= self._lines - 1
+        if self.follow and not at_end:
+            self.set_follow(False)
+        elif not self.follow and at_end and self.resume_at_end:
+            self.set_follow(True)
+
     def action_open(self) -> None:
+        # The message being read stays put while others arrive.
+        self.set_follow(False)
         self.post_message(self.Opened())
 
     def on_resize(self) -> None:
