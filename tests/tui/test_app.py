@@ -253,11 +253,12 @@ def test_help_sort_zoom_palette() -> None:
             await pilot.press("escape")
             assert not isinstance(app.screen, HelpScreen)
             table = app.table
-            await pilot.press("o")  # sort by the client column
-            assert table.sort_column == "client"
-            assert "client ▲" in table.get_header().plain
+            await pilot.press("o")  # sort by the next column shown (at 80 columns: host/path)
+            assert table.sort_column == "where"
+            assert "host/path ▲" in table.get_header().plain
             await pilot.press("O")
-            assert table.sort_reverse and table.order == sorted(table.order, key=lambda n: app.sessions[n].client)[::-1]
+            expected = sorted(table.order, key=lambda n: (app.sessions[n].sort_key("where"), n), reverse=True)
+            assert table.sort_reverse and table.order == expected
             assert table.selected == app.scope
             await pilot.press("enter", "z")
             assert app.screen.maximized is not None
@@ -643,5 +644,44 @@ def test_live_follow_pauses_when_the_user_moves_and_resumes_at_the_end() -> None
             assert app.messages.selected == picked and app.messages.cursor < len(app.view) - 1
             await pilot.press("s")  # the footer's key follows again
             assert app.follow and app.messages.cursor == len(app.view) - 1
+
+    run(go())
+
+
+def test_focus_and_layout() -> None:
+    """Tab from the messages lands in the detail's text, where the keys scroll it; z
+    gives the pane the whole screen; the sessions table keeps its key columns at
+    80x24 and shows the close column whole at 120."""
+
+    async def go() -> None:
+        async with tui(BASIC, size=(80, 24)) as (app, pilot):
+            header = app.table.get_header().plain
+            for label in ("#", "host/path", "HTTP", "msgs", "close", "issues"):
+                assert f" {label} " in f" {header} ", label
+            room = app.table.scrollable_content_region.width
+            assert app.table.get_header().cell_len <= room and app.table.get_line(0).cell_len <= room
+            await pilot.press("enter")
+            big = next(row for row, i in enumerate(app.view) if app.store.cols.length[i] == 71_680)
+            await pilot.press(*["down"] * big)
+            await wait_for(pilot, lambda: shown(app))
+            await pilot.press("tab")
+            payload = app.query_one("#payload", TextView)
+            assert focused(app) is payload
+            await pilot.press("pagedown", "down")
+            assert payload.scroll_offset.y > 1
+            await pilot.press("z")
+            await pilot.pause(0.1)
+            maximized = app.screen.maximized
+            assert maximized is not None
+            footer = 1
+            assert maximized.region.height == 24 - footer and maximized.region.y == 0
+            await pilot.press("z", "shift+tab", "shift+tab", "z")
+            assert focused(app) is app.table
+            await pilot.pause(0.1)
+            assert app.screen.maximized is app.table and app.table.region.height == 24 - footer
+        async with tui(BASIC, size=(120, 35)) as (app, pilot):
+            room = app.table.scrollable_content_region.width
+            row = app.table.get_line(0)
+            assert '1000 "bye" by client' in row.plain and row.cell_len <= room
 
     run(go())

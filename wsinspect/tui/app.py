@@ -27,7 +27,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 from textual.worker import get_current_worker
 
 from wsinspect import jsonl
@@ -216,6 +216,9 @@ class WsinspectApp(App[None]):
 
     def on_mount(self) -> None:
         table = self.table
+        # Tab goes from the messages straight into the detail's text, where the arrows
+        # and PgDn scroll: the tab strip is switched with 1-5 (or a click), not focused.
+        self.detail_tabs.query_one(Tabs).can_focus = False
         self._show_view()
         table.focus()
         self.set_interval(REFRESH_INTERVAL, self._refresh_screen)

@@ -259,6 +259,14 @@ class SessionList(CursorView):
     # Right-aligned columns, and columns cut with an ellipsis beyond a width.
     NUMERIC = frozenset(("n", "msgs", "bytes", "issues", "start", "duration"))
     CAP: ClassVar[dict[str, int]] = {"where": 40, "close": 30, "proto": 16, "ext": 40}
+    # Which columns a narrow pane keeps, first to last; "+where" is where the host/path
+    # column, given WHERE_MIN cells at first, gets the rest of its width. The Handshake
+    # tab shows what is left out.
+    PRIORITY = (
+        *("n", "where", "status", "msgs", "close", "issues", "bytes", "+where"),
+        *("client", "server", "start", "duration", "proto", "ext"),
+    )
+    WHERE_MIN = 16
 
     class Highlighted(Message):
         def __init__(self, number: int) -> None:
@@ -279,6 +287,8 @@ class SessionList(CursorView):
         self._cells: dict[int, dict[str, Text]] = {}
         # Room for the label and the sort mark, at least.
         self._widths = {key: len(label) + 2 for key, label in render.SESSION_COLUMNS}
+        self._shown: list[tuple[str, int]] = []  # the columns that fit, with their widths
+        self._fitted_to = -1
         self._posted: int | None = None
 
     @property
@@ -297,14 +307,44 @@ class SessionList(CursorView):
                 grew = True
         return grew
 
+    def _fit(self) -> None:
+        """Choose the columns that fit the pane, by PRIORITY, shown in their order."""
+        room = self.scrollable_content_region.width or self.size.width or 80
+        self._fitted_to = room
+        widths = self._widths
+        gap = self.GAP
+        chosen: dict[str, int] = {}
+        used = 0
+        for key in self.PRIORITY:
+            if key == "+where":
+                if "where" in chosen:
+                    more = max(0, min(widths["where"] - chosen["where"], room - used))
+                    chosen["where"] += more
+                    used += more
+                continue
+            w = min(widths[key], self.WHERE_MIN) if key == "where" else widths[key]
+            if used + w + gap <= room or not chosen:
+                chosen[key] = w
+                used += w + gap
+        self._shown = [(key, chosen[key]) for key, _ in render.SESSION_COLUMNS if key in chosen]
+
     def _total_width(self) -> int:
-        return sum(self._widths.values()) + self.GAP * len(self._widths)
+        return sum(w for _, w in self._shown) + self.GAP * len(self._shown)
+
+    def _refit(self) -> None:
+        self._fit()
+        self._strips.clear()
+        self.set_size(len(self.order), self._total_width())
+
+    def on_resize(self) -> None:
+        if (self.scrollable_content_region.width or self.size.width) != self._fitted_to:
+            self._refit()
+        super().on_resize()
 
     def _join(self, cells: dict[str, Text]) -> Text:
         line = Text(no_wrap=True, end="")
-        for key, _ in render.SESSION_COLUMNS:
+        for key, width in self._shown:
             cell = cells[key].copy()
-            width = self._widths[key]
             if cell.cell_len > width:
                 cell.truncate(width, overflow="ellipsis")
             pad = " " * (width - cell.cell_len)
@@ -336,9 +376,8 @@ class SessionList(CursorView):
         for number in (*new, *changed):
             grew = self._build(number) or grew
         if grew:
-            # Wider columns move every line.
-            self._strips.clear()
-            self.refresh()
+            # Wider columns move every line, and may leave no room for some.
+            self._refit()
         if new or (self.sort_column is not None and changed):
             selected = self.selected
             self.order.extend(new)
@@ -360,6 +399,8 @@ class SessionList(CursorView):
             sessions = self.sessions
             self.order.sort(key=lambda n: (sessions[n].sort_key(column), n), reverse=self.sort_reverse)
         self.row_of = {n: row for row, n in enumerate(self.order)}
+        if self._fitted_to < 0:
+            self._fit()
         self.set_size(len(self.order), self._total_width())
         if keep is not None:
             self.cursor = self.row_of[keep]
@@ -373,7 +414,7 @@ class SessionList(CursorView):
         self.refresh_line(0)
 
     def action_sort_next(self) -> None:
-        keys = [key for key, _ in render.SESSION_COLUMNS]
+        keys = [key for key, _ in self._shown]
         column = keys[(keys.index(self.sort_column) + 1) % len(keys)] if self.sort_column in keys else keys[1]
         self.set_sort(column, False)
         self.notify(f"sessions sorted by {dict(render.SESSION_COLUMNS)[column]}", timeout=2, markup=False)
@@ -382,8 +423,8 @@ class SessionList(CursorView):
         self.set_sort(self.sort_column or "n", not self.sort_reverse)
 
     def header_clicked(self, x: int) -> None:
-        for key, _ in render.SESSION_COLUMNS:
-            x -= self._widths[key] + self.GAP
+        for key, width in self._shown:
+            x -= width + self.GAP
             if x < 0:
                 self.set_sort(key, not self.sort_reverse if key == self.sort_column else False)
                 return
