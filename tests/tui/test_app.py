@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -683,5 +684,37 @@ def test_focus_and_layout() -> None:
             room = app.table.scrollable_content_region.width
             row = app.table.get_line(0)
             assert '1000 "bye" by client' in row.plain and row.cell_len <= room
+
+    run(go())
+
+
+def test_export_one_message_and_help_by_keys(tmp_path: Path) -> None:
+    """One message is one message (not "1 messages"); a help line that wraps stays
+    under its description, not under the keys."""
+    from wsinspect.tui.store import MessageFilter
+
+    async def go() -> None:
+        only_hello = MessageFilter(pattern=re.compile("^hello$"), query="^hello$", regex=True)
+        async with tui(BASIC, size=(60, 30), message_filter=only_hello) as (app, pilot):
+            assert len(app.view) == 1
+            await pilot.press("e")
+            assert isinstance(app.screen, ExportScreen)
+            assert "Export the 1 listed message to JSON Lines" in str(app.screen.query_one(".dialog-title").render())
+            target = tmp_path / "one.jsonl"
+            await pilot.press("ctrl+u", *str(target), "enter")
+            await app.workers.wait_for_complete([w for w in app.workers if w.group == "export"])
+            await pilot.pause()
+            notes = [n.message for n in app._notifications]
+            assert f"exported 1 message to {target}" in notes
+            await pilot.press("question_mark")
+            await pilot.pause(0.1)
+            help_text = app.screen.query_one("#help-text")
+            rows = [help_text.render_line(y).text.rstrip() for y in range(help_text.size.height)]
+            start = rows.index("Moving")
+            keys = [row for row in rows[start:] if row and row not in ("Moving", "Finding", "Doing")]
+            wrapped = [row for row in keys if row.startswith(" ")]
+            assert wrapped, "no description wraps at 60 columns: the check needs one"
+            # A continuation starts where descriptions do, after the key column.
+            assert all(len(row) - len(row.lstrip()) >= 14 for row in wrapped), wrapped
 
     run(go())

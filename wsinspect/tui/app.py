@@ -34,7 +34,7 @@ from wsinspect import jsonl
 from wsinspect.messages import Message as WsMessage
 from wsinspect.session import Options, SessionOpened
 from wsinspect.tui import render
-from wsinspect.tui.render import SessionInfo
+from wsinspect.tui.render import SessionInfo, plural
 from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen, compile_pattern
 from wsinspect.tui.store import (
     MAX_PENDING_BATCHES,
@@ -545,8 +545,8 @@ class WsinspectApp(App[None]):
         parts = [
             self.title,
             f"{self.packets:,} packets",
-            f"{n_sessions:,} session{'s' * (n_sessions != 1)}",
-            f"{len(self.store):,} messages",
+            plural(n_sessions, "session"),
+            plural(len(self.store), "message"),
             state,
         ]
         dropped = getattr(self.source, "dropped", 0)
@@ -728,7 +728,7 @@ class WsinspectApp(App[None]):
 
     def action_export(self) -> None:
         if self.filter.active or self.all_sessions:
-            what = f"the {len(self.view):,} listed messages"
+            what = f"the {plural(len(self.view), 'listed message')}"
             path = "wsinspect-messages.jsonl"
             summary = None
         elif self.scope is not None:
@@ -764,7 +764,7 @@ class WsinspectApp(App[None]):
         except OSError as exc:
             self._to_ui(self._note, f"export failed: {exc.strerror or exc}", "error")
             return
-        note = f"exported {len(indices):,} messages to {path}"
+        note = f"exported {plural(len(indices), 'message')} to {path}"
         if not self.done:
             note += " (decoding was still running)"
         self._to_ui(self._note, note)

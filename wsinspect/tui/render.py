@@ -40,6 +40,11 @@ def _style(palette: Palette, role: str) -> Style:
     return palette.get(role, _EMPTY)
 
 
+def plural(n: int, noun: str) -> str:
+    """1 message, 2 messages, 1,000 messages."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
 def seconds(x: float) -> str:
     """Nine characters of seconds, as precise as fits."""
     if x < 100:
@@ -314,7 +319,7 @@ def describe(m: Message, palette: Palette) -> Text:
     parts = [
         frame_opcode_label(m.opcode),
         human_bytes(len(m.payload)),
-        f"{len(m.frames)} frame{'s' * (len(m.frames) != 1)}",
+        plural(len(m.frames), "frame"),
     ]
     parts.append("client → server" if m.dir is Direction.C2S else "server → client")
     if m.masked:
@@ -325,7 +330,7 @@ def describe(m: Message, palette: Palette) -> Text:
     if not m.complete:
         line.append(" · incomplete", _style(palette, "bad"))
     if m.issues:
-        line.append(f" · {len(m.issues)} issue{'s' * (len(m.issues) != 1)} (see Issues)", _style(palette, "issue"))
+        line.append(f" · {plural(len(m.issues), 'issue')} (see Issues)", _style(palette, "issue"))
     return line
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -30,6 +32,7 @@ KEYS = (
     ("f", "filter: direction, opcode, text or regex, issues only"),
     ("a", "all sessions' messages / the selected session's"),
     ("o  O", "sort sessions by the next column / reverse (or click a header)"),
+    ("Tab Space Enter", "in a dialog: next control, tick a box, apply (Esc: close)"),
     ("Doing", None),
     ("e", "export the session, or the listed messages when filtered, to JSON Lines"),
     ("c", "copy the payload (text as is, binary as hex)"),
@@ -52,17 +55,20 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        text = Text(HELP_INTRO + "\n")
+        # A grid: a description that wraps stays in its column, under itself.
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(no_wrap=True, style="bold", min_width=14)
+        keys.add_column()
         for key, what in KEYS:
             if what is None:
-                text.append(f"\n{key}\n", "bold underline")
+                keys.add_row("")
+                keys.add_row(Text(key, "bold underline"))
             else:
-                text.append(f"  {key:<16}", "bold")
-                text.append(f"{what}\n")
+                keys.add_row(key, what)
         with Vertical(id="help-box", classes="dialog"):
             yield Label("wsinspect keys", classes="dialog-title")
             with VerticalScroll():
-                yield Static(text)
+                yield Static(Group(Text(HELP_INTRO), keys), id="help-text")
 
     def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
         self.dismiss(None)
