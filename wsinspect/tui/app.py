@@ -772,7 +772,7 @@ class WsinspectApp(App[None]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand(
-            "Search payloads", "Find messages whose payload matches (/, then n / N)", self.action_search
+            "Search messages", "Find text in messages and close reasons (/, then n / N)", self.action_search
         )
         yield SystemCommand("Filter messages", "By direction, opcode, text or regex, issues (f)", self.action_filter)
         yield SystemCommand(

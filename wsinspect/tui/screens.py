@@ -103,7 +103,7 @@ class SearchScreen(ModalScreen[tuple[str, bool] | None]):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="search-bar", classes="bar"):
-            yield Input(self._text, placeholder="search payloads…", id="search-input")
+            yield Input(self._text, placeholder="search message texts and close reasons…", id="search-input")
             yield FormCheckbox("regex", self._regex, id="search-regex")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
