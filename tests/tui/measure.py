@@ -1,5 +1,6 @@
 """Measure the TUI on a capture: time to the first rows, key latency while decoding,
-decode time, memory.
+decode time, the time to draw a page, memory. (The figures live here, not in the
+tests: a loaded machine would fail a test for nothing.)
 
     python -m tests.tui.synthetic -o big.pcap --sessions 1000 --messages 1000
     python -m tests.tui.measure big.pcap
@@ -57,6 +58,15 @@ async def measure(path: str) -> None:
             await asyncio.sleep(0.05)
         count = len(app.store)
         print(f"decoded {count:,} messages in {len(app.sessions):,} sessions after {time.monotonic() - start:.1f} s")
+        await app.run_action("toggle_all")
+        app.messages.action_last()
+        started = time.monotonic()
+        for _ in range(10):
+            app.messages.action_page(-1)
+            app.messages.clear_cache()
+            for y in range(24):
+                app.messages.render_line(y)
+        print(f"a page of messages drawn in {(time.monotonic() - started) * 100:.1f} ms (all sessions, uncached)")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
         index = app.store.cols.nbytes()
         print(

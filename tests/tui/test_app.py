@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -118,8 +119,7 @@ def test_search_next_previous() -> None:
         async with tui(BASIC) as (app, pilot):
             await pilot.press("enter", "slash")
             assert isinstance(app.screen, SearchScreen)
-            app.screen.query_one("#search-regex", Checkbox).value = True
-            await pilot.press(*"^bye|bye$", "enter")
+            await pilot.press(*"^bye|bye$", "tab", "space", "enter")  # the regex box: Tab, Space
             await wait_for(pilot, lambda: not app.busy and shown(app))
             assert app.detail is not None and app.detail.text == "bye soon"
             first = app.messages.cursor
@@ -131,9 +131,7 @@ def test_search_next_previous() -> None:
             # Matches are marked in the payload.
             payload = app.query_one("#payload", TextView)
             assert payload.pattern is not None and payload.pattern.search("BYE")
-            await pilot.press("slash")
-            app.screen.query_one(Input).value = "no such thing"
-            await pilot.press("enter")
+            await pilot.press("slash", "ctrl+u", *"no such thing", "enter")
             await wait_for(pilot, lambda: not app.busy)
             assert app.messages.cursor == first
 
@@ -253,18 +251,19 @@ def test_help_sort_zoom_palette() -> None:
             await pilot.press("escape")
             assert not isinstance(app.screen, HelpScreen)
             table = app.table
-            await pilot.press("o")  # sort by the client column
-            assert table.sort_column == "client"
-            assert "client ▲" in table.get_header().plain
+            await pilot.press("o")  # sort by the next column shown (at 80 columns: host/path)
+            assert table.sort_column == "where"
+            assert "host/path ▲" in table.get_header().plain
             await pilot.press("O")
-            assert table.sort_reverse and table.order == sorted(table.order, key=lambda n: app.sessions[n].client)[::-1]
+            expected = sorted(table.order, key=lambda n: (app.sessions[n].sort_key("where"), n), reverse=True)
+            assert table.sort_reverse and table.order == expected
             assert table.selected == app.scope
             await pilot.press("enter", "z")
             assert app.screen.maximized is not None
             await pilot.press("z")
             assert app.screen.maximized is None
             titles = {c.title for c in app.get_system_commands(app.screen)}
-            for title in ("Search payloads", "Filter messages", "Export to JSON Lines", "Copy payload", "Keys"):
+            for title in ("Search messages", "Filter messages", "Export to JSON Lines", "Copy payload", "Keys"):
                 assert title in titles
 
     run(go())
@@ -420,5 +419,299 @@ def test_live_handshake_before_the_session_ends() -> None:
             assert '1000 "bye" by client' in app.table.get_line(0).plain
             await pilot.press("ctrl+c")  # quits, as it stops `wsinspect live`
             await wait_for(pilot, lambda: not app.is_running)
+
+    run(go())
+
+
+def test_filter_dialog_and_search_bar_by_keys_only() -> None:
+    """Every control of the filter dialog and the search bar is reached and operated
+    with Tab, Shift+Tab, Space, Enter and Esc (no mouse, no widget poking)."""
+
+    async def go() -> None:
+        async with tui(VIOLATIONS) as (app, pilot):
+            await pilot.press("a")
+            total = len(app.view)
+            await pilot.press("f")
+            dialog = app.screen
+            assert isinstance(dialog, FilterScreen)
+            order = []
+            for _ in range(13):
+                order.append(dialog.focused.id if dialog.focused is not None else None)
+                await pilot.press("tab")
+            assert order == [
+                "filter-direction",
+                *(f"filter-op-{name}" for name in ("text", "binary", "close", "ping", "pong", "other")),
+                "filter-text",
+                "filter-regex",
+                "filter-issues",
+                "filter-apply",
+                "filter-clear",
+                "filter-cancel",
+            ]
+            assert dialog.focused is not None and dialog.focused.id == "filter-direction"  # Tab wraps around
+            await pilot.press("shift+tab")
+            assert dialog.focused is not None and dialog.focused.id == "filter-cancel"
+            await pilot.press("tab")
+            # Direction: Enter opens the list, Down moves to "client to server", Enter picks it.
+            await pilot.press("enter", "down", "enter")
+            assert dialog.query_one("#filter-direction", Select).value == "c2s"
+            await pilot.press("tab")  # text: stays on
+            for _ in range(5):  # binary, close, ping, pong, other: off
+                await pilot.press("tab", "space")
+            await pilot.press("tab")
+            assert dialog.focused is dialog.query_one("#filter-text", Input)
+            await pilot.press(*"^(not|second)", "tab", "space")  # regex on
+            assert dialog.query_one("#filter-text", Input).value == "^(not|second)"
+            assert dialog.query_one("#filter-regex", Checkbox).value
+            await pilot.press("enter")  # Enter on a box applies the form
+            await wait_for(pilot, lambda: not app.busy and not isinstance(app.screen, FilterScreen))
+            assert [app.store.message(i).text for i in app.view] == ["not masked", "second message"]
+            # Clear, reached backwards from the first control.
+            await pilot.press("f", "shift+tab", "shift+tab")
+            assert app.screen.focused is not None and app.screen.focused.id == "filter-clear"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: not app.busy and len(app.view) == total)
+            # Issues only, then Apply with Space.
+            await pilot.press("f", *["tab"] * 9, "space", "tab", "space")
+            await wait_for(pilot, lambda: not app.busy and 0 < len(app.view) < total)
+            assert all(app.store.message(i).issues for i in app.view)
+            await pilot.press("f", "escape")
+            assert not isinstance(app.screen, FilterScreen)
+            # The search bar: Tab to the regex box, Space ticks it (and types nothing), Enter searches.
+            await pilot.press("f", "shift+tab", "shift+tab", "enter", "slash")
+            await wait_for(pilot, lambda: isinstance(app.screen, SearchScreen))
+            await pilot.press(*"^sec.nd", "tab", "space")
+            bar = app.screen
+            assert bar.query_one(Input).value == "^sec.nd"
+            assert bar.query_one(Checkbox).value
+            await pilot.press("shift+tab")
+            assert bar.focused is bar.query_one(Input)
+            await pilot.press("tab", "enter")
+            await wait_for(pilot, lambda: not isinstance(app.screen, SearchScreen) and not app.busy and shown(app))
+            assert app.search_query == ("^sec.nd", True)
+            assert app.detail is not None and app.detail.text == "second message"
+
+    run(go())
+
+
+def test_search_scrolls_to_the_match_and_walks_matches() -> None:
+    """/bye shows its first match in a 71,680-byte text (at character 7,108, far
+    below the top), marked as the current one; n / N walk the matches of the message,
+    then go on to the next (previous) messages that match."""
+
+    def current_line(view: TextView) -> int | None:
+        """The display line on screen that shows the current match, if any."""
+        top = view.scroll_offset.y
+        for y in range(top, min(view.line_count, top + view.scrollable_content_region.height)):
+            if any(span.style == view.palette["current"] for span in view.get_line(y).spans):
+                return y
+        return None
+
+    async def go() -> None:
+        async with tui(BASIC, size=(120, 35)) as (app, pilot):
+            await pilot.press("enter", "slash", *"bye", "enter")
+            await wait_for(pilot, lambda: not app.busy and shown(app))
+            await pilot.pause()
+            view = app.query_one("#payload", TextView)
+            assert app.detail is not None and len(app.detail.payload) == 71_680
+            assert len(view.matches) == 5 and view.current == 0
+            y = current_line(view)
+            assert y is not None and y > 20  # scrolled down to it
+            assert "bye" in view.get_line(y).plain
+            assert "search 'bye' 1/5" in str(app.messages_pane.border_title)
+            for k in range(1, 5):
+                await pilot.press("n")
+                await pilot.pause()
+                assert view.current == k and current_line(view) is not None
+            assert "search 'bye' 5/5" in str(app.messages_pane.border_title)
+            big = app.messages.cursor
+            await pilot.press("n")  # past the last match: the next message
+            await wait_for(pilot, lambda: app.messages.cursor > big and shown(app))
+            soon = app.messages.cursor
+            assert app.detail is not None and app.detail.text == "bye soon" and view.current == 0
+            await pilot.press("n")
+            await wait_for(pilot, lambda: app.messages.cursor == soon + 1 and shown(app))
+            assert app.detail is not None and app.detail.close_reason == "bye"
+            await pilot.press("N")  # back: "bye soon", then the big text at its last match
+            await wait_for(pilot, lambda: app.messages.cursor == soon and shown(app))
+            await pilot.press("N")
+            await wait_for(pilot, lambda: app.messages.cursor == big and shown(app))
+            await pilot.pause()
+            assert view.current == 4 and current_line(view) is not None
+            # Ping payloads are not text: not searched (as read --grep).
+            await pilot.press("slash", *["backspace"] * 3, *"ping-payload", "enter")
+            await wait_for(pilot, lambda: not app.busy)
+            assert app.messages.cursor == big
+            # The header shows the search as typed: one backslash, not repr's two.
+            await pilot.press("slash", *["backspace"] * 12, *"by.\\ssoon", "tab", "space", "enter")
+            await wait_for(pilot, lambda: not app.busy and shown(app) and app.search_query[1])
+            assert app.detail is not None and app.detail.text == "bye soon"
+            assert "search /by.\\ssoon/ 1/1" in str(app.messages_pane.border_title)
+
+    run(go())
+
+
+def read_times(path: Path) -> list[str]:
+    """The time column of `wsinspect read FILE` (its default: since the first packet)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "wsinspect", "read", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(" ") and "#" in line.split()[1]]
+
+
+def test_one_clock_the_same_as_reads() -> None:
+    """Every time in the TUI counts from the capture's first packet, as read's do:
+    the same figures for the same messages, in one session and across all of them."""
+
+    async def go() -> None:
+        for path in (BASIC, VIOLATIONS):
+            expected = read_times(path)
+            async with tui(path, size=(120, 35)) as (app, pilot):
+                await pilot.press("a")  # all sessions, in capture order: read's order
+                await wait_for(pilot, lambda: app.all_sessions and len(app.view) == len(app.store))
+                shown_times = [app.messages.get_line(y).plain[1:10].strip() for y in range(len(app.view))]
+                assert shown_times == expected, path.name
+                assert shown_times == sorted(shown_times, key=float)
+                await pilot.press("a")  # one session's rows: the same clock
+                rows = [app.messages.get_line(y).plain[1:10].strip() for y in range(len(app.view))]
+                assert rows == [expected[i] for i in app.view]
+
+    run(go())
+
+
+def tap_source(path: Path) -> tuple[Any, list[int]]:
+    """A live-like source fed by the test: it yields the capture's packets up to
+    ``allowed[0]``, and None (no packet yet) while it waits for more."""
+    allowed = [0]
+
+    def source() -> Iterator[RawPacket | None]:
+        reader = open_capture(str(path))
+        try:
+            for n, raw in enumerate(reader):
+                while n >= allowed[0]:
+                    yield None
+                    time.sleep(0.005)
+                yield raw
+        finally:
+            reader.close()
+
+    return source, allowed
+
+
+def test_live_follow_pauses_when_the_user_moves_and_resumes_at_the_end() -> None:
+    """While messages keep arriving, moving up (or Enter on a message) stops following
+    the tail: the selected message stays selected; End follows again. The header says
+    which."""
+
+    async def go() -> None:
+        source, allowed = tap_source(BASIC)
+        app = WsinspectApp(source, title="live", live=True)
+        async with app.run_test(size=(120, 35)) as pilot:
+            allowed[0] = 12  # 4 messages (packets 1-12 of the capture)
+            await wait_for(pilot, lambda: len(app.view) >= 4)
+            await pilot.pause(0.3)
+            assert app.follow and app.messages.cursor == len(app.view) - 1
+            assert "following" in str(app.messages_pane.border_title)
+            await pilot.press("tab", "up")  # sessions, then the messages
+            assert focused(app) is app.messages and not app.follow
+            picked = app.messages.selected
+            assert "paused (End: follow)" in str(app.messages_pane.border_title)
+            before = len(app.view)
+            allowed[0] = 20  # 6 more messages arrive while paused
+            await wait_for(pilot, lambda: len(app.view) > before + 3)
+            await pilot.pause(0.3)
+            assert app.messages.selected == picked and not app.follow
+            await pilot.press("end")
+            assert app.follow and app.messages.cursor == len(app.view) - 1
+            assert "following" in str(app.messages_pane.border_title)
+            before = len(app.view)
+            allowed[0] = 100
+            await wait_for(pilot, lambda: len(app.view) > before and app.messages.cursor == len(app.view) - 1)
+            # Enter on a message pauses too: the message read stays put.
+            await pilot.press("enter")
+            assert not app.follow
+            picked = app.messages.selected
+            allowed[0] = 10_000
+            await wait_for(pilot, lambda: app.done)
+            await settle(app, pilot)
+            assert app.messages.selected == picked and app.messages.cursor < len(app.view) - 1
+            await pilot.press("s")  # the footer's key follows again
+            assert app.follow and app.messages.cursor == len(app.view) - 1
+
+    run(go())
+
+
+def test_focus_and_layout() -> None:
+    """Tab from the messages lands in the detail's text, where the keys scroll it; z
+    gives the pane the whole screen; the sessions table keeps its key columns at
+    80x24 and shows the close column whole at 120."""
+
+    async def go() -> None:
+        async with tui(BASIC, size=(80, 24)) as (app, pilot):
+            header = app.table.get_header().plain
+            for label in ("#", "host/path", "HTTP", "msgs", "close", "issues"):
+                assert f" {label} " in f" {header} ", label
+            room = app.table.scrollable_content_region.width
+            assert app.table.get_header().cell_len <= room and app.table.get_line(0).cell_len <= room
+            await pilot.press("enter")
+            big = next(row for row, i in enumerate(app.view) if app.store.cols.length[i] == 71_680)
+            await pilot.press(*["down"] * big)
+            await wait_for(pilot, lambda: shown(app))
+            await pilot.press("tab")
+            payload = app.query_one("#payload", TextView)
+            assert focused(app) is payload
+            await pilot.press("pagedown", "down")
+            assert payload.scroll_offset.y > 1
+            await pilot.press("z")
+            await pilot.pause(0.1)
+            maximized = app.screen.maximized
+            assert maximized is not None
+            footer = 1
+            assert maximized.region.height == 24 - footer and maximized.region.y == 0
+            await pilot.press("z", "shift+tab", "shift+tab", "z")
+            assert focused(app) is app.table
+            await pilot.pause(0.1)
+            assert app.screen.maximized is app.table and app.table.region.height == 24 - footer
+        async with tui(BASIC, size=(120, 35)) as (app, pilot):
+            room = app.table.scrollable_content_region.width
+            row = app.table.get_line(0)
+            assert '1000 "bye" by client' in row.plain and row.cell_len <= room
+
+    run(go())
+
+
+def test_export_one_message_and_help_by_keys(tmp_path: Path) -> None:
+    """One message is one message (not "1 messages"); a help line that wraps stays
+    under its description, not under the keys."""
+    from wsinspect.tui.store import MessageFilter
+
+    async def go() -> None:
+        only_hello = MessageFilter(pattern=re.compile("^hello$"), query="^hello$", regex=True)
+        async with tui(BASIC, size=(60, 30), message_filter=only_hello) as (app, pilot):
+            assert len(app.view) == 1
+            await pilot.press("e")
+            assert isinstance(app.screen, ExportScreen)
+            assert "Export the 1 listed message to JSON Lines" in str(app.screen.query_one(".dialog-title").render())
+            target = tmp_path / "one.jsonl"
+            await pilot.press("ctrl+u", *str(target), "enter")
+            await app.workers.wait_for_complete([w for w in app.workers if w.group == "export"])
+            await pilot.pause()
+            notes = [n.message for n in app._notifications]
+            assert f"exported 1 message to {target}" in notes
+            await pilot.press("question_mark")
+            await pilot.pause(0.1)
+            help_text = app.screen.query_one("#help-text")
+            rows = [help_text.render_line(y).text.rstrip() for y in range(help_text.size.height)]
+            start = rows.index("Moving")
+            keys = [row for row in rows[start:] if row and row not in ("Moving", "Finding", "Doing")]
+            wrapped = [row for row in keys if row.startswith(" ")]
+            assert wrapped, "no description wraps at 60 columns: the check needs one"
+            # A continuation starts where descriptions do, after the key column.
+            assert all(len(row) - len(row.lstrip()) >= 14 for row in wrapped), wrapped
 
     run(go())

@@ -14,6 +14,7 @@ from tests.tui.conftest import CAPTURES
 from wsinspect import jsonl
 from wsinspect.capture import open_capture
 from wsinspect.packet import RawPacket
+from wsinspect.search import search_text
 from wsinspect.session import SessionUpgraded
 from wsinspect.tui import render
 from wsinspect.tui.store import Batch, Decoder, FileSource, MessageFilter, MessageStore, Spill, search
@@ -52,6 +53,8 @@ def test_messages_come_back_as_decoded(path: Path) -> None:
         for i, m in enumerate(decoded):
             assert jsonl.message_record(store.message(i)) == jsonl.message_record(m)
             assert store.payload(i) == m.payload
+            # Searches (/, the filter, --grep) look in the same text as read --grep.
+            assert store.search_text(i) == search_text(m)
         assert batches[-1].done
         assert sum(len(b.columns) for b in batches) == len(decoded)
     finally:
@@ -131,6 +134,23 @@ def test_json_payload_lines_keep_json_escapes() -> None:
     assert '"x\\"y\\u001b"' in text
     assert "\\u202e" in text and "\\x85" in text
     assert "\u202e" not in text and "\x85" not in text
+
+
+def test_search_looks_in_texts_and_close_reasons_only() -> None:
+    """One search semantic: a text message's text, a close message's reason; binary,
+    ping and pong payloads are never matched, even when they hold the text."""
+    store, _ = load(CAPTURES / "websockets_basic.pcap")
+    try:
+        everything = range(len(store))
+        bye = [store.message(i) for i in MessageFilter(pattern=re.compile("bye")).select(store, everything) or ()]
+        assert [(m.opcode, m.text or m.close_reason) for m in bye][1:] == [(1, "bye soon"), (8, "bye"), (8, "bye")]
+        assert len(bye[0].payload) == 71_680
+        pings = [i for i in everything if store.cols.opcode[i] in (9, 10)]
+        assert pings and b"ping-payload" in store.payload(pings[0])
+        assert search(store, everything, re.compile("ping-payload"), 0, 1) is None
+        assert not MessageFilter(pattern=re.compile("ping")).accepts(store.message(pings[0]))
+    finally:
+        store.spill.close()
 
 
 def test_filter_accepts_a_message_as_matches_its_record() -> None:

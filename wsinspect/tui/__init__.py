@@ -12,7 +12,7 @@ from typing import Any
 
 TUI_EPILOG = """\
 keys:
-  ↑ ↓ j k move, Tab next pane, Enter drill in, / search (n / N), f filter,
+  ↑ ↓ j k move, Tab next pane, Enter drill in, / search texts (n / N), f filter,
   e export to JSON Lines, c copy the payload, ? every key, q quit.
 """
 
@@ -29,7 +29,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         epilog=TUI_EPILOG,
     )
     add_file_arguments(p, stdin=False)
-    add_filter_options(p, "filters (the f key changes them)", "only messages whose payload matches REGEX")
+    add_filter_options(
+        p, "filters (the f key changes them)", "only messages whose text (or close reason) matches REGEX"
+    )
     add_size_option(p)
     live = sub.choices.get("live")
     if live is not None:

@@ -27,14 +27,14 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 from textual.worker import get_current_worker
 
 from wsinspect import jsonl
 from wsinspect.messages import Message as WsMessage
 from wsinspect.session import Options, SessionOpened
 from wsinspect.tui import render
-from wsinspect.tui.render import SessionInfo
+from wsinspect.tui.render import SessionInfo, plural
 from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen, compile_pattern
 from wsinspect.tui.store import (
     MAX_PENDING_BATCHES,
@@ -46,7 +46,18 @@ from wsinspect.tui.store import (
     Spill,
     search,
 )
-from wsinspect.tui.widgets import HexView, Layout, LineView, MessageList, SessionList, TextView, wrap
+from wsinspect.tui.widgets import (
+    MAX_MATCHES,
+    HexView,
+    Layout,
+    LineView,
+    Match,
+    MessageList,
+    SessionList,
+    TextView,
+    find_matches,
+    wrap,
+)
 
 TABS = ("payload", "hex", "frames", "handshake", "issues")
 # How often the screen shows what the decoder found (a batch arrives every 0.1 s).
@@ -135,7 +146,6 @@ class WsinspectApp(App[None]):
         # -c counts the messages of the starting filter, the ones the view shows.
         counted = self.filter.accepts if self.filter.active else None
         self.decoder = Decoder(self.spill, options, sessions, count, counted, live)
-        self.follow = live
         self.all_sessions = live
         self.scope: int | None = None  # the selected session
         self.base_view: Sequence[int] = array("I")
@@ -143,6 +153,8 @@ class WsinspectApp(App[None]):
         self._filtered_upto: int | None = None  # base_view messages already filtered into view
         self._generation = 0  # bumped whenever the view changes: stale worker results are dropped
         self.search_pattern: re.Pattern[str] | None = None
+        # (message, step) a search moved to: its detail opens at the first (or last) match.
+        self._jump: tuple[int, int] | None = None
         self.search_query: tuple[str, bool] = ("", False)
         self.detail: WsMessage | None = None
         self.done = False
@@ -167,6 +179,7 @@ class WsinspectApp(App[None]):
         self.table = SessionList(self.sessions, id="sessions")
         self.messages_pane = Vertical(id="messages-pane")
         self.messages = MessageList(self.store, id="messages")
+        self.messages.follow = self.messages.resume_at_end = live
         self.detail_tabs = TabbedContent(id="detail")
         self.payload_view = TextView(id="payload")
         self.hex_view = HexView(id="hex")
@@ -175,6 +188,10 @@ class WsinspectApp(App[None]):
         self.issues_view = TextView(id="issues")
         # Follow-tail is for live captures: shown in the footer there, a hidden key elsewhere.
         self.bind("s", "follow", description="Follow", show=live)
+        # The actions of the keys above: they belong to the main screen, not to the dialogs over it.
+        self._main_actions = frozenset(
+            {b.action.partition("(")[0] for b in self.BINDINGS if isinstance(b, Binding)} | {"follow"}
+        )
 
     # -- layout -------------------------------------------------------------
 
@@ -199,7 +216,9 @@ class WsinspectApp(App[None]):
 
     def on_mount(self) -> None:
         table = self.table
-        self.messages.session_start = self._session_start
+        # Tab goes from the messages straight into the detail's text, where the arrows
+        # and PgDn scroll: the tab strip is switched with 1-5 (or a click), not focused.
+        self.detail_tabs.query_one(Tabs).can_focus = False
         self._show_view()
         table.focus()
         self.set_interval(REFRESH_INTERVAL, self._refresh_screen)
@@ -257,10 +276,6 @@ class WsinspectApp(App[None]):
         if self.is_running:
             callback(*args)
 
-    def _session_start(self, session: int) -> float:
-        info = self.sessions.get(session)
-        return info.start if info is not None else 0.0
-
     # -- decoding -----------------------------------------------------------
 
     def _decode(self) -> None:
@@ -288,7 +303,8 @@ class WsinspectApp(App[None]):
         self.packets = batch.packets
         self.bytes_read = batch.bytes_read
         if self.origin is None and batch.first_ts is not None:
-            self.origin = batch.first_ts
+            # One clock for the whole TUI, read's: seconds since the capture's first packet.
+            self.origin = self.messages.origin = self.table.origin = batch.first_ts
         for opened in batch.opened:
             self._new.append(self._open(opened))
         for upgraded in batch.upgraded:
@@ -342,7 +358,7 @@ class WsinspectApp(App[None]):
             return
         self._new, self._changed, self._described = [], set(), set()
         self._first = not self.sessions
-        self._update_table(new, changed)
+        self.table.update([info.number for info in new], changed)
         if self.scope is None and self.sessions:
             self._select_session(min(self.sessions))
         self._grow_view()
@@ -359,11 +375,6 @@ class WsinspectApp(App[None]):
         info = SessionInfo(opened.session, opened.client, opened.server, opened.ts, opened.ts, [0, 0], [0, 0])
         self.sessions[opened.session] = info
         return info
-
-    def _update_table(self, new: list[SessionInfo], changed: set[int]) -> None:
-        table = self.table
-        table.origin = self.origin or 0.0
-        table.update([info.number for info in new], changed)
 
     # -- the sessions list ----------------------------------------------------
 
@@ -449,12 +460,12 @@ class WsinspectApp(App[None]):
                 if matches(self.store, base[k]):
                     view.append(base[k])
             self._filtered_upto = len(base)
-        self.messages.grew(self.follow)
+        self.messages.grew()
         self._update_header()
 
     def on_message_list_highlighted(self, event: MessageList.Highlighted) -> None:
         if self.is_running:  # not while closing
-            self._load_detail(event.index, self.payload_view.palette, self.payload_view.wrap_width)
+            self._load_detail(event.index, self.payload_view.palette, self.payload_view.wrap_width, self.search_pattern)
 
     def on_message_list_opened(self, event: MessageList.Opened) -> None:
         pane = self.detail_tabs.active_pane
@@ -462,17 +473,29 @@ class WsinspectApp(App[None]):
             pane.query_one(LineView).focus()
 
     @work(thread=True, exclusive=True, group="detail")
-    def _load_detail(self, index: int | None, palette: dict[str, Any], width: int) -> None:
-        """Thread worker: read the message back, lay out its payload (a big one takes time)."""
+    def _load_detail(
+        self, index: int | None, palette: dict[str, Any], width: int, pattern: re.Pattern[str] | None
+    ) -> None:
+        """Thread worker: read the message back, lay out its payload and find the
+        search's matches in it (a big one takes time)."""
         if index is None:
-            self._to_ui(self._show_detail, None, None, None)
+            self._to_ui(self._show_detail, None, None, None, None, [])
             return
         with self._reading():
             m = self.store.message(index)
         payload = render.payload_view(m, palette)
-        self._to_ui(self._show_detail, m, payload, wrap(payload.heading, payload.lines, width))
+        layout = wrap(payload.heading, payload.lines, width)
+        found = find_matches(payload.lines, pattern) if pattern is not None else []
+        self._to_ui(self._show_detail, index, m, payload, layout, found)
 
-    def _show_detail(self, m: WsMessage | None, payload: render.Payload | None, layout: Layout | None) -> None:
+    def _show_detail(
+        self,
+        index: int | None,
+        m: WsMessage | None,
+        payload: render.Payload | None,
+        layout: Layout | None,
+        found: list[Match],
+    ) -> None:
         self.detail = m
         palette = self.payload_view.palette
         info = self.sessions.get(m.session if m is not None else self.scope or -1)
@@ -486,8 +509,18 @@ class WsinspectApp(App[None]):
             self.frames_view.show([hint], [])
         else:
             payload_view.show(
-                payload.heading, payload.lines, json=payload.json, pattern=self.search_pattern, layout=layout
+                payload.heading,
+                payload.lines,
+                json=payload.json,
+                pattern=self.search_pattern,
+                layout=layout,
+                matches=found,
             )
+            jump, self._jump = self._jump, None
+            if jump is not None and jump[0] == index and found:
+                # A search brought us here: its first match (its last, going back) in view.
+                payload_view.show_match(0 if jump[1] > 0 else len(found) - 1)
+            self._update_header()
             hex_view.show(m.payload, [render.describe(m, palette)])
             self.frames_view.show(render.frames_lines(m, palette), [])
         self.handshake_view.show(render.handshake_lines(info, palette), [])
@@ -512,8 +545,8 @@ class WsinspectApp(App[None]):
         parts = [
             self.title,
             f"{self.packets:,} packets",
-            f"{n_sessions:,} session{'s' * (n_sessions != 1)}",
-            f"{len(self.store):,} messages",
+            plural(n_sessions, "session"),
+            plural(len(self.store), "message"),
             state,
         ]
         dropped = getattr(self.source, "dropped", 0)
@@ -535,9 +568,15 @@ class WsinspectApp(App[None]):
         if self.filter.active:
             parts.append(f"filter {self.filter.describe()}")
         if self.search_pattern is not None:
-            parts.append(f"search {self.search_query[0]!r}")
+            search = f"search {self._search_label()}"
+            current, found = self.payload_view.current, self.payload_view.matches
+            if current is not None:
+                search += f" {current + 1}/{len(found)}{'+' * (len(found) >= MAX_MATCHES)}"
+            parts.append(search)
         if self.follow:
             parts.append("following")
+        elif self.live:
+            parts.append("paused (End: follow)")
         self.messages_pane.border_title = Text(" · ".join(parts))
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
@@ -550,10 +589,9 @@ class WsinspectApp(App[None]):
     # -- actions --------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # The app's keys belong to the main screen, not to the dialogs over it.
-        if action == "command_palette":
-            return True
-        return not isinstance(self.screen, ModalScreen)
+        # Only the main screen's keys are off in a dialog: Tab and Shift+Tab are app
+        # actions too (app.focus_next / focus_previous), and a dialog needs them.
+        return not (action in self._main_actions and isinstance(self.screen, ModalScreen))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -587,15 +625,25 @@ class WsinspectApp(App[None]):
         self._show_view(self.messages.selected)
         self._note("all sessions' messages" if self.all_sessions else f"messages of session #{self.scope}")
 
+    @property
+    def follow(self) -> bool:
+        """Following the tail: the cursor on each new last message."""
+        return self.messages.follow
+
     def action_follow(self) -> None:
-        self.follow = not self.follow
-        if self.follow:
-            self.messages.action_last()
+        self.messages.set_follow(not self.follow)
+
+    def on_message_list_follow_changed(self, event: MessageList.FollowChanged) -> None:
         self._update_header()
 
     def action_search(self) -> None:
         text, regex = self.search_query
         self.push_screen(SearchScreen(text, regex), self._searched)
+
+    def _search_label(self) -> str:
+        """The search as typed: /regex/ or 'text' (no repr: backslashes stay single)."""
+        text, regex = self.search_query
+        return f"/{text}/" if regex else f"'{text}'"
 
     def _searched(self, result: tuple[str, bool] | None) -> None:
         if not result or not result[0]:
@@ -612,8 +660,13 @@ class WsinspectApp(App[None]):
         self._run_search(1, include_current=True)
 
     def action_search_next(self, step: int) -> None:
+        """n / N: the next match in the message shown, then in the next messages."""
         if self.search_pattern is None:
             self.action_search()
+            return
+        if self.payload_view.step_match(step):
+            self.detail_tabs.active = "tab-payload"
+            self._update_header()
             return
         self._run_search(step)
 
@@ -634,18 +687,22 @@ class WsinspectApp(App[None]):
         indices = range(n) if isinstance(view, AllMessages) else view[:n]
         with self._reading():
             pos = search(self.store, indices, pattern, start % n, step, worker.cancelled_event)
-        self._to_ui(self._found, generation, pos, pattern)
+        self._to_ui(self._found, generation, pos, step)
 
-    def _found(self, generation: int, pos: int | None, pattern: re.Pattern[str]) -> None:
+    def _found(self, generation: int, pos: int | None, step: int) -> None:
         self.busy = ""
         self._update_status()
         if generation != self._generation:
             return
         if pos is None:
             where = "the listed messages" if self.all_sessions else "this session (a: all sessions)"
-            self._note(f"{self.search_query[0]!r} not found in {where}", "warning")
+            self._note(f"{self._search_label()} not found in {where}", "warning")
             return
-        self.messages.move_to(pos)
+        self._jump = (self.view[pos], step)
+        if pos == self.messages.cursor:
+            self.messages.reannounce()  # its detail again, with the matches
+        else:
+            self.messages.move_to(pos)
         self.detail_tabs.active = "tab-payload"
 
     def action_filter(self) -> None:
@@ -671,7 +728,7 @@ class WsinspectApp(App[None]):
 
     def action_export(self) -> None:
         if self.filter.active or self.all_sessions:
-            what = f"the {len(self.view):,} listed messages"
+            what = f"the {plural(len(self.view), 'listed message')}"
             path = "wsinspect-messages.jsonl"
             summary = None
         elif self.scope is not None:
@@ -707,7 +764,7 @@ class WsinspectApp(App[None]):
         except OSError as exc:
             self._to_ui(self._note, f"export failed: {exc.strerror or exc}", "error")
             return
-        note = f"exported {len(indices):,} messages to {path}"
+        note = f"exported {plural(len(indices), 'message')} to {path}"
         if not self.done:
             note += " (decoding was still running)"
         self._to_ui(self._note, note)
@@ -715,7 +772,7 @@ class WsinspectApp(App[None]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand(
-            "Search payloads", "Find messages whose payload matches (/, then n / N)", self.action_search
+            "Search messages", "Find text in messages and close reasons (/, then n / N)", self.action_search
         )
         yield SystemCommand("Filter messages", "By direction, opcode, text or regex, issues (f)", self.action_filter)
         yield SystemCommand(

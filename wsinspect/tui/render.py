@@ -40,6 +40,11 @@ def _style(palette: Palette, role: str) -> Style:
     return palette.get(role, _EMPTY)
 
 
+def plural(n: int, noun: str) -> str:
+    """1 message, 2 messages, 1,000 messages."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
 def seconds(x: float) -> str:
     """Nine characters of seconds, as precise as fits."""
     if x < 100:
@@ -57,8 +62,8 @@ def delta(x: float) -> str:
     return f"+{x:8.0f}"
 
 
-# Message rows: marker, time in session, delta, direction, opcode, length, wire size,
-# frames, preview. The header is laid out by the same widths.
+# Message rows: marker, time (since the capture's first packet, as `read` shows it), delta,
+# direction, opcode, length, wire size, frames, preview. The header is laid out by the same widths.
 ROW_FIXED = 1 + 9 + 1 + 9 + 1 + 1 + 1 + 6 + 1 + 8 + 1 + 7 + 1 + 3 + 1
 
 
@@ -71,12 +76,13 @@ def message_row(
     store: MessageStore,
     i: int,
     previous_ts: float | None,
-    session_start: float,
+    origin: float,
     width: int,
     palette: Palette,
     show_session: bool = False,
 ) -> Text:
-    """One line of the messages view for message ``i``."""
+    """One line of the messages view for message ``i``; its time counts from
+    ``origin``, the capture's first packet (the clock of `read`'s default -t r)."""
     cols = store.cols
     flags = cols.flags[i]
     opcode = cols.opcode[i]
@@ -86,7 +92,7 @@ def message_row(
     s2c = flags & F_S2C
     row = Text(no_wrap=True, end="")
     row.append("!" if flags & F_ISSUES else " ", _style(palette, "issue"))
-    row.append(seconds(max(0.0, ts - session_start)), _style(palette, "muted"))
+    row.append(seconds(max(0.0, ts - origin)), _style(palette, "muted"))
     row.append(" ")
     row.append(delta(max(0.0, ts - previous_ts)) if previous_ts is not None else " " * 9, _style(palette, "muted"))
     row.append(" ")
@@ -313,7 +319,7 @@ def describe(m: Message, palette: Palette) -> Text:
     parts = [
         frame_opcode_label(m.opcode),
         human_bytes(len(m.payload)),
-        f"{len(m.frames)} frame{'s' * (len(m.frames) != 1)}",
+        plural(len(m.frames), "frame"),
     ]
     parts.append("client → server" if m.dir is Direction.C2S else "server → client")
     if m.masked:
@@ -324,7 +330,7 @@ def describe(m: Message, palette: Palette) -> Text:
     if not m.complete:
         line.append(" · incomplete", _style(palette, "bad"))
     if m.issues:
-        line.append(f" · {len(m.issues)} issue{'s' * (len(m.issues) != 1)} (see Issues)", _style(palette, "issue"))
+        line.append(f" · {plural(len(m.issues), 'issue')} (see Issues)", _style(palette, "issue"))
     return line
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -25,15 +27,16 @@ KEYS = (
     ("1 … 5", "detail tab: Payload, Hex, Frames, Handshake, Issues"),
     ("z", "maximise the pane in use (again: restore)"),
     ("Finding", None),
-    ("/", "search payloads of the listed messages"),
-    ("n  N", "next / previous match"),
+    ("/", "search the listed messages' texts and close reasons"),
+    ("n  N", "next / previous match: in the message, then in the next ones"),
     ("f", "filter: direction, opcode, text or regex, issues only"),
     ("a", "all sessions' messages / the selected session's"),
     ("o  O", "sort sessions by the next column / reverse (or click a header)"),
+    ("Tab Space Enter", "in a dialog: next control, tick a box, apply (Esc: close)"),
     ("Doing", None),
     ("e", "export the session, or the listed messages when filtered, to JSON Lines"),
     ("c", "copy the payload (text as is, binary as hex)"),
-    ("s", "follow the tail: jump to new messages as they arrive"),
+    ("s  End", "follow the tail (live); moving up or Enter on a message pauses it"),
     ("Ctrl+P", "command palette: every action, and the theme (dark / light)"),
     ("?", "this help"),
     ("q  Ctrl+C", "quit (in live mode: stop the capture)"),
@@ -52,26 +55,46 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        text = Text(HELP_INTRO + "\n")
+        # A grid: a description that wraps stays in its column, under itself.
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(no_wrap=True, style="bold", min_width=14)
+        keys.add_column()
         for key, what in KEYS:
             if what is None:
-                text.append(f"\n{key}\n", "bold underline")
+                keys.add_row("")
+                keys.add_row(Text(key, "bold underline"))
             else:
-                text.append(f"  {key:<16}", "bold")
-                text.append(f"{what}\n")
+                keys.add_row(key, what)
         with Vertical(id="help-box", classes="dialog"):
             yield Label("wsinspect keys", classes="dialog-title")
             with VerticalScroll():
-                yield Static(text)
+                yield Static(Group(Text(HELP_INTRO), keys), id="help-text")
 
     def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
         self.dismiss(None)
 
 
-class SearchScreen(ModalScreen[tuple[str, bool] | None]):
-    """Asks for a search: text (case-insensitive unless it has capitals) or a regex."""
+class FormCheckbox(Checkbox, inherit_bindings=False):
+    """A checkbox of a form: Space toggles it, Enter submits the form (as in an HTML
+    form; Textual's Checkbox toggles on Enter too)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=True)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("space", "toggle_button", "Toggle", show=False)]
+
+
+class FormButton(Button):
+    """A button that Space presses too, as Enter does."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("space", "press", "Press", show=False)]
+
+
+class SearchScreen(ModalScreen[tuple[str, bool] | None]):
+    """Asks for a search: text (case-insensitive unless it has capitals) or a regex.
+    Tab reaches the regex box; Enter searches from either."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", show=True),
+        Binding("enter", "submit", "Search", show=True),
+    ]
 
     def __init__(self, text: str = "", regex: bool = False) -> None:
         super().__init__()
@@ -80,12 +103,15 @@ class SearchScreen(ModalScreen[tuple[str, bool] | None]):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="search-bar", classes="bar"):
-            yield Input(self._text, placeholder="search payloads…", id="search-input")
-            yield Checkbox("regex", self._regex, id="search-regex")
+            yield Input(self._text, placeholder="search message texts and close reasons…", id="search-input")
+            yield FormCheckbox("regex", self._regex, id="search-regex")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.dismiss((event.value, self.query_one("#search-regex", Checkbox).value))
+        self.action_submit()
+
+    def action_submit(self) -> None:
+        self.dismiss((self.query_one(Input).value, self.query_one(FormCheckbox).value))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -104,9 +130,15 @@ OPCODE_BOXES = (
 
 
 class FilterScreen(ModalScreen[MessageFilter | None]):
-    """Edits the message filter; Apply returns the new one, Clear an empty one."""
+    """Edits the message filter; Apply returns the new one, Clear an empty one.
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=True)]
+    Every control is reached with Tab / Shift+Tab; Space toggles a box, Enter applies
+    (on the direction it opens the list, on Clear and Cancel it presses them)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", show=True),
+        Binding("enter", "apply", "Apply", show=True),
+    ]
 
     def __init__(self, current: MessageFilter) -> None:
         super().__init__()
@@ -130,33 +162,34 @@ class FilterScreen(ModalScreen[MessageFilter | None]):
                 )
             with Horizontal(classes="row"):
                 for name, op in OPCODE_BOXES:
-                    yield Checkbox(name, f.opcodes is None or op in f.opcodes, id=f"filter-op-{name}", compact=True)
+                    yield FormCheckbox(name, f.opcodes is None or op in f.opcodes, id=f"filter-op-{name}", compact=True)
             with Horizontal(classes="row"):
                 yield Label("text", classes="field")
                 yield Input(f.query, placeholder="text in the payload", id="filter-text")
-                yield Checkbox("regex", f.regex, id="filter-regex", compact=True)
+                yield FormCheckbox("regex", f.regex, id="filter-regex", compact=True)
             with Horizontal(classes="row"):
-                yield Checkbox("only messages with issues", f.issues_only, id="filter-issues", compact=True)
+                yield FormCheckbox("only messages with issues", f.issues_only, id="filter-issues", compact=True)
             with Horizontal(classes="buttons"):
-                yield Button("Apply", variant="primary", id="filter-apply", compact=True)
-                yield Button("Clear", id="filter-clear", compact=True)
-                yield Button("Cancel", id="filter-cancel", compact=True)
+                yield FormButton("Apply", variant="primary", id="filter-apply", compact=True)
+                yield FormButton("Clear", id="filter-clear", compact=True)
+                yield FormButton("Cancel", id="filter-cancel", compact=True)
             yield Static("", id="filter-error")
+            yield Static("Tab / Shift+Tab: move   Space: tick a box   Enter: apply   Esc: cancel", classes="hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self._apply()
+        self.action_apply()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         if event.button.id == "filter-apply":
-            self._apply()
+            self.action_apply()
         elif event.button.id == "filter-clear":
             self.dismiss(MessageFilter())
         else:
             self.dismiss(None)
 
-    def _apply(self) -> None:
+    def action_apply(self) -> None:
         direction = self.query_one("#filter-direction", Select).value
         ops = frozenset(op for name, op in OPCODE_BOXES if self.query_one(f"#filter-op-{name}", Checkbox).value)
         text = self.query_one("#filter-text", Input).value

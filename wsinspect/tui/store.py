@@ -31,6 +31,7 @@ from wsinspect.frames import Frame
 from wsinspect.issues import Issue
 from wsinspect.messages import Message
 from wsinspect.packet import RawPacket
+from wsinspect.search import matches, search_text
 from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary, SessionUpgraded
 from wsinspect.vocab import KNOWN_OPCODES, Direction, opcode_label
 
@@ -367,14 +368,16 @@ class MessageStore:
         """The first ``n`` payload bytes (for a preview line)."""
         return self.spill.read(self.cols.offset[i], min(n, self.cols.length[i]))
 
-    def text(self, i: int) -> str:
-        """The payload as text to search in: text messages as decoded, anything else
-        as UTF-8 with invalid bytes replaced (so a close reason or an ASCII-ish binary
-        protocol can be searched too)."""
-        payload = self.payload(i)
-        if self.cols.flags[i] & F_TEXT:
-            return payload.decode("utf-8", "ignore")
-        return payload.decode("utf-8", "replace")
+    def search_text(self, i: int) -> str | None:
+        """search.search_text() of message ``i``: rebuilt only for a close reason or a
+        cut text (a whole text message is its payload, decoded as the decoder did)."""
+        flags = self.cols.flags[i]
+        if flags & F_TEXT and flags & F_COMPLETE:
+            # "replace": invalid bytes are in a text only beside a TCP hole (messages.py).
+            return self.payload(i).decode("utf-8", "replace")
+        if flags & F_TEXT or self.cols.opcode[i] == 8:
+            return search_text(self.message(i))
+        return None
 
     def message(self, i: int) -> Message:
         """Rebuild message ``i`` as the decoder produced it (frames without payload bytes)."""
@@ -467,7 +470,10 @@ class MessageFilter:
                 return False
         if self.issues_only and not flags & F_ISSUES:
             return False
-        return self.pattern is None or self.pattern.search(store.text(i)) is not None
+        if self.pattern is None:
+            return True
+        text = store.search_text(i)
+        return text is not None and self.pattern.search(text) is not None
 
     def accepts(self, m: Message) -> bool:
         """``matches`` for a decoded message (before it is in a store)."""
@@ -478,10 +484,7 @@ class MessageFilter:
             return False
         if self.issues_only and not m.issues:
             return False
-        if self.pattern is None:
-            return True
-        text = m.text if m.text is not None else m.payload.decode("utf-8", "replace")
-        return self.pattern.search(text) is not None
+        return self.pattern is None or matches(self.pattern, m)
 
     def select(
         self, store: MessageStore, indices: Sequence[int], cancelled: threading.Event | None = None
@@ -507,13 +510,14 @@ def search(
     cancelled: threading.Event | None = None,
 ) -> int | None:
     """The position in ``indices`` of the next message (after ``start``, wrapping
-    around, going by ``step`` = 1 or -1) whose payload matches ``pattern``."""
+    around, going by ``step`` = 1 or -1) whose search text matches ``pattern``."""
     n = len(indices)
     for k in range(1, n + 1):
         if cancelled is not None and not k & 0x3FF and cancelled.is_set():
             return None
         pos = (start + k * step) % n
-        if pattern.search(store.text(indices[pos])):
+        text = store.search_text(indices[pos])
+        if text is not None and pattern.search(text):
             return pos
     return None
 

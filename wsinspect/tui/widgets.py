@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections.abc import Callable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.cells import get_character_cell_size
@@ -32,7 +33,20 @@ from wsinspect.tui.render import SessionInfo
 from wsinspect.tui.store import MessageStore
 from wsinspect.vocab import Direction
 
-ROLES = (Direction.C2S.value, Direction.S2C.value, "control", "issue", "muted", "heading", "ok", "bad", "match")
+ROLES = (
+    Direction.C2S.value,
+    Direction.S2C.value,
+    "control",
+    "issue",
+    "muted",
+    "heading",
+    "ok",
+    "bad",
+    "match",
+    "current",
+)
+# Matches of a search found in a payload's lines; n / N walk them.
+MAX_MATCHES = 10_000
 
 
 def component_style(widget: ScrollView, name: str) -> Style:
@@ -188,23 +202,31 @@ class CursorView(LineView):
             top = row - visible + 1
         self.scroll_to(y=max(0, top), animate=False, immediate=True)
 
+    def steered(self) -> None:
+        """Called after the user moved the cursor (a key or a click)."""
+
     def action_cursor(self, step: int) -> None:
         self.move_to(self.cursor + step)
+        self.steered()
 
     def action_page(self, step: int) -> None:
         self.move_to(self.cursor + step * max(1, self.scrollable_content_region.height - self.header_height - 1))
+        self.steered()
 
     def action_first(self) -> None:
         self.move_to(0)
+        self.steered()
 
     def action_last(self) -> None:
         self.move_to(self._lines - 1)
+        self.steered()
 
     def on_click(self, event: events.Click) -> None:
         if event.y < self.header_height:
             self.header_clicked(event.x + self.scroll_offset.x)
             return
         self.move_to(self.scroll_offset.y + event.y - self.header_height)
+        self.steered()
         if event.chain == 2:
             self.action_open()
 
@@ -237,6 +259,14 @@ class SessionList(CursorView):
     # Right-aligned columns, and columns cut with an ellipsis beyond a width.
     NUMERIC = frozenset(("n", "msgs", "bytes", "issues", "start", "duration"))
     CAP: ClassVar[dict[str, int]] = {"where": 40, "close": 30, "proto": 16, "ext": 40}
+    # Which columns a narrow pane keeps, first to last; "+where" is where the host/path
+    # column, given WHERE_MIN cells at first, gets the rest of its width. The Handshake
+    # tab shows what is left out.
+    PRIORITY = (
+        *("n", "where", "status", "msgs", "close", "issues", "bytes", "+where"),
+        *("client", "server", "start", "duration", "proto", "ext"),
+    )
+    WHERE_MIN = 16
 
     class Highlighted(Message):
         def __init__(self, number: int) -> None:
@@ -257,6 +287,8 @@ class SessionList(CursorView):
         self._cells: dict[int, dict[str, Text]] = {}
         # Room for the label and the sort mark, at least.
         self._widths = {key: len(label) + 2 for key, label in render.SESSION_COLUMNS}
+        self._shown: list[tuple[str, int]] = []  # the columns that fit, with their widths
+        self._fitted_to = -1
         self._posted: int | None = None
 
     @property
@@ -275,14 +307,44 @@ class SessionList(CursorView):
                 grew = True
         return grew
 
+    def _fit(self) -> None:
+        """Choose the columns that fit the pane, by PRIORITY, shown in their order."""
+        room = self.scrollable_content_region.width or self.size.width or 80
+        self._fitted_to = room
+        widths = self._widths
+        gap = self.GAP
+        chosen: dict[str, int] = {}
+        used = 0
+        for key in self.PRIORITY:
+            if key == "+where":
+                if "where" in chosen:
+                    more = max(0, min(widths["where"] - chosen["where"], room - used))
+                    chosen["where"] += more
+                    used += more
+                continue
+            w = min(widths[key], self.WHERE_MIN) if key == "where" else widths[key]
+            if used + w + gap <= room or not chosen:
+                chosen[key] = w
+                used += w + gap
+        self._shown = [(key, chosen[key]) for key, _ in render.SESSION_COLUMNS if key in chosen]
+
     def _total_width(self) -> int:
-        return sum(self._widths.values()) + self.GAP * len(self._widths)
+        return sum(w for _, w in self._shown) + self.GAP * len(self._shown)
+
+    def _refit(self) -> None:
+        self._fit()
+        self._strips.clear()
+        self.set_size(len(self.order), self._total_width())
+
+    def on_resize(self) -> None:
+        if (self.scrollable_content_region.width or self.size.width) != self._fitted_to:
+            self._refit()
+        super().on_resize()
 
     def _join(self, cells: dict[str, Text]) -> Text:
         line = Text(no_wrap=True, end="")
-        for key, _ in render.SESSION_COLUMNS:
+        for key, width in self._shown:
             cell = cells[key].copy()
-            width = self._widths[key]
             if cell.cell_len > width:
                 cell.truncate(width, overflow="ellipsis")
             pad = " " * (width - cell.cell_len)
@@ -314,9 +376,8 @@ class SessionList(CursorView):
         for number in (*new, *changed):
             grew = self._build(number) or grew
         if grew:
-            # Wider columns move every line.
-            self._strips.clear()
-            self.refresh()
+            # Wider columns move every line, and may leave no room for some.
+            self._refit()
         if new or (self.sort_column is not None and changed):
             selected = self.selected
             self.order.extend(new)
@@ -338,6 +399,8 @@ class SessionList(CursorView):
             sessions = self.sessions
             self.order.sort(key=lambda n: (sessions[n].sort_key(column), n), reverse=self.sort_reverse)
         self.row_of = {n: row for row, n in enumerate(self.order)}
+        if self._fitted_to < 0:
+            self._fit()
         self.set_size(len(self.order), self._total_width())
         if keep is not None:
             self.cursor = self.row_of[keep]
@@ -351,7 +414,7 @@ class SessionList(CursorView):
         self.refresh_line(0)
 
     def action_sort_next(self) -> None:
-        keys = [key for key, _ in render.SESSION_COLUMNS]
+        keys = [key for key, _ in self._shown]
         column = keys[(keys.index(self.sort_column) + 1) % len(keys)] if self.sort_column in keys else keys[1]
         self.set_sort(column, False)
         self.notify(f"sessions sorted by {dict(render.SESSION_COLUMNS)[column]}", timeout=2, markup=False)
@@ -360,8 +423,8 @@ class SessionList(CursorView):
         self.set_sort(self.sort_column or "n", not self.sort_reverse)
 
     def header_clicked(self, x: int) -> None:
-        for key, _ in render.SESSION_COLUMNS:
-            x -= self._widths[key] + self.GAP
+        for key, width in self._shown:
+            x -= width + self.GAP
             if x < 0:
                 self.set_sort(key, not self.sort_reverse if key == self.sort_column else False)
                 return
@@ -396,11 +459,18 @@ class MessageList(CursorView):
     class Opened(Message):
         """Enter on a message: show its detail."""
 
+    class FollowChanged(Message):
+        """Following the tail stopped or resumed (``follow``)."""
+
     def __init__(self, store: MessageStore, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.store = store
         self.view: Sequence[int] = array("I")
-        self.session_start: Callable[[int], float] = lambda session: 0.0
+        self.origin = 0.0  # the capture's first packet: every time counts from it
+        # Following the tail: the cursor goes to each new last message. Set here, where
+        # the keys land, so that no batch can move the cursor after the user did.
+        self.follow = False
+        self.resume_at_end = False  # live: reaching the last row follows again
         self.show_session = False
         self._posted: int | None = None
 
@@ -413,9 +483,7 @@ class MessageList(CursorView):
         store = self.store
         previous = store.cols.ts[view[y - 1]] if y > 0 else None
         width = max(self.scrollable_content_region.width, 40)
-        return render.message_row(
-            store, i, previous, self.session_start(store.cols.session[i]), width, self.palette, self.show_session
-        )
+        return render.message_row(store, i, previous, self.origin, width, self.palette, self.show_session)
 
     @property
     def selected(self) -> int | None:
@@ -433,7 +501,7 @@ class MessageList(CursorView):
         self.scroll_to_cursor(center=True)
         self.cursor_moved()
 
-    def grew(self, follow: bool) -> None:
+    def grew(self) -> None:
         """Messages were appended to the view."""
         before = self._lines
         n = len(self.view)
@@ -441,7 +509,7 @@ class MessageList(CursorView):
             return
         self._lines = n
         self.virtual_size = Size(0, n + self.header_height)
-        if follow:
+        if self.follow:
             self.move_to(n - 1)
         elif before == 0:
             self.move_to(0)
@@ -459,7 +527,25 @@ class MessageList(CursorView):
         self._posted = -1
         self.cursor_moved()
 
+    def set_follow(self, follow: bool) -> None:
+        if follow != self.follow:
+            self.follow = follow
+            self.post_message(self.FollowChanged())
+        if follow:
+            self.move_to(self._lines - 1)
+
+    def steered(self) -> None:
+        # As in Chrome's DevTools and termshark: moving off the last row stops
+        # following the tail, coming back to it (End) resumes.
+        at_end = self.cursor >= self._lines - 1
+        if self.follow and not at_end:
+            self.set_follow(False)
+        elif not self.follow and at_end and self.resume_at_end:
+            self.set_follow(True)
+
     def action_open(self) -> None:
+        # The message being read stays put while others arrive.
+        self.set_follow(False)
         self.post_message(self.Opened())
 
     def on_resize(self) -> None:
@@ -481,8 +567,9 @@ def _position(view: Sequence[int], index: int) -> int:
 class TextView(LineView):
     """Heading lines (Text) and body lines (sanitised str), wrapped to the pane width.
 
-    Body lines are highlighted when shown (JSON) and matches of ``pattern`` marked; the
-    wrap map is two arrays, so a payload of a million lines costs a few megabytes.
+    Body lines are highlighted when shown (JSON) and matches of ``pattern`` marked, the
+    current one of ``matches`` (found beforehand by find_matches) brighter; the wrap
+    map is two arrays, so a payload of a million lines costs a few megabytes.
     """
 
     # A body line longer than this is highlighted piece by piece, as it is shown.
@@ -494,6 +581,8 @@ class TextView(LineView):
         self.body: list[str] = []
         self.highlighter: Highlighter | None = None
         self.pattern: re.Pattern[str] | None = None
+        self.matches: list[Match] = []
+        self.current: int | None = None  # the match shown, an index in matches
         self._line_of = array("I")  # display line -> logical line (headings first)
         self._start_of = array("I")  # display line -> its first character in that line
         self._logical: LRUCache[int, Text] = LRUCache(256)
@@ -506,13 +595,17 @@ class TextView(LineView):
         json: bool = False,
         pattern: re.Pattern[str] | None = None,
         layout: Layout | None = None,
+        matches: list[Match] | None = None,
     ) -> None:
         """Show the lines; ``layout`` is their wrap map if made beforehand (in a
-        worker, for a big payload) for the width it says."""
+        worker, for a big payload) for the width it says; ``matches``, those of
+        ``pattern`` in ``body``."""
         self.heading = heading
         self.body = body
         self.highlighter = JSONHighlighter() if json else None
         self.pattern = pattern
+        self.matches = matches or []
+        self.current = None
         self._logical.clear()
         if layout is None or layout[0] != self.wrap_width:
             layout = wrap(heading, body, self.wrap_width)
@@ -522,8 +615,37 @@ class TextView(LineView):
     def mark(self, pattern: re.Pattern[str] | None) -> None:
         if pattern != self.pattern:
             self.pattern = pattern
+            self.matches = []
+            self.current = None
             self._logical.clear()
             self.clear_cache()
+
+    def step_match(self, step: int) -> bool:
+        """Show the next (``step`` 1) or previous (-1) match; False past either end."""
+        if not self.matches:
+            return False
+        # From none shown yet: the first (or the last) one.
+        k = (0 if step > 0 else len(self.matches) - 1) if self.current is None else self.current + step
+        if not 0 <= k < len(self.matches):
+            return False
+        self.show_match(k)
+        return True
+
+    def show_match(self, k: int) -> None:
+        """Make match ``k`` the current one and scroll it into the middle of the pane."""
+        self.current = k
+        line, start, _ = self.matches[k]
+        logical = len(self.heading) + line
+        first = bisect_left(self._line_of, logical)
+        last = bisect_right(self._line_of, logical)
+        y = max(first, bisect_right(self._start_of, start, first, last) - 1)
+        self.clear_cache()
+        # After the next refresh: a payload just shown has not had its new size laid out.
+        self.call_after_refresh(self._scroll_near, y)
+
+    def _scroll_near(self, y: int) -> None:
+        visible = max(1, self.scrollable_content_region.height)
+        self.scroll_to(y=max(0, y - visible // 3), animate=False, immediate=True)
 
     @property
     def wrap_width(self) -> int:
@@ -556,15 +678,43 @@ class TextView(LineView):
             return self.heading[n][start:end]
         line = self.body[n - nh]
         if len(line) > self.WHOLE_LINE:
-            return self._decorate(Text(line[start:end], no_wrap=True, end=""))
-        text = self._logical.get(n)
-        if text is None:
-            text = self._logical[n] = self._decorate(Text(line, no_wrap=True, end=""))
-        return text if start == 0 and end is None else text[start:end]
+            text = self._decorate(Text(line[start:end], no_wrap=True, end=""))
+        else:
+            cached = self._logical.get(n)
+            if cached is None:
+                cached = self._logical[n] = self._decorate(Text(line, no_wrap=True, end=""))
+            text = cached
+            if start or end is not None:
+                text = text[start:end]
+            elif self.current is not None:
+                text = text.copy()  # the cached line stays without the current match
+        if self.current is not None:
+            m_line, m_start, m_end = self.matches[self.current]
+            if m_line == n - nh:
+                # The current match, where it overlaps this piece of its line.
+                text.stylize(self.palette["current"], max(0, m_start - start), max(0, m_end - start))
+        return text
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._logical.clear()
+
+
+Match = tuple[int, int, int]
+"""A search match in a TextView's body: its line, and its start and end in that line."""
+
+
+def find_matches(body: list[str], pattern: re.Pattern[str], limit: int = MAX_MATCHES) -> list[Match]:
+    """The non-empty matches of ``pattern`` in ``body``, the first ``limit`` (pure:
+    the detail worker calls it)."""
+    found: list[Match] = []
+    for n, line in enumerate(body):
+        for m in pattern.finditer(line):
+            if m.end() > m.start():
+                found.append((n, m.start(), m.end()))
+                if len(found) >= limit:
+                    return found
+    return found
 
 
 Layout = tuple[int, "array[int]", "array[int]"]
