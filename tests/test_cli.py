@@ -284,3 +284,11 @@ def test_quiet_names_every_kind_of_finding_with_its_count() -> None:
     # It said "18 issue(s): mid-stream" where 17 were inflate-context-lost.
     out = run_cli("read", "-q", str(CAPTURES / "deflate_midstream.pcap")).stdout
     assert b"18 issue(s): inflate-context-lost \xc3\x9717, mid-stream\n" in out
+
+
+def test_read_grep_selects_what_the_tui_search_does() -> None:
+    # One search rule (wsinspect/search.py): read --grep bye listed 2 messages where
+    # tui --grep listed 4 (the long text, "bye soon" and both Close reasons).
+    out = run_cli("read", "--grep", "bye", BASIC).stdout.decode()
+    lines = [line for line in out.splitlines() if " #1 " in line]
+    assert len(lines) == 4 and sum(" close " in line for line in lines) == 2

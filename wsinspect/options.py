@@ -108,7 +108,7 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
         help="colour the text output (auto: only when stdout is a terminal)",
     )
     out.add_argument("-q", "--quiet", action="store_true", help="no message lines: only the session summary")
-    filt = add_filter_options(p, "filters", "only text messages matching REGEX")
+    filt = add_filter_options(p, "filters", "only messages whose text (a close message: its reason) matches REGEX")
     filt.add_argument("-c", dest="count", type=positive_int, metavar="COUNT", help="stop after COUNT messages")
     add_size_option(p)
 

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from wsinspect.errors import WsinspectError
 from wsinspect.messages import Message
+from wsinspect.search import matches
 from wsinspect.session import Event, SessionOpened, SessionSummary
 
 # In JSON written to a terminal, the characters that act on it or reorder and hide
@@ -120,7 +121,7 @@ class Printer:
         """Whether the message passes --opcode and --grep (filters on the message alone)."""
         if self.opcodes is not None and m.opcode not in self.opcodes:
             return False
-        return self.grep is None or (m.text is not None and self.grep.search(m.text) is not None)
+        return self.grep is None or matches(self.grep, m)
 
     def render(self, m: Message) -> list[bytes]:
         """The output records of a message: its frames (--frames) and itself; in text,
