@@ -23,9 +23,9 @@ from tests.conftest import (
     truth_payload,
 )
 from wsinspect.issues import Issue
-from wsinspect.jsonl import message_opcode
 from wsinspect.messages import Message
 from wsinspect.session import Inspector, Options, SessionSummary
+from wsinspect.vocab import opcode_label
 
 TRUTHS = truth_files()
 DATA = ("text", "binary")
@@ -87,7 +87,7 @@ def test_messages_match_truth(decoded: tuple[dict[str, Any], list[Message], list
                 if m["dir"] == direction and m["opcode"] in DATA and i not in lost
             ]
             got = [
-                (message_opcode(m.opcode), decoded_payload(m))
+                (opcode_label(m.opcode), decoded_payload(m))
                 for m in mine
                 if m.dir == direction and m.opcode in (1, 2) and not UNREPRODUCIBLE.intersection(m.issues)
             ]
@@ -98,7 +98,7 @@ def test_messages_match_truth(decoded: tuple[dict[str, Any], list[Message], list
                 if m["dir"] == direction and m["opcode"] in ("ping", "pong", "close")
             ]
             decoded_controls = [
-                (message_opcode(m.opcode), decoded_payload(m) if m.opcode != 8 else m.close_code)
+                (opcode_label(m.opcode), decoded_payload(m) if m.opcode != 8 else m.close_code)
                 for m in mine
                 if m.dir == direction and m.opcode >= 8
             ]
@@ -145,7 +145,7 @@ def test_json_lines_contract(decoded: tuple[dict[str, Any], list[Message], list[
         assert isinstance(r["session"], int) and r["session"] >= 1
         assert isinstance(r["ts"], float)
         assert r["dir"] in ("c2s", "s2c")
-        assert r["opcode"] in ("text", "binary", "ping", "pong", "close") or r["opcode"].startswith("0x")
+        assert r["opcode"] in ("text", "binary", "ping", "pong", "close", "cont") or r["opcode"].startswith("0x")
         assert isinstance(r["frames"], int) and r["frames"] >= 1
         assert isinstance(r["masked"], bool) and isinstance(r["compressed"], bool)
         assert isinstance(r["length"], int)

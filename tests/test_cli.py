@@ -292,3 +292,27 @@ def test_read_grep_selects_what_the_tui_search_does() -> None:
     out = run_cli("read", "--grep", "bye", BASIC).stdout.decode()
     lines = [line for line in out.splitlines() if " #1 " in line]
     assert len(lines) == 4 and sum(" close " in line for line in lines) == 2
+
+
+def test_usage_errors_say_what_is_missing_once() -> None:
+    # It said "read: error: read: a capture file is required".
+    result = run_cli("read")
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines()[-1] == (
+        "wsinspect read: error: a capture file is required (FILE, -r FILE, or - for standard input)"
+    )
+    # One "output:" heading in read --help (the epilog had a second).
+    assert run_cli("read", "--help").stdout.decode().count("\noutput:") == 1
+
+
+def test_live_picks_an_interface_as_tcpdump_does_when_none_is_named() -> None:
+    from wsinspect.sniff import IFF_LOOPBACK, IFF_RUNNING, IFF_UP, Interface, default_interface
+
+    up, lo = IFF_UP | IFF_RUNNING, IFF_UP | IFF_RUNNING | IFF_LOOPBACK
+    lo_if = Interface("lo", 1, 772, lo, 65536, None, ["127.0.0.1/8"])
+    down = Interface("eth1", 2, 1, 0, 1500, "02:00:00:00:00:01", ["192.0.2.9/24"])
+    bare = Interface("eth2", 3, 1, up, 1500, "02:00:00:00:00:02", [])
+    eth = Interface("eth0", 4, 1, up, 1500, "02:00:00:00:00:03", ["192.0.2.2/24"])
+    assert default_interface([lo_if, down, bare, eth]) == "eth0"
+    assert default_interface([lo_if, down, bare]) == "eth2"
+    assert default_interface([lo_if, down]) == "lo"

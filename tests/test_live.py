@@ -403,6 +403,7 @@ def test_not_permitted() -> None:
     line = one_error_line(run_live("-i", "lo", "-f", "tcp port 80", prefix=prefix))
     assert "cannot capture on lo: permission denied" in line
     assert "CAP_NET_RAW" in line and "sudo" in line and "setcap cap_net_raw+eip" in line
+    assert line.index("sudo") < line.index("setcap") and "every script it runs" in line
 
 
 # -- a veth pair between two network namespaces ---------------------------------

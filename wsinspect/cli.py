@@ -25,7 +25,7 @@ COMMAND_MODULES = ("wsinspect.live", "wsinspect.tui")
 PARALLEL_MIN_SIZE = 16 << 20
 
 READ_EPILOG = """\
-output:
+what it prints:
   One line per message: time, session, client → server (or ←), opcode, payload
   length, [frames] [deflate wire-size], a preview; then a table of the sessions.
   --frames adds a line per frame under its message's line.

@@ -15,17 +15,11 @@ import orjson
 from wsinspect.frames import Frame, close_code_name
 from wsinspect.messages import Message
 from wsinspect.session import SessionSummary
-from wsinspect.vocab import Direction, Opcode, frame_opcode_label, opcode_label
+from wsinspect.vocab import Direction, opcode_label
 
-_CONT = int(Opcode.CONT)  # a plain int: an enum member's lookup is slow (vocab)
 # Directions as plain strings: orjson takes 2 us more to write an enum member than a
 # str, and hashing one runs Enum.__hash__ in Python; an identity test costs neither.
 _C2S = Direction.C2S
-
-
-def message_opcode(opcode: int) -> str:
-    """Message opcodes as the contract names them; a stray continuation is "0x0"."""
-    return "0x0" if opcode == _CONT else opcode_label(opcode)
 
 
 def message_record(m: Message) -> dict[str, Any]:
@@ -34,7 +28,7 @@ def message_record(m: Message) -> dict[str, Any]:
         "session": m.session,
         "ts": m.ts,
         "dir": "c2s" if m.dir is _C2S else "s2c",
-        "opcode": message_opcode(m.opcode),
+        "opcode": opcode_label(m.opcode),
         "frames": len(m.frames),
         "masked": m.masked,
         "compressed": m.compressed,
@@ -63,7 +57,7 @@ def frame_record(m: Message, f: Frame) -> dict[str, Any]:
         "dir": "c2s" if m.dir is _C2S else "s2c",
         "fin": f.fin,
         "rsv": [bool(f.rsv & 4), bool(f.rsv & 2), bool(f.rsv & 1)],
-        "opcode": frame_opcode_label(f.opcode),
+        "opcode": opcode_label(f.opcode),
         "masked": f.masked,
         "mask_key": f.masking_key.hex() if f.masking_key else None,
         "header_length": f.header_length,

@@ -91,6 +91,10 @@ def cmd_interfaces(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
 
 
 def _interface_names(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    if not args.interfaces:
+        from wsinspect.sniff import default_interface, list_interfaces
+
+        return [default_interface(list_interfaces())]
     names = list(dict.fromkeys(args.interfaces))  # repeated -i: once
     if "any" in names and len(names) > 1:
         parser.error("live: -i any already includes every interface")
@@ -248,9 +252,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "-i",
         dest="interfaces",
         action="append",
-        required=True,
         metavar="IFACE",
-        help="interface to capture on; repeat for several; any for all (see `wsinspect interfaces`)",
+        help="interface to capture on; repeat for several; any for all (see `wsinspect interfaces`); default:"
+        " the first that is up, not loopback, with an address (as tcpdump picks it)",
     )
     live.add_argument("-f", dest="filter", metavar="BPF", help="capture filter, tcpdump syntax: 'tcp port 8765'")
     live.add_argument("expression", nargs="*", help="the capture filter, as trailing words (like tcpdump)")

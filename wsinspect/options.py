@@ -126,7 +126,7 @@ def capture_path(args: argparse.Namespace, parser: argparse.ArgumentParser) -> s
         parser.error(f"{args.command}: give the capture file once (either FILE or -r FILE)")
     path: str | None = args.read_file or args.file
     if path is None:
-        parser.error(f"{args.command}: a capture file is required")
+        parser.error("a capture file is required (FILE, -r FILE, or - for standard input)")
     return path
 
 

@@ -156,6 +156,17 @@ class Interface:
         return None
 
 
+def default_interface(interfaces: list[Interface]) -> str:
+    """The interface to capture on when none is named, as tcpdump picks it (libpcap's
+    pcap_findalldevs order): the first that is up and running and not loopback, with
+    an address; else the first up; else loopback."""
+    up = [i for i in interfaces if i.state == "up"]
+    for candidates in ([i for i in up if not i.loopback and i.addresses], [i for i in up if not i.loopback], up):
+        if candidates:
+            return candidates[0].name
+    return "lo"
+
+
 def list_interfaces(addresses: bool = True) -> list[Interface]:
     """The interfaces of the current network namespace, by index, with their addresses.
 
@@ -259,8 +270,10 @@ def _packet_socket(name: str, cooked: bool, protocol: int) -> socket.socket:
         python = os.path.realpath(sys.executable)
         raise CaptureError(
             f"cannot capture on {name}: permission denied; live capture needs root or the CAP_NET_RAW capability:"
-            f" run it with sudo, or grant it once with: sudo setcap cap_net_raw+eip {python}"
-            " (in a container: --cap-add NET_RAW)"
+            ' run it with sudo (sudo "$(command -v wsinspect)" live ...), or, in a container, add NET_RAW'
+            " (--cap-add NET_RAW); granting the capability to the interpreter"
+            f" (sudo setcap cap_net_raw+eip {python}) lets every script it runs open raw sockets:"
+            " do that only for a Python kept for wsinspect (a dedicated virtual environment's copy)"
         ) from None
 
 

@@ -55,18 +55,11 @@ OPCODE_BY_NAME = {label: int(op) for op, label in _LABELS.items()} | {"continuat
 # The labels by plain number, for the per-message paths: on 3.11 an enum member's
 # lookup (Opcode.CLOSE, Opcode(n)) costs about 0.7 us, a dict lookup 0.03 us.
 _LABEL_OF = {int(op): label for op, label in _LABELS.items()}
-_FRAME_LABEL_OF = _LABEL_OF | {int(Opcode.CONT): "continuation"}
 
 
 def opcode_label(opcode: int) -> str:
     """The name of any wire opcode: "text", ..., or "0xN" for a reserved one."""
     return _LABEL_OF.get(opcode) or f"0x{opcode:x}"
-
-
-def frame_opcode_label(opcode: int) -> str:
-    """A frame's opcode as JSON frame records and the TUI's frame views name it: a
-    continuation frame is "continuation" (tshark's name); the others as opcode_label."""
-    return _FRAME_LABEL_OF.get(opcode) or f"0x{opcode:x}"
 
 
 def is_control(opcode: int) -> bool:

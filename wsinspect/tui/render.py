@@ -22,7 +22,7 @@ from wsinspect.messages import Message
 from wsinspect.session import SessionSummary
 from wsinspect.text import human_bytes, preview, sanitize
 from wsinspect.tui.store import F_COMPRESSED, F_ISSUES, F_S2C, F_TEXT, MessageStore
-from wsinspect.vocab import Direction, frame_opcode_label, opcode_label
+from wsinspect.vocab import Direction, opcode_label
 
 Palette = Mapping[str, Style]
 """Styles by role: c2s, s2c, control, issue, muted, key, ok, bad, heading, match."""
@@ -317,7 +317,7 @@ def hex_lines(data: bytes) -> list[str]:
 def describe(m: Message, palette: Palette) -> Text:
     """One heading line: opcode, size, frames, masking, compression, completeness."""
     parts = [
-        frame_opcode_label(m.opcode),
+        opcode_label(m.opcode),
         human_bytes(len(m.payload)),
         plural(len(m.frames), "frame"),
     ]
@@ -379,7 +379,7 @@ def frames_lines(m: Message, palette: Palette) -> list[Text]:
         key = f.masking_key.hex() if f.masking_key else "-"
         packets = _ranges(f.packets)
         line = Text(
-            f"{n:>4}  {'1' if f.fin else '0':^3}  {rsv}  {frame_opcode_label(f.opcode):<12}  {key:<8}  "
+            f"{n:>4}  {'1' if f.fin else '0':^3}  {rsv}  {opcode_label(f.opcode):<12}  {key:<8}  "
             f"{f.header_length:>6}  {f.length:>9}  {packets}"
         )
         if not f.complete:
