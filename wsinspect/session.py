@@ -19,21 +19,43 @@ the state of the connection (one visible transition table, in ``_route``):
     PROBATION frames found by the hunt, their messages held until the session has
               shown it is WebSocket                              -> WEBSOCKET | IGNORED
     IGNORED   not WebSocket: bytes dropped
+    H2        HTTP/2 (RFC 9113): the client's first bytes were the preface, a 101
+              switched to h2c, or a connection joined late showed frame headers;
+              every extended CONNECT websocket stream is a session (RFC 8441)
 """
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from wsinspect.deflate import DeflateParams, Inflater, negotiate
 from wsinspect.frames import DEFAULT_MAX_MESSAGE_SIZE, FrameParser, Hunter, starts_with_frame
+from wsinspect.h2 import (
+    DEFAULT_MAX_FRAME_SIZE,
+    PREFACE,
+    ConnectionEnded,
+    H2Connection,
+    H2Event,
+    H2Finding,
+    Start,
+    StreamEnded,
+    WsData,
+    WsJoined,
+    WsRequest,
+    WsResponse,
+    find_frame_header,
+    looks_like_h2,
+)
 from wsinspect.http import (
     BODY_UNTIL_CLOSE,
     Handshake,
     HttpHead,
     check_handshake,
+    h2_head,
     is_upgrade_request,
     looks_like_http,
     parse_head,
@@ -79,6 +101,8 @@ TRUST_AFTER = 3
 DROP_AFTER = 2
 # Messages held at most while a hunted session proves itself: then the count decides.
 PROBATION_LIMIT = 64
+# How many bytes of a segment of a connection joined late are searched for HTTP/2 frame headers.
+FRAME_SNIFF = 4096
 
 
 class State(Enum):
@@ -88,6 +112,7 @@ class State(Enum):
     HUNTING = "hunting"
     PROBATION = "probation"
     IGNORED = "ignored"
+    H2 = "h2"
 
 
 _WEBSOCKET = State.WEBSOCKET
@@ -129,6 +154,8 @@ class SessionSummary:
     mid_stream: bool
     issues: tuple[Issue, ...]  # session-level findings
     issue_count: int  # every finding of the session, at any level
+    http_version: str = "1.1"  # "2": an extended CONNECT stream (RFC 8441)
+    stream: int | None = None  # its HTTP/2 stream id
 
     @property
     def host(self) -> str | None:
@@ -177,6 +204,8 @@ class _Conn:
         "buf",
         "client",
         "fed",
+        "h2",
+        "h2_issues",
         "hunted",
         "hunters",
         "marks",
@@ -184,6 +213,7 @@ class _Conn:
         "session",
         "skip",
         "state",
+        "streams",
     )
 
     def __init__(self) -> None:
@@ -200,6 +230,11 @@ class _Conn:
         self.session: _Session | None = None
         self.hunters: list[Hunter | None] = [None, None]  # joined mid-stream: where frames start
         self.hunted = 0  # bytes searched for frames
+        # HTTP/2: the connection's layer, its WebSocket sessions by stream id, and its findings that no stream
+        # owns (given to every session of the connection, those opened later too).
+        self.h2: H2Connection | None = None
+        self.streams: dict[int, _Session] = {}
+        self.h2_issues: list[Issue] = []
 
     def take(self, d: int, data: bytes | memoryview, ts: float, packet: int, gap: int = 0) -> None:
         """Buffer a chunk of direction ``d`` for HTTP parsing (``gap`` bytes were lost
@@ -239,6 +274,7 @@ class _Session:
         "deflate",
         "dirs",
         "end",
+        "half_closed",
         "handshake",
         "held",
         "implausible",
@@ -247,10 +283,13 @@ class _Session:
         "number",
         "server",
         "start",
+        "stream",
     )
 
     def __init__(self, number: int, client: str, server: str, ts: float) -> None:
         self.number = number
+        self.stream: int | None = None  # HTTP/2: the extended CONNECT's stream
+        self.half_closed = 0  # HTTP/2: bit d set once direction d ended the stream
         self.client = client
         self.server = server
         self.handshake = Handshake(None, None)
@@ -391,6 +430,8 @@ class Inspector:
                 self._frames(st, ev.direction, ev.data, ev.ts, ev.packet, ev.gap, out)
             case State.IGNORED:
                 pass
+            case State.H2:
+                self._h2(conn, st, ev, out)
 
     def _http(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
         d = ev.direction
@@ -399,6 +440,11 @@ class Inspector:
             # a head may arrive a few bytes at a time, so wait while it still could be one.
             st.take(d, ev.data, ev.ts, ev.packet)
             buf = st.buf[d]
+            if looks_like_h2(buf[: len(PREFACE)]):
+                if len(buf) < len(PREFACE):
+                    return  # the preface, or a method starting like it: wait for more
+                self._h2_open(conn, st, d, Start.PREFACE, None, ev, out)
+                return
             head = bytes(buf[:8])
             if looks_like_http(head):
                 st.client = d if not head.startswith(b"HTTP/") else 1 - d
@@ -513,6 +559,11 @@ class Inspector:
                 self._upgraded(conn, st, head, ev, out)
                 return
             request = st.requests.popleft() if st.requests else None
+            if status == 101 and "h2c" in head.tokens("upgrade") and request is not None:
+                # RFC 7540 3.2: HTTP/2 from the byte after this head; the request's HTTP2-Settings
+                # are the client's first SETTINGS.
+                self._h2_open(conn, st, st.client or 0, Start.UPGRADED, request.get("http2-settings"), ev, out)
+                return
             method = request.method if request else None
             length = head.body_length(method)
             st.skip[d] = BODY_UNTIL_CLOSE if length is None else length
@@ -604,6 +655,11 @@ class Inspector:
 
     def _start_websocket(self, st: _Conn, session: _Session) -> None:
         assert st.client is not None
+        self._assemblers(session, st.client)
+        st.state = State.WEBSOCKET
+
+    def _assemblers(self, session: _Session, client: int) -> None:
+        """The session's pair of message assemblers, with the extensions its handshake negotiated."""
         if session.mid_stream:
             # Without a handshake, assume what most peers negotiate: permessage-deflate
             # with context takeover; the inflaters start untrusted.
@@ -621,7 +677,7 @@ class Inspector:
         max_message_size = self.options.max_message_size
         dirs = []
         for d in (0, 1):
-            is_client = d == st.client
+            is_client = d == client
             inflater = None
             if params is not None:
                 nct = params.client_no_context_takeover if is_client else params.server_no_context_takeover
@@ -635,7 +691,6 @@ class Inspector:
                 )
             )
         session.dirs = (dirs[0], dirs[1])
-        st.state = State.WEBSOCKET
 
     # -- joined mid-stream ------------------------------------------------
 
@@ -656,6 +711,9 @@ class Inspector:
             self._http(conn, st, StreamData(conn, d, ev.ts, ev.data, 0, ev.packet), out)
             return
         hunter = st.hunters[d]
+        if (hunter is None or ev.gap) and _h2_frames_start(ev.data):
+            self._h2_open(conn, st, _guess_client(conn, d), Start.MIDSTREAM, None, ev, out)
+            return
         if hunter is None or ev.gap:
             # Only segment starts are tried: this may not be WebSocket at all, and
             # scanning every byte of, say, TLS traffic would cost too much.
@@ -692,16 +750,24 @@ class Inspector:
         self, st: _Conn, d: int, data: bytes | memoryview, ts: float, packet: int, gap: int, out: list[Event]
     ) -> None:
         session = st.session
-        assert session is not None and session.dirs is not None
-        if gap:
-            session.flag(Issue.TCP_GAP)
+        assert session is not None
         if session.held is None:
-            session.dirs[d].feed(data, ts, packet, gap, out)
+            self._feed(session, d, data, ts, packet, gap, out)
         else:
             held = session.held
             start = len(held)
-            session.dirs[d].feed(data, ts, packet, gap, held)
+            self._feed(session, d, data, ts, packet, gap, held)
             self._weigh(st, session, held[start:], out)
+
+    def _feed(
+        self, session: _Session, d: int, data: bytes | memoryview, ts: float, packet: int, gap: int, out: list[Any]
+    ) -> None:
+        """Bytes of the session's direction ``d`` to its assembler (``out``: the events, or a hunted session's
+        held messages)."""
+        assert session.dirs is not None
+        if gap:
+            session.flag(Issue.TCP_GAP)
+        session.dirs[d].feed(data, ts, packet, gap, out)
         if data and ts > session.end:
             # Data released from behind a hole carries its earlier time; a hole
             # reported alone (at the end of the connection) is no time of the session.
@@ -756,6 +822,9 @@ class Inspector:
     # -- the end ----------------------------------------------------------
 
     def _end(self, conn: Connection, st: _Conn, reason: str, ts: float, out: list[Event]) -> None:
+        if st.state is State.H2:
+            self._h2_end(conn, st, reason, out)
+            return
         session = st.session
         if session is not None and session.dirs is None and session.handshake.response is None:
             session.flag(Issue.NO_101)
@@ -787,6 +856,9 @@ class Inspector:
         if session is None:
             return
         st.session = None
+        self._summary(session, out, ended_by)
+
+    def _summary(self, session: _Session, out: list[Event], ended_by: str) -> None:
         hs = session.handshake
         dirs = session.dirs
         c = s = None
@@ -814,5 +886,155 @@ class Inspector:
                 mid_stream=session.mid_stream,
                 issues=tuple(session.issues),
                 issue_count=(c.issue_count if c else 0) + (s.issue_count if s else 0) + len(session.issues),
+                http_version="1.1" if session.stream is None else "2",
+                stream=session.stream,
             )
         )
+
+    # -- HTTP/2 (RFC 9113) and its WebSocket streams (RFC 8441) ------------
+
+    def _h2_open(
+        self,
+        conn: Connection,
+        st: _Conn,
+        client: int,
+        start: Start,
+        settings: str | None,
+        ev: StreamData,
+        out: list[Event],
+    ) -> None:
+        """The connection is HTTP/2 from here: what both directions hold goes to its H2Connection."""
+        st.client = client
+        st.state = State.H2
+        st.h2 = H2Connection(client, start, http2_settings=settings)
+        held = (bytes(st.buf[0]), bytes(st.buf[1]))
+        st.buf[0].clear()
+        st.buf[1].clear()
+        st.hunters = [None, None]
+        if start is Start.MIDSTREAM:
+            self._h2(conn, st, ev, out)
+            return
+        for d in (client, 1 - client):
+            if held[d]:
+                self._h2_events(conn, st, st.h2.feed(d, held[d]), ev.ts, ev.packet, out)
+
+    def _h2(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
+        assert st.h2 is not None
+        if ev.issue is not None:
+            for session in st.streams.values():
+                session.flag(ev.issue)  # a TCP finding: of every session the connection carries
+        self._h2_events(conn, st, st.h2.feed(ev.direction, ev.data, ev.gap), ev.ts, ev.packet, out)
+
+    def _h2_events(
+        self,
+        conn: Connection,
+        st: _Conn,
+        events: list[H2Event],
+        ts: float,
+        packet: int,
+        out: list[Event],
+        reason: str = "",
+    ) -> None:
+        """What the HTTP/2 layer found, applied to the sessions of its WebSocket streams (``reason``: how the
+        connection ended, for the streams finish() reports open)."""
+        for ev in events:
+            match ev:
+                case WsData():
+                    session = st.streams.get(ev.stream)
+                    if session is not None and session.dirs is not None:
+                        self._feed(session, ev.d, ev.data, ts, packet, ev.gap, out)
+                case WsRequest():
+                    session = self._h2_session(conn, st, ev.stream, ts, out)
+                    session.handshake = Handshake(h2_head(ev.headers), None)
+                case WsResponse():
+                    session = st.streams.get(ev.stream)
+                    if session is None:
+                        continue
+                    hs = session.handshake
+                    session.handshake = Handshake(hs.request, h2_head(ev.headers))
+                    session.end = ts
+                    out.append(SessionUpgraded(session.number, session.handshake, ts))
+                    if session.handshake.accepted:
+                        assert st.client is not None
+                        self._assemblers(session, st.client)
+                    else:
+                        self._h2_finish(st, ev.stream, "rejected", out)  # RFC 8441 5: only 2xx opens the tunnel
+                case WsJoined():
+                    # Its request was missed: joined mid-way, as a hunted HTTP/1.1 session, but the HTTP/2
+                    # layer already saw a WebSocket frame start the stream's DATA in direction d.
+                    assert st.client is not None
+                    session = self._h2_session(conn, st, ev.stream, ts, out)
+                    session.mid_stream = True
+                    session.flag(Issue.MID_STREAM)
+                    self._assemblers(session, st.client)
+                    assert session.dirs is not None
+                    session.dirs[ev.d].parser.synced = True
+                case StreamEnded():
+                    session = st.streams.get(ev.stream)
+                    if session is None:
+                        continue
+                    if ev.how == "end_stream":
+                        # END_STREAM half-closes one direction (RFC 9113 5.1): over when both did.
+                        session.half_closed |= 1 << (ev.d or 0)
+                        if session.half_closed == 3:
+                            self._h2_finish(st, ev.stream, "end_stream", out)
+                    else:
+                        self._h2_finish(st, ev.stream, reason if ev.how == "eof" else ev.how, out)
+                case H2Finding():
+                    session = st.streams.get(ev.stream) if ev.stream is not None else None
+                    if session is not None:
+                        session.flag(ev.issue)
+                    elif ev.stream is None:
+                        if ev.issue not in st.h2_issues:
+                            st.h2_issues.append(ev.issue)
+                        for session in st.streams.values():
+                            session.flag(ev.issue)
+                case ConnectionEnded():
+                    pass  # the streams it refused end by StreamEnded; the others end with the connection
+
+    def _h2_session(self, conn: Connection, st: _Conn, stream: int, ts: float, out: list[Event]) -> _Session:
+        """A session for a WebSocket stream, numbered as it is recognised."""
+        assert st.client is not None
+        client, server = endpoints(conn.keys[st.client])
+        session = _Session(0, client, server, ts)
+        session.stream = stream
+        for issue in st.h2_issues:
+            session.flag(issue)
+        self._number(session, out)
+        st.streams[stream] = session
+        return session
+
+    def _h2_finish(self, st: _Conn, stream: int, ended_by: str, out: list[Event]) -> None:
+        session = st.streams.pop(stream)
+        if session.dirs is not None:
+            for assembler in session.dirs:
+                assembler.finish(out)
+        self._summary(session, out, ended_by)
+
+    def _h2_end(self, conn: Connection, st: _Conn, reason: str, out: list[Event]) -> None:
+        """The TCP connection ended: so did every stream still open. After a GOAWAY, that is what ended them
+        (RFC 9113 6.8), unless reading stopped first."""
+        assert st.h2 is not None
+        if st.h2.goaway is not None and reason != "stopped":
+            reason = "goaway"
+        self._h2_events(conn, st, st.h2.finish(), self.last_ts, self.packets, out, reason)
+        for stream in list(st.streams):
+            self._h2_finish(st, stream, reason, out)  # no response yet: h2.py does not report those
+        st.state = State.IGNORED
+
+
+def _h2_frames_start(data: bytes | memoryview) -> bool:
+    """Whether a segment of a connection joined late starts with HTTP/2 frames: a plausible frame header followed
+    by another, or running exactly to the segment's end (h2.find_frame_header, at offset 0 only: scanning every
+    byte of every unknown connection would cost too much). Frames of at most the default SETTINGS_MAX_FRAME_SIZE
+    only, which a WebSocket frame header (its first byte 0x8X for a final frame) never looks like."""
+    return find_frame_header(data[:FRAME_SNIFF], 0, DEFAULT_MAX_FRAME_SIZE) == 0
+
+
+def _guess_client(conn: Connection, d: int) -> int:
+    """The client's direction in a connection joined late: the SYN's sender if seen, else the side of the higher
+    port (an ephemeral one)."""
+    if conn.client is not None:
+        return conn.client
+    sport, dport = struct.unpack("!HH", conn.keys[d][-4:])
+    return d if sport > dport else 1 - d

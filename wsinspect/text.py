@@ -228,7 +228,9 @@ class TextWriter:
         where = sanitize(f"{s.host or '?'}{s.path or ''}") if hs.request else "(no handshake in capture)"
         status = "-" if s.status is None else str(s.status)
         accept = {True: "accept ok", False: f"{c.issue}accept BAD{c.reset}", None: "accept -"}[hs.accept_valid]
-        lines.append(f" {s.client} → {s.server}  {where}  HTTP {status}  {accept}\n")
+        # Over HTTP/2 (RFC 8441) the stream tells the sessions of one connection apart.
+        version = f"HTTP/2 stream {s.stream}  " if s.http_version == "2" else "HTTP "
+        lines.append(f" {s.client} → {s.server}  {where}  {version}{status}  {accept}\n")
         details = []
         if hs.subprotocol:
             details.append(f"subprotocol {sanitize(hs.subprotocol)}")
