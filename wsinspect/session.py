@@ -946,12 +946,16 @@ class Inspector:
                 case WsRequest():
                     session = self._h2_session(conn, st, ev.stream, ts, out)
                     session.handshake = Handshake(h2_head(ev.headers), None)
+                    if not ev.reliable:
+                        session.flag(Issue.H2_HPACK_STATE_LOST)  # decoded with a dynamic table that lacks entries
                 case WsResponse():
                     session = st.streams.get(ev.stream)
                     if session is None:
                         continue
                     hs = session.handshake
                     session.handshake = Handshake(hs.request, h2_head(ev.headers))
+                    if not ev.reliable:
+                        session.flag(Issue.H2_HPACK_STATE_LOST)
                     session.end = ts
                     out.append(SessionUpgraded(session.number, session.handshake, ts))
                     if session.handshake.accepted:

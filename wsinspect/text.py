@@ -259,6 +259,8 @@ class TextWriter:
         flagged = f": {', '.join(s.issues)}" if s.issues else ""
         if s.ended_by == "stopped":
             ended = "reading stopped before the connection ended"
+        elif s.ended_by in ("end_stream", "rst_stream"):
+            ended = f"stream ended by {s.ended_by}"  # HTTP/2: the connection may go on
         else:
             ended = f"connection ended by {s.ended_by}"
         lines.append(f"     {close}; {ended}; {issues}{flagged}\n")
