@@ -271,3 +271,19 @@ def test_an_http11_method_that_starts_like_the_preface_is_still_http() -> None:
     (s,) = summaries(events)
     assert (s.http_version, s.stream, s.path) == ("1.1", None, "/ws")
     assert PREFACE.startswith(b"P")
+
+
+def test_the_server_may_send_its_settings_before_the_client_preface() -> None:
+    # Over TLS with ALPN h2 (RFC 9113 3.3) the server often speaks first; decrypted, those bytes reach the Inspector
+    # before the client's preface and must wait for it rather than make the connection "not HTTP".
+    p = Pair()
+    sid = p.connect("/first")
+    p.respond(sid, 200)
+    p.send_ws(C, sid, ws_frame(1, b"after", masked=True))
+    (d0, first), (d1, second) = p.t.chunks[:2]
+    assert (d0, d1) == (C, S) and first.startswith(PREFACE) and second[3] == 0x4  # SETTINGS
+    p.t.chunks[:2] = [(d1, second), (d0, first)]
+    events = decode_packets(flow(p).packets)
+    (s,) = summaries(events)
+    assert (s.stream, s.path, s.status, s.issues) == (sid, "/first", 200, ())
+    assert payloads(events, s.session, "c2s") == [(1, b"after")]

@@ -36,8 +36,10 @@ from wsinspect.deflate import DeflateParams, Inflater, negotiate
 from wsinspect.frames import DEFAULT_MAX_MESSAGE_SIZE, FrameParser, Hunter, starts_with_frame
 from wsinspect.h2 import (
     DEFAULT_MAX_FRAME_SIZE,
+    FRAME_HEADER,
     PREFACE,
     ConnectionEnded,
+    FrameType,
     H2Connection,
     H2Event,
     H2Finding,
@@ -47,8 +49,8 @@ from wsinspect.h2 import (
     WsJoined,
     WsRequest,
     WsResponse,
-    find_frame_header,
     looks_like_h2,
+    plausible_frame_header,
 )
 from wsinspect.http import (
     BODY_UNTIL_CLOSE,
@@ -101,8 +103,6 @@ TRUST_AFTER = 3
 DROP_AFTER = 2
 # Messages held at most while a hunted session proves itself: then the count decides.
 PROBATION_LIMIT = 64
-# How many bytes of a segment of a connection joined late are searched for HTTP/2 frame headers.
-FRAME_SNIFF = 4096
 
 
 class State(Enum):
@@ -435,22 +435,21 @@ class Inspector:
 
     def _http(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
         d = ev.direction
+        if st.fed[d] < len(PREFACE) and st.client != 1 - d and not ev.gap and self._h2_preface(conn, st, ev, out):
+            return
         if st.client is None:
             # The client is whoever sends a request, or receives a response, first;
             # a head may arrive a few bytes at a time, so wait while it still could be one.
             st.take(d, ev.data, ev.ts, ev.packet)
             buf = st.buf[d]
-            if looks_like_h2(buf[: len(PREFACE)]):
-                if len(buf) < len(PREFACE):
-                    return  # the preface, or a method starting like it: wait for more
-                self._h2_open(conn, st, d, Start.PREFACE, None, ev, out)
-                return
             head = bytes(buf[:8])
             if looks_like_http(head):
                 st.client = d if not head.startswith(b"HTTP/") else 1 - d
             elif len(head) < 8 and plausible_http_prefix(head):
                 return
             elif conn.client is not None and not ev.gap:
+                if d != conn.client and len(buf) <= HUNT_LIMIT and _h2_settings_first(buf):
+                    return  # HTTP/2 in TLS: the server's SETTINGS may come before the client's preface
                 # Captured from its start (its SYN seen, nothing lost before these
                 # bytes), and it did not start with HTTP: another protocol, not a
                 # WebSocket session whose handshake the capture missed.
@@ -918,6 +917,19 @@ class Inspector:
             if held[d]:
                 self._h2_events(conn, st, st.h2.feed(d, held[d]), ev.ts, ev.packet, out)
 
+    def _h2_preface(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> bool:
+        """The first bytes of a would-be client: the HTTP/2 preface (RFC 9113 3.4) starts HTTP/2 with prior
+        knowledge, in cleartext or in decrypted TLS (ALPN h2). True when the bytes were taken: the preface, or
+        what may still become it (a lone "P" could also begin "POST ")."""
+        d = ev.direction
+        buf = st.buf[d]
+        if st.fed[d] != len(buf) or not looks_like_h2(bytes(buf) + bytes(ev.data[: len(PREFACE)])):
+            return False
+        st.take(d, ev.data, ev.ts, ev.packet)
+        if len(buf) >= len(PREFACE):
+            self._h2_open(conn, st, d, Start.PREFACE, None, ev, out)
+        return True
+
     def _h2(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
         assert st.h2 is not None
         if ev.issue is not None:
@@ -1029,10 +1041,19 @@ class Inspector:
 
 def _h2_frames_start(data: bytes | memoryview) -> bool:
     """Whether a segment of a connection joined late starts with HTTP/2 frames: a plausible frame header followed
-    by another, or running exactly to the segment's end (h2.find_frame_header, at offset 0 only: scanning every
-    byte of every unknown connection would cost too much). Frames of at most the default SETTINGS_MAX_FRAME_SIZE
-    only, which a WebSocket frame header (its first byte 0x8X for a final frame) never looks like."""
-    return find_frame_header(data[:FRAME_SNIFF], 0, DEFAULT_MAX_FRAME_SIZE) == 0
+    by another, or running exactly to the segment's end (as h2.find_frame_header judges, at offset 0 only:
+    scanning every byte of every unknown connection would cost too much). Frames of at most the default
+    SETTINGS_MAX_FRAME_SIZE only (RFC 9113 4.2), which a WebSocket frame header (its first byte 0x8X for a final
+    frame) never looks like."""
+    end = plausible_frame_header(data, 0, DEFAULT_MAX_FRAME_SIZE)
+    return end != -1 and (end == len(data) or plausible_frame_header(data, end, DEFAULT_MAX_FRAME_SIZE) != -1)
+
+
+def _h2_settings_first(buf: bytearray) -> bool:
+    """Whether a server's first bytes are a SETTINGS frame, its connection preface (RFC 9113 3.4)."""
+    if len(buf) < FRAME_HEADER or buf[3] != FrameType.SETTINGS:
+        return False
+    return plausible_frame_header(buf, 0, DEFAULT_MAX_FRAME_SIZE) != -1
 
 
 def _guess_client(conn: Connection, d: int) -> int:
