@@ -287,3 +287,15 @@ def test_the_server_may_send_its_settings_before_the_client_preface() -> None:
     (s,) = summaries(events)
     assert (s.stream, s.path, s.status, s.issues) == (sid, "/first", 200, ())
     assert payloads(events, s.session, "c2s") == [(1, b"after")]
+
+
+def test_late_h2_data_that_only_starts_like_a_frame_is_no_session() -> None:
+    # Joined late, a stream's DATA is sniffed for a WebSocket frame; one tiny "frame" is too little to trust
+    # (found by tests/test_foreign.py's property test).
+    f = Flow()
+    f.seq = [f.seq[0] + 1, f.seq[1] + 1]  # no SYN seen
+    data = b"\x00\x00\x00\x00\x00\x00\x00\x00\x01" + b"\x00\x00\x07\x00\x00\x00\x00\x00\x01\x00\x81\x00\x00\x00\x00\x00"
+    f.c(data)
+    f.s(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+    f.fin()
+    assert decode_packets(f.packets) == []

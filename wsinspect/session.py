@@ -746,9 +746,18 @@ class Inspector:
     # -- frames and messages ----------------------------------------------
 
     def _frames(
-        self, st: _Conn, d: int, data: bytes | memoryview, ts: float, packet: int, gap: int, out: list[Event]
+        self,
+        st: _Conn,
+        d: int,
+        data: bytes | memoryview,
+        ts: float,
+        packet: int,
+        gap: int,
+        out: list[Event],
+        session: _Session | None = None,
     ) -> None:
-        session = st.session
+        """Bytes of direction ``d`` for the connection's session (or ``session``: one of an HTTP/2 connection's)."""
+        session = session or st.session
         assert session is not None
         if session.held is None:
             self._feed(session, d, data, ts, packet, gap, out)
@@ -789,14 +798,14 @@ class Inspector:
         assert held is not None
         clean = session.clean
         if session.implausible >= DROP_AFTER or (final and not (clean[0] or clean[1])):
-            self._drop(st)
+            self._drop(st, session)
         elif session.implausible == 0 and (clean[0] + clean[1] >= TRUST_AFTER or (clean[0] and clean[1]) or final):
             self._trust(st, session, out)
         elif len(held) >= PROBATION_LIMIT:
             if clean[0] + clean[1] > 4 * session.implausible:
                 self._trust(st, session, out)
             else:
-                self._drop(st)
+                self._drop(st, session)
 
     def _trust(self, st: _Conn, session: _Session, out: list[Event]) -> None:
         """The hunted session is WebSocket: number it, and give out what it held, in
@@ -811,10 +820,14 @@ class Inspector:
         for m in held:
             m.session = session.number
         out.extend(held)
-        st.state = State.WEBSOCKET
+        if session.stream is None:
+            st.state = State.WEBSOCKET
 
-    def _drop(self, st: _Conn) -> None:
+    def _drop(self, st: _Conn, session: _Session) -> None:
         """Not WebSocket after all: nothing of it was given out, nothing will be."""
+        if session.stream is not None:
+            del st.streams[session.stream]  # HTTP/2: only that stream was not WebSocket
+            return
         st.session = None
         st.state = State.IGNORED
 
@@ -954,7 +967,7 @@ class Inspector:
                 case WsData():
                     session = st.streams.get(ev.stream)
                     if session is not None and session.dirs is not None:
-                        self._feed(session, ev.d, ev.data, ts, packet, ev.gap, out)
+                        self._frames(st, ev.d, ev.data, ts, packet, ev.gap, out, session)
                 case WsRequest():
                     session = self._h2_session(conn, st, ev.stream, ts, out)
                     session.handshake = Handshake(h2_head(ev.headers), None)
@@ -976,10 +989,11 @@ class Inspector:
                     else:
                         self._h2_finish(st, ev.stream, "rejected", out)  # RFC 8441 5: only 2xx opens the tunnel
                 case WsJoined():
-                    # Its request was missed: joined mid-way, as a hunted HTTP/1.1 session, but the HTTP/2
-                    # layer already saw a WebSocket frame start the stream's DATA in direction d.
+                    # Its request was missed: joined mid-way, on probation as a hunted HTTP/1.1 session (the
+                    # DATA of another protocol may start like a frame), where the HTTP/2 layer saw a WebSocket
+                    # frame start the stream's DATA in direction d.
                     assert st.client is not None
-                    session = self._h2_session(conn, st, ev.stream, ts, out)
+                    session = self._h2_session(conn, st, ev.stream, ts, None)
                     session.mid_stream = True
                     session.flag(Issue.MID_STREAM)
                     self._assemblers(session, st.client)
@@ -1008,23 +1022,40 @@ class Inspector:
                 case ConnectionEnded():
                     pass  # the streams it refused end by StreamEnded; the others end with the connection
 
-    def _h2_session(self, conn: Connection, st: _Conn, stream: int, ts: float, out: list[Event]) -> _Session:
-        """A session for a WebSocket stream, numbered as it is recognised."""
+    def _h2_session(self, conn: Connection, st: _Conn, stream: int, ts: float, out: list[Event] | None) -> _Session:
+        """A session for a WebSocket stream, numbered as it is recognised (``out`` None: on probation, numbered
+        when trusted, as _open)."""
         assert st.client is not None
         client, server = endpoints(conn.keys[st.client])
         session = _Session(0, client, server, ts)
         session.stream = stream
         for issue in st.h2_issues:
             session.flag(issue)
-        self._number(session, out)
+        if out is None:
+            session.held = []
+        else:
+            self._number(session, out)
         st.streams[stream] = session
         return session
 
     def _h2_finish(self, st: _Conn, stream: int, ended_by: str, out: list[Event]) -> None:
-        session = st.streams.pop(stream)
-        if session.dirs is not None:
+        session = st.streams[stream]
+        if session.held is not None and session.dirs is not None:
+            # On probation at its end: trusted only on the usual evidence (TRUST_AFTER clean messages, or one
+            # each way), not on whatever it showed as a hunted HTTP/1.1 session is: one DATA frame that starts
+            # like a WebSocket frame is too little to tell (another protocol's DATA often does).
+            held = session.held
+            start = len(held)
+            for assembler in session.dirs:
+                assembler.finish(held)
+            self._weigh(st, session, held[start:], out)
+            if session.held is not None or stream not in st.streams:
+                st.streams.pop(stream, None)
+                return
+        elif session.dirs is not None:
             for assembler in session.dirs:
                 assembler.finish(out)
+        del st.streams[stream]
         self._summary(session, out, ended_by)
 
     def _h2_end(self, conn: Connection, st: _Conn, reason: str, out: list[Event]) -> None:
