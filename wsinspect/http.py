@@ -61,6 +61,11 @@ class HttpHead:
         return self.start_line.startswith("HTTP/")
 
     @property
+    def http2(self) -> bool:
+        """Built from HTTP/2 HEADERS (h2_head): the start line stands for the pseudo-header fields."""
+        return self.start_line.startswith("HTTP/2 ") or self.start_line.endswith(" HTTP/2")
+
+    @property
     def method(self) -> str:
         return self.start_line.split(" ", 1)[0]
 
@@ -243,7 +248,8 @@ def _split_outside_quotes(text: str, sep: str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Handshake:
-    """An Upgrade request and its response (None when the capture lacks it)."""
+    """An Upgrade request and its response (None when the capture lacks it); over HTTP/2, the extended CONNECT's
+    HEADERS and the response's (RFC 8441 4, 5), as heads built by h2_head."""
 
     request: HttpHead | None
     response: HttpHead | None
@@ -251,7 +257,10 @@ class Handshake:
 
     @property
     def host(self) -> str | None:
-        return self.request.get("host") if self.request else None
+        if not self.request:
+            return None
+        # RFC 9113 8.3.1: HTTP/2 clients name the host in :authority rather than Host.
+        return self.request.get(":authority") if self.request.http2 else self.request.get("host")
 
     @property
     def path(self) -> str | None:
@@ -275,6 +284,8 @@ class Handshake:
 
     @property
     def accepted(self) -> bool:
+        if self.response is not None and self.response.http2:
+            return 200 <= (self.status or 0) < 300  # RFC 8441 5: any 2xx opens the tunnel
         return self.status == 101
 
     @property
@@ -287,8 +298,9 @@ class Handshake:
 
     @property
     def accept_valid(self) -> bool | None:
-        """None when it cannot be checked (no 101, or request or response missing)."""
-        if not self.accepted or self.key is None:
+        """None when it cannot be checked (no 101, or request or response missing, or HTTP/2: RFC 8441 has no
+        accept key)."""
+        if not self.accepted or self.key is None or self.response is None or self.response.http2:
             return None
         return self.accept is not None and self.accept.strip() == self.accept_expected
 
@@ -313,6 +325,22 @@ class Handshake:
         if not self.response or not self.accepted:
             return []
         return parse_extensions(self.response.get("sec-websocket-extensions"))
+
+
+def h2_head(headers: tuple[tuple[str, str], ...]) -> HttpHead:
+    """An HttpHead from one side's HTTP/2 HEADERS, so that a WebSocket over HTTP/2 has a Handshake like any other.
+
+    The pseudo-header fields (RFC 9113 8.3) give a start line in HTTP/1.1 shape ("CONNECT /chat HTTP/2",
+    "HTTP/2 200"); ``headers`` keeps every field as decoded, pseudo-headers first as sent, and ``raw`` is that list
+    as "name: value" lines (the wire bytes are HPACK-compressed and mean nothing without the decoder's state).
+    """
+    pseudo = dict(h for h in headers if h[0].startswith(":"))
+    if ":status" in pseudo:
+        start_line = f"HTTP/2 {pseudo[':status']}"
+    else:
+        start_line = f"{pseudo.get(':method', '')} {pseudo.get(':path', '')} HTTP/2"
+    raw = "".join(f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
+    return HttpHead(start_line, headers, raw.encode("utf-8"))
 
 
 def is_upgrade_request(head: HttpHead) -> bool:

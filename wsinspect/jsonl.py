@@ -102,6 +102,8 @@ def session_record(s: SessionSummary) -> dict[str, Any]:
         "mid_stream": s.mid_stream,
         "issues": s.issues,
         "issue_count": s.issue_count,
+        "http_version": s.http_version,
+        "stream": s.stream,
     }
 
 

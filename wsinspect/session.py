@@ -19,21 +19,45 @@ the state of the connection (one visible transition table, in ``_route``):
     PROBATION frames found by the hunt, their messages held until the session has
               shown it is WebSocket                              -> WEBSOCKET | IGNORED
     IGNORED   not WebSocket: bytes dropped
+    H2        HTTP/2 (RFC 9113): the client's first bytes were the preface, a 101
+              switched to h2c, or a connection joined late showed frame headers;
+              every extended CONNECT websocket stream is a session (RFC 8441)
 """
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from wsinspect.deflate import DeflateParams, Inflater, negotiate
 from wsinspect.frames import DEFAULT_MAX_MESSAGE_SIZE, FrameParser, Hunter, starts_with_frame
+from wsinspect.h2 import (
+    DEFAULT_MAX_FRAME_SIZE,
+    FRAME_HEADER,
+    PREFACE,
+    ConnectionEnded,
+    FrameType,
+    H2Connection,
+    H2Event,
+    H2Finding,
+    Start,
+    StreamEnded,
+    WsData,
+    WsJoined,
+    WsRequest,
+    WsResponse,
+    looks_like_h2,
+    plausible_frame_header,
+)
 from wsinspect.http import (
     BODY_UNTIL_CLOSE,
     Handshake,
     HttpHead,
     check_handshake,
+    h2_head,
     is_upgrade_request,
     looks_like_http,
     parse_head,
@@ -88,6 +112,7 @@ class State(Enum):
     HUNTING = "hunting"
     PROBATION = "probation"
     IGNORED = "ignored"
+    H2 = "h2"
 
 
 _WEBSOCKET = State.WEBSOCKET
@@ -134,6 +159,8 @@ class SessionSummary:
     # Complete compressed messages only, c2s and s2c: payload bytes as sent, and inflated.
     compressed_wire: tuple[int, int] = (0, 0)
     compressed_bytes: tuple[int, int] = (0, 0)
+    http_version: str = "1.1"  # "2": an extended CONNECT stream (RFC 8441)
+    stream: int | None = None  # its HTTP/2 stream id
 
     @property
     def host(self) -> str | None:
@@ -182,6 +209,8 @@ class _Conn:
         "buf",
         "client",
         "fed",
+        "h2",
+        "h2_issues",
         "hunted",
         "hunters",
         "marks",
@@ -189,6 +218,7 @@ class _Conn:
         "session",
         "skip",
         "state",
+        "streams",
     )
 
     def __init__(self) -> None:
@@ -205,6 +235,11 @@ class _Conn:
         self.session: _Session | None = None
         self.hunters: list[Hunter | None] = [None, None]  # joined mid-stream: where frames start
         self.hunted = 0  # bytes searched for frames
+        # HTTP/2: the connection's layer, its WebSocket sessions by stream id, and its findings that no stream
+        # owns (given to every session of the connection, those opened later too).
+        self.h2: H2Connection | None = None
+        self.streams: dict[int, _Session] = {}
+        self.h2_issues: list[Issue] = []
 
     def take(self, d: int, data: bytes | memoryview, ts: float, packet: int, gap: int = 0) -> None:
         """Buffer a chunk of direction ``d`` for HTTP parsing (``gap`` bytes were lost
@@ -244,6 +279,7 @@ class _Session:
         "deflate",
         "dirs",
         "end",
+        "half_closed",
         "handshake",
         "held",
         "implausible",
@@ -252,10 +288,13 @@ class _Session:
         "number",
         "server",
         "start",
+        "stream",
     )
 
     def __init__(self, number: int, client: str, server: str, ts: float) -> None:
         self.number = number
+        self.stream: int | None = None  # HTTP/2: the extended CONNECT's stream
+        self.half_closed = 0  # HTTP/2: bit d set once direction d ended the stream
         self.client = client
         self.server = server
         self.handshake = Handshake(None, None)
@@ -396,9 +435,13 @@ class Inspector:
                 self._frames(st, ev.direction, ev.data, ev.ts, ev.packet, ev.gap, out)
             case State.IGNORED:
                 pass
+            case State.H2:
+                self._h2(conn, st, ev, out)
 
     def _http(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
         d = ev.direction
+        if st.fed[d] < len(PREFACE) and st.client != 1 - d and not ev.gap and self._h2_preface(conn, st, ev, out):
+            return
         if st.client is None:
             # The client is whoever sends a request, or receives a response, first;
             # a head may arrive a few bytes at a time, so wait while it still could be one.
@@ -410,6 +453,8 @@ class Inspector:
             elif len(head) < 8 and plausible_http_prefix(head):
                 return
             elif conn.client is not None and not ev.gap:
+                if d != conn.client and len(buf) <= HUNT_LIMIT and _h2_settings_first(buf):
+                    return  # HTTP/2 in TLS: the server's SETTINGS may come before the client's preface
                 # Captured from its start (its SYN seen, nothing lost before these
                 # bytes), and it did not start with HTTP: another protocol, not a
                 # WebSocket session whose handshake the capture missed.
@@ -518,6 +563,11 @@ class Inspector:
                 self._upgraded(conn, st, head, ev, out)
                 return
             request = st.requests.popleft() if st.requests else None
+            if status == 101 and "h2c" in head.tokens("upgrade") and request is not None:
+                # RFC 7540 3.2: HTTP/2 from the byte after this head; the request's HTTP2-Settings
+                # are the client's first SETTINGS.
+                self._h2_open(conn, st, st.client or 0, Start.UPGRADED, request.get("http2-settings"), ev, out)
+                return
             method = request.method if request else None
             length = head.body_length(method)
             st.skip[d] = BODY_UNTIL_CLOSE if length is None else length
@@ -612,6 +662,11 @@ class Inspector:
 
     def _start_websocket(self, st: _Conn, session: _Session) -> None:
         assert st.client is not None
+        self._assemblers(session, st.client)
+        st.state = State.WEBSOCKET
+
+    def _assemblers(self, session: _Session, client: int) -> None:
+        """The session's pair of message assemblers, with the extensions its handshake negotiated."""
         if session.mid_stream:
             # Without a handshake, assume what most peers negotiate: permessage-deflate
             # with context takeover; the inflaters start untrusted.
@@ -629,7 +684,7 @@ class Inspector:
         max_message_size = self.options.max_message_size
         dirs = []
         for d in (0, 1):
-            is_client = d == st.client
+            is_client = d == client
             inflater = None
             if params is not None:
                 nct = params.client_no_context_takeover if is_client else params.server_no_context_takeover
@@ -643,7 +698,6 @@ class Inspector:
                 )
             )
         session.dirs = (dirs[0], dirs[1])
-        st.state = State.WEBSOCKET
 
     # -- joined mid-stream ------------------------------------------------
 
@@ -664,6 +718,9 @@ class Inspector:
             self._http(conn, st, StreamData(conn, d, ev.ts, ev.data, 0, ev.packet), out)
             return
         hunter = st.hunters[d]
+        if (hunter is None or ev.gap) and _h2_frames_start(ev.data):
+            self._h2_open(conn, st, _guess_client(conn, d), Start.MIDSTREAM, None, ev, out)
+            return
         if hunter is None or ev.gap:
             # Only segment starts are tried: this may not be WebSocket at all, and
             # scanning every byte of, say, TLS traffic would cost too much.
@@ -697,19 +754,36 @@ class Inspector:
     # -- frames and messages ----------------------------------------------
 
     def _frames(
-        self, st: _Conn, d: int, data: bytes | memoryview, ts: float, packet: int, gap: int, out: list[Event]
+        self,
+        st: _Conn,
+        d: int,
+        data: bytes | memoryview,
+        ts: float,
+        packet: int,
+        gap: int,
+        out: list[Event],
+        session: _Session | None = None,
     ) -> None:
-        session = st.session
-        assert session is not None and session.dirs is not None
-        if gap:
-            session.flag(Issue.TCP_GAP)
+        """Bytes of direction ``d`` for the connection's session (or ``session``: one of an HTTP/2 connection's)."""
+        session = session or st.session
+        assert session is not None
         if session.held is None:
-            session.dirs[d].feed(data, ts, packet, gap, out)
+            self._feed(session, d, data, ts, packet, gap, out)
         else:
             held = session.held
             start = len(held)
-            session.dirs[d].feed(data, ts, packet, gap, held)
+            self._feed(session, d, data, ts, packet, gap, held)
             self._weigh(st, session, held[start:], out)
+
+    def _feed(
+        self, session: _Session, d: int, data: bytes | memoryview, ts: float, packet: int, gap: int, out: list[Any]
+    ) -> None:
+        """Bytes of the session's direction ``d`` to its assembler (``out``: the events, or a hunted session's
+        held messages)."""
+        assert session.dirs is not None
+        if gap:
+            session.flag(Issue.TCP_GAP)
+        session.dirs[d].feed(data, ts, packet, gap, out)
         if data and ts > session.end:
             # Data released from behind a hole carries its earlier time; a hole
             # reported alone (at the end of the connection) is no time of the session.
@@ -732,14 +806,14 @@ class Inspector:
         assert held is not None
         clean = session.clean
         if session.implausible >= DROP_AFTER or (final and not (clean[0] or clean[1])):
-            self._drop(st)
+            self._drop(st, session)
         elif session.implausible == 0 and (clean[0] + clean[1] >= TRUST_AFTER or (clean[0] and clean[1]) or final):
             self._trust(st, session, out)
         elif len(held) >= PROBATION_LIMIT:
             if clean[0] + clean[1] > 4 * session.implausible:
                 self._trust(st, session, out)
             else:
-                self._drop(st)
+                self._drop(st, session)
 
     def _trust(self, st: _Conn, session: _Session, out: list[Event]) -> None:
         """The hunted session is WebSocket: number it, and give out what it held, in
@@ -754,16 +828,23 @@ class Inspector:
         for m in held:
             m.session = session.number
         out.extend(held)
-        st.state = State.WEBSOCKET
+        if session.stream is None:
+            st.state = State.WEBSOCKET
 
-    def _drop(self, st: _Conn) -> None:
+    def _drop(self, st: _Conn, session: _Session) -> None:
         """Not WebSocket after all: nothing of it was given out, nothing will be."""
+        if session.stream is not None:
+            del st.streams[session.stream]  # HTTP/2: only that stream was not WebSocket
+            return
         st.session = None
         st.state = State.IGNORED
 
     # -- the end ----------------------------------------------------------
 
     def _end(self, conn: Connection, st: _Conn, reason: str, ts: float, out: list[Event]) -> None:
+        if st.state is State.H2:
+            self._h2_end(conn, st, reason, out)
+            return
         session = st.session
         if session is not None and session.dirs is None and session.handshake.response is None:
             if reason not in ("eof", "stopped"):
@@ -798,6 +879,9 @@ class Inspector:
         if session is None:
             return
         st.session = None
+        self._summary(session, out, ended_by)
+
+    def _summary(self, session: _Session, out: list[Event], ended_by: str) -> None:
         hs = session.handshake
         dirs = session.dirs
         c = s = None
@@ -828,8 +912,202 @@ class Inspector:
                 issue_kinds=_kinds(session.issues, dirs),
                 compressed_wire=(c.zwire if c else 0, s.zwire if s else 0),
                 compressed_bytes=(c.zplain if c else 0, s.zplain if s else 0),
+                http_version="1.1" if session.stream is None else "2",
+                stream=session.stream,
             )
         )
+
+    # -- HTTP/2 (RFC 9113) and its WebSocket streams (RFC 8441) ------------
+
+    def _h2_open(
+        self,
+        conn: Connection,
+        st: _Conn,
+        client: int,
+        start: Start,
+        settings: str | None,
+        ev: StreamData,
+        out: list[Event],
+    ) -> None:
+        """The connection is HTTP/2 from here: what both directions hold goes to its H2Connection."""
+        st.client = client
+        st.state = State.H2
+        st.h2 = H2Connection(client, start, http2_settings=settings)
+        held = (bytes(st.buf[0]), bytes(st.buf[1]))
+        st.buf[0].clear()
+        st.buf[1].clear()
+        st.hunters = [None, None]
+        if start is Start.MIDSTREAM:
+            self._h2(conn, st, ev, out)
+            return
+        for d in (client, 1 - client):
+            if held[d]:
+                self._h2_events(conn, st, st.h2.feed(d, held[d]), ev.ts, ev.packet, out)
+
+    def _h2_preface(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> bool:
+        """The first bytes of a would-be client: the HTTP/2 preface (RFC 9113 3.4) starts HTTP/2 with prior
+        knowledge, in cleartext or in decrypted TLS (ALPN h2). True when the bytes were taken: the preface, or
+        what may still become it (a lone "P" could also begin "POST ")."""
+        d = ev.direction
+        buf = st.buf[d]
+        if st.fed[d] != len(buf) or not looks_like_h2(bytes(buf) + bytes(ev.data[: len(PREFACE)])):
+            return False
+        st.take(d, ev.data, ev.ts, ev.packet)
+        if len(buf) >= len(PREFACE):
+            self._h2_open(conn, st, d, Start.PREFACE, None, ev, out)
+        return True
+
+    def _h2(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
+        assert st.h2 is not None
+        if ev.issue is not None:
+            for session in st.streams.values():
+                session.flag(ev.issue)  # a TCP finding: of every session the connection carries
+        self._h2_events(conn, st, st.h2.feed(ev.direction, ev.data, ev.gap), ev.ts, ev.packet, out)
+
+    def _h2_events(
+        self,
+        conn: Connection,
+        st: _Conn,
+        events: list[H2Event],
+        ts: float,
+        packet: int,
+        out: list[Event],
+        reason: str = "",
+    ) -> None:
+        """What the HTTP/2 layer found, applied to the sessions of its WebSocket streams (``reason``: how the
+        connection ended, for the streams finish() reports open)."""
+        for ev in events:
+            match ev:
+                case WsData():
+                    session = st.streams.get(ev.stream)
+                    if session is not None and session.dirs is not None:
+                        self._frames(st, ev.d, ev.data, ts, packet, ev.gap, out, session)
+                case WsRequest():
+                    session = self._h2_session(conn, st, ev.stream, ts, out)
+                    session.handshake = Handshake(h2_head(ev.headers), None)
+                    if not ev.reliable:
+                        session.flag(Issue.H2_HPACK_STATE_LOST)  # decoded with a dynamic table that lacks entries
+                case WsResponse():
+                    session = st.streams.get(ev.stream)
+                    if session is None:
+                        continue
+                    hs = session.handshake
+                    session.handshake = Handshake(hs.request, h2_head(ev.headers))
+                    if not ev.reliable:
+                        session.flag(Issue.H2_HPACK_STATE_LOST)
+                    session.end = ts
+                    out.append(SessionUpgraded(session.number, session.handshake, ts))
+                    if session.handshake.accepted:
+                        assert st.client is not None
+                        self._assemblers(session, st.client)
+                    else:
+                        self._h2_finish(st, ev.stream, "rejected", out)  # RFC 8441 5: only 2xx opens the tunnel
+                case WsJoined():
+                    # Its request was missed: joined mid-way, on probation as a hunted HTTP/1.1 session (the
+                    # DATA of another protocol may start like a frame), where the HTTP/2 layer saw a WebSocket
+                    # frame start the stream's DATA in direction d.
+                    assert st.client is not None
+                    session = self._h2_session(conn, st, ev.stream, ts, None)
+                    session.mid_stream = True
+                    session.flag(Issue.MID_STREAM)
+                    self._assemblers(session, st.client)
+                    assert session.dirs is not None
+                    session.dirs[ev.d].parser.synced = True
+                case StreamEnded():
+                    session = st.streams.get(ev.stream)
+                    if session is None:
+                        continue
+                    if ev.how == "end_stream":
+                        # END_STREAM half-closes one direction (RFC 9113 5.1): over when both did.
+                        session.half_closed |= 1 << (ev.d or 0)
+                        if session.half_closed == 3:
+                            self._h2_finish(st, ev.stream, "end_stream", out)
+                    else:
+                        self._h2_finish(st, ev.stream, reason if ev.how == "eof" else ev.how, out)
+                case H2Finding():
+                    session = st.streams.get(ev.stream) if ev.stream is not None else None
+                    if session is not None:
+                        session.flag(ev.issue)
+                    elif ev.stream is None:
+                        if ev.issue not in st.h2_issues:
+                            st.h2_issues.append(ev.issue)
+                        for session in st.streams.values():
+                            session.flag(ev.issue)
+                case ConnectionEnded():
+                    pass  # the streams it refused end by StreamEnded; the others end with the connection
+
+    def _h2_session(self, conn: Connection, st: _Conn, stream: int, ts: float, out: list[Event] | None) -> _Session:
+        """A session for a WebSocket stream, numbered as it is recognised (``out`` None: on probation, numbered
+        when trusted, as _open)."""
+        assert st.client is not None
+        client, server = endpoints(conn.keys[st.client])
+        session = _Session(0, client, server, ts)
+        session.stream = stream
+        for issue in st.h2_issues:
+            session.flag(issue)
+        if out is None:
+            session.held = []
+        else:
+            self._number(session, out)
+        st.streams[stream] = session
+        return session
+
+    def _h2_finish(self, st: _Conn, stream: int, ended_by: str, out: list[Event]) -> None:
+        session = st.streams[stream]
+        if session.held is not None and session.dirs is not None:
+            # On probation at its end: trusted only on the usual evidence (TRUST_AFTER clean messages, or one
+            # each way), not on whatever it showed as a hunted HTTP/1.1 session is: one DATA frame that starts
+            # like a WebSocket frame is too little to tell (another protocol's DATA often does).
+            held = session.held
+            start = len(held)
+            for assembler in session.dirs:
+                assembler.finish(held)
+            self._weigh(st, session, held[start:], out)
+            if session.held is not None or stream not in st.streams:
+                st.streams.pop(stream, None)
+                return
+        elif session.dirs is not None:
+            for assembler in session.dirs:
+                assembler.finish(out)
+        del st.streams[stream]
+        self._summary(session, out, ended_by)
+
+    def _h2_end(self, conn: Connection, st: _Conn, reason: str, out: list[Event]) -> None:
+        """The TCP connection ended: so did every stream still open. After a GOAWAY, that is what ended them
+        (RFC 9113 6.8), unless reading stopped first."""
+        assert st.h2 is not None
+        if st.h2.goaway is not None and reason != "stopped":
+            reason = "goaway"
+        self._h2_events(conn, st, st.h2.finish(), self.last_ts, self.packets, out, reason)
+        for stream in list(st.streams):
+            self._h2_finish(st, stream, reason, out)  # no response yet: h2.py does not report those
+        st.state = State.IGNORED
+
+
+def _h2_frames_start(data: bytes | memoryview) -> bool:
+    """Whether a segment of a connection joined late starts with HTTP/2 frames: a plausible frame header followed
+    by another, or running exactly to the segment's end (as h2.find_frame_header judges, at offset 0 only:
+    scanning every byte of every unknown connection would cost too much). Frames of at most the default
+    SETTINGS_MAX_FRAME_SIZE only (RFC 9113 4.2), which a WebSocket frame header (its first byte 0x8X for a final
+    frame) never looks like."""
+    end = plausible_frame_header(data, 0, DEFAULT_MAX_FRAME_SIZE)
+    return end != -1 and (end == len(data) or plausible_frame_header(data, end, DEFAULT_MAX_FRAME_SIZE) != -1)
+
+
+def _h2_settings_first(buf: bytearray) -> bool:
+    """Whether a server's first bytes are a SETTINGS frame, its connection preface (RFC 9113 3.4)."""
+    if len(buf) < FRAME_HEADER or buf[3] != FrameType.SETTINGS:
+        return False
+    return plausible_frame_header(buf, 0, DEFAULT_MAX_FRAME_SIZE) != -1
+
+
+def _guess_client(conn: Connection, d: int) -> int:
+    """The client's direction in a connection joined late: the SYN's sender if seen, else the side of the higher
+    port (an ephemeral one)."""
+    if conn.client is not None:
+        return conn.client
+    sport, dport = struct.unpack("!HH", conn.keys[d][-4:])
+    return d if sport > dport else 1 - d
 
 
 def _kinds(

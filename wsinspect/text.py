@@ -255,7 +255,9 @@ class TextWriter:
         if hs.request is not None and hs.response is None:
             status += " (no response captured)"
         accept = {True: "accept ok", False: f"{c.issue}accept BAD{c.reset}", None: "accept -"}[hs.accept_valid]
-        lines.append(f" {s.client} → {s.server}  {where}  HTTP {status}  {accept}\n")
+        # Over HTTP/2 (RFC 8441) the stream tells the sessions of one connection apart.
+        version = f"HTTP/2 stream {s.stream}  " if s.http_version == "2" else "HTTP "
+        lines.append(f" {s.client} → {s.server}  {where}  {version}{status}  {accept}\n")
         details = []
         if hs.subprotocol:
             details.append(f"subprotocol {sanitize(hs.subprotocol)}")
@@ -287,6 +289,8 @@ class TextWriter:
         flagged = ": " + ", ".join(f"{issue} ×{n}" if n > 1 else issue for issue, n in kinds) if kinds else ""
         if s.ended_by == "stopped":
             ended = "reading stopped before the connection ended"
+        elif s.ended_by in ("end_stream", "rst_stream"):
+            ended = f"stream ended by {s.ended_by}"  # HTTP/2: the connection may go on
         else:
             ended = f"connection ended by {s.ended_by}"
         lines.append(f"     {close}; {ended}; {issues}{flagged}\n")
