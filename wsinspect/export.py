@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from wsinspect.capture import PCAP_MAGIC_NS, PCAP_MAGIC_US
 from wsinspect.errors import WsinspectError
 from wsinspect.messages import Message
 from wsinspect.options import (
@@ -208,20 +209,19 @@ def write_json(sel: Selected, f: BinaryIO) -> None:
 
 
 def write_csv(sel: Selected, f: BinaryIO, names: list[str]) -> None:
-    """One line per selected message (RFC 4180, with a header), or per session when
-    every field is a session field."""
+    """One line per selected message in the order of read's output (RFC 4180, with
+    a header), or per session when every field is a session field."""
     from wsinspect.fields import FieldsFormat, FieldsWriter
     from wsinspect.filter import session_values
 
     writer = FieldsWriter(names, FieldsFormat(header=True, separator=","))
     f.write((writer.header() or "").encode("utf-8"))
-    for n, summary in sorted(sel.sessions.items()):
-        values = session_values(summary)
-        if writer.per_session:
-            f.write(writer.session(values).encode("utf-8"))
-            continue
-        for m in sel.messages.get(n, []):
-            f.write(writer.message(m, values).encode("utf-8"))
+    values = {n: session_values(s) for n, s in sel.sessions.items()}
+    for ev in sel.events:
+        if isinstance(ev, Message) and not writer.per_session:
+            f.write(writer.message(ev, values[ev.session]).encode("utf-8"))
+        elif isinstance(ev, SessionSummary) and writer.per_session:
+            f.write(writer.session(values[ev.session]).encode("utf-8"))
 
 
 def write_follow(sel: Selected, f: BinaryIO) -> None:
@@ -317,22 +317,23 @@ def write_pcap(path: str, keys: set[bytes], out_path: str, f: BinaryIO) -> int:
     from wsinspect.packet import tcp_fields
 
     ng = out_path.lower().endswith((".pcapng", ".ntar"))
+    digits = source_resolution(path)
     write: Callable[[float, int, bytes], None]
     if ng:
-        writer = _PcapngWriter(f)
+        writer = _PcapngWriter(f, digits)
         write = writer.packet
     else:
         linktypes: list[int] = []
+        magic = PCAP_MAGIC_NS if digits == 9 else PCAP_MAGIC_US
 
         def write(ts: float, linktype: int, data: bytes) -> None:
             if not linktypes:
                 linktypes.append(linktype)
-                # pcap header (nanosecond magic), as capture.PcapWriter writes it.
-                f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, linktype))
+                f.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, 262144, linktype))
             elif linktype != linktypes[0]:
                 raise ExportError(f"{out_path}: the packets have several link types; export to .pcapng")
-            sec, nsec = _split(ts)
-            f.write(struct.pack("<IIII", sec, nsec, len(data), len(data)) + data)
+            sec, frac = divmod(_ticks(ts, digits), 10**digits)
+            f.write(struct.pack("<IIII", sec, frac, len(data), len(data)) + data)
 
     reader = open_capture(path)
     count = 0
@@ -347,21 +348,70 @@ def write_pcap(path: str, keys: set[bytes], out_path: str, f: BinaryIO) -> int:
     return count
 
 
-def _split(ts: float) -> tuple[int, int]:
+def _ticks(ts: float, digits: int) -> int:
+    """A packet's time in units of 10**-digits s. ts - int(ts) is exact in a float,
+    so microsecond times are copied exactly; nanosecond times came through a float
+    already, which holds them to about 0.2 us."""
     sec = int(ts)
-    nsec = round((ts - sec) * 1e9)
-    if nsec >= 1_000_000_000:
-        sec, nsec = sec + 1, nsec - 1_000_000_000
-    return sec, nsec
+    scale: int = 10**digits
+    return sec * scale + round((ts - sec) * scale)
+
+
+def source_resolution(path: str) -> int:
+    """The decimal digits of the capture's timestamps: 9 for a nanosecond pcap or a
+    pcapng whose first interface says if_tsresol 9 (or finer), else 6."""
+    import gzip
+
+    with open(path, "rb") as raw:
+        head = raw.read(2)
+        raw.seek(0)
+        if head == b"\x1f\x8b":
+            with gzip.open(raw) as unzipped:
+                data = unzipped.read(1 << 16)
+        else:
+            data = raw.read(1 << 16)
+    if len(data) < 4:
+        return 6
+    magic: int = struct.unpack("<I", data[:4])[0]
+    if magic in (PCAP_MAGIC_NS, _swap(PCAP_MAGIC_NS)):
+        return 9
+    if data[:4] != b"\x0a\x0d\x0d\x0a" or len(data) < 12:
+        return 6
+    # pcapng: the Section Header Block's byte order, then the first Interface
+    # Description Block's options (if_tsresol is code 9; pcapng spec 4.2).
+    endian = "<" if data[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+    pos = 0
+    while pos + 12 <= len(data):
+        btype, blen = struct.unpack_from(endian + "II", data, pos)
+        if blen < 12:
+            return 6
+        if btype == 1:
+            opt = pos + 16
+            while opt + 4 <= min(pos + blen - 4, len(data)):
+                code, olen = struct.unpack_from(endian + "HH", data, opt)
+                if code == 0:
+                    break
+                if code == 9 and olen >= 1 and opt + 4 < len(data):
+                    value = data[opt + 4]
+                    return 9 if not value & 0x80 and value >= 9 else 6
+                opt += 4 + olen + (-olen % 4)
+            return 6
+        pos += blen
+    return 6
+
+
+def _swap(magic: int) -> int:
+    return int.from_bytes(magic.to_bytes(4, "little"), "big")
 
 
 class _PcapngWriter:
     """The least pcapng (the pcapng specification, draft-ietf-opsawg-pcapng): a
-    Section Header Block, an Interface Description Block per link type (if_tsresol 9:
-    nanoseconds), an Enhanced Packet Block per packet."""
+    Section Header Block, an Interface Description Block per link type (if_tsresol:
+    the source's 6 or 9 digits), an Enhanced Packet Block per packet."""
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: BinaryIO, digits: int) -> None:
         self.f = f
+        self.digits = digits
         self.interfaces: dict[int, int] = {}
         # SHB: type, length, byte-order magic, version 1.0, section length unknown (-1).
         f.write(struct.pack("<IIIHHqI", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28))
@@ -371,11 +421,10 @@ class _PcapngWriter:
         if iface is None:
             iface = self.interfaces[linktype] = len(self.interfaces)
             # IDB with the option if_tsresol (9) = 9 (10^-9 s), then opt_endofopt.
-            options = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)
+            options = struct.pack("<HHB3x", 9, 1, self.digits) + struct.pack("<HH", 0, 0)
             length = 20 + len(options)
             self.f.write(struct.pack("<IIHHI", 1, length, linktype, 0, 262144) + options + struct.pack("<I", length))
-        sec, nsec = _split(ts)
-        ticks = sec * 1_000_000_000 + nsec
+        ticks = _ticks(ts, self.digits)
         pad = -len(data) % 4
         length = 32 + len(data) + pad
         self.f.write(
