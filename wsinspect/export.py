@@ -56,7 +56,7 @@ exit status:
 """
 
 # The CSV export's columns unless -e says otherwise.
-CSV_FIELDS = ["session", "ts", "dir", "opcode", "length", "text", "data", "close_code"]
+CSV_FIELDS = ["session", "ts", "dir", "opcode", "length", "text", "close_code"]  # -e data: payloads as hex
 
 
 class ExportError(WsinspectError):
