@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import struct
 import sys
@@ -487,21 +488,17 @@ def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         done.append(f"the transcript to {follow_to}")
     n = len(sel.sessions)
     messages = sum(map(len, sel.messages.values()))
-    print(
-        f"wsinspect: {n} session{'s' if n != 1 else ''}, {messages} message{'s' if messages != 1 else ''}:"
-        f" wrote {', '.join(done)}"
-        if done
-        else "",
-        file=sys.stderr,
-        end="\n" if done else "",
-    )
+    if done:  # (the transcript alone goes to standard output: nothing to add)
+        print(
+            f"wsinspect: {n} session{'s' if n != 1 else ''}, {messages} message{'s' if messages != 1 else ''}:"
+            f" wrote {', '.join(done)}",
+            file=sys.stderr,
+        )
     return 0
 
 
 def _print_follow(sel: Selected) -> None:
-    """The transcript on standard output, sanitized by follow.py for a terminal."""
-    import io
-
+    """The transcript on standard output (follow.py sanitizes what came from the wire)."""
     buf = io.BytesIO()
     write_follow(sel, buf)
     write_output(stdout_binary(), buf.getvalue())
@@ -510,16 +507,14 @@ def _print_follow(sel: Selected) -> None:
 def cmd_follow(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     path = capture_path(args, parser)
     display_filter(args)
-    out = stdout_binary()
+    stdout_binary()  # a closed stdout fails before the capture is decoded
     sel = decode(path, args)
     if args.session is None and len(sel.sessions) > 1:
         parser.error(f"follow: {path} has {sel.total} sessions; choose with --session N")
     if not sel.sessions:
         what = f"the filter {args.display_filter!r}" if args.display_filter else "the selection"
         raise ExportError(f"{what} matched no message or session in {path}")
-    buf = __import__("io").BytesIO()
-    write_follow(sel, buf)
-    write_output(out, buf.getvalue())
+    _print_follow(sel)
     return 0
 
 

@@ -196,9 +196,9 @@ class Printer:
         # just before their session's record: output is grouped at each session's end.
         self.selection = Selection(flt) if flt is not None else None
         self.fields: FieldsWriter | None = getattr(args, "fields_writer", None)
-        if flt is not None or self.fields is not None:
-            # A filter decides sessions by their messages too (filter.Selection).
-            self.wants_messages = not (args.quiet and args.count is None and self.fields is None and flt is None)
+        if flt is not None:
+            # A filter decides sessions by their messages too (filter.Selection), -q or not.
+            self.wants_messages = True
         self._fields_tty = tty
         # -T fields with session.* fields: each session's values, and (for fields only
         # known at its end) its message lines until then.
