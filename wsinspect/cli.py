@@ -43,7 +43,8 @@ exit status:
      damage to the file itself (a cut record) is reported on stderr
   1  the file could not be read at all (missing, not a pcap/pcapng capture),
      or the output could not be written (a full disk)
-  2  bad command-line usage
+  2  bad command-line usage (a bad -Y filter or -e field too: the error is
+     shown with a caret under it)
 """
 
 
