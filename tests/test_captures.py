@@ -274,7 +274,7 @@ def _truth_message(m: dict[str, Any]) -> tuple[str, str | int | None, str | None
 def _decoded_message(m: Message) -> tuple[str, str | int | None, str | None]:
     if m.opcode == 8:
         return "close", m.close_code, m.close_reason
-    return message_opcode(m.opcode), decoded_payload(m), None
+    return opcode_label(m.opcode), decoded_payload(m), None
 
 
 @pytest.mark.parametrize("truth_path", H2_TRUTHS, ids=_ids(H2_TRUTHS))

@@ -15,11 +15,18 @@ from itertools import chain
 
 from wsinspect import __version__
 from wsinspect.errors import WsinspectError
-from wsinspect.options import add_command, add_file_arguments, add_output_options, capture_path, positive_int
+from wsinspect.options import (
+    add_command,
+    add_file_arguments,
+    add_output_options,
+    capture_path,
+    compile_display_options,
+    positive_int,
+)
 from wsinspect.printer import OutputError, Printer, stdout_binary
 
 # Modules with an add_commands(subparsers) function; each command sets func(args, parser) -> int.
-COMMAND_MODULES = ("wsinspect.live", "wsinspect.tui")
+COMMAND_MODULES = ("wsinspect.live", "wsinspect.tui", "wsinspect.export")
 
 # Files at least this large are decoded on every core unless -j says otherwise.
 PARALLEL_MIN_SIZE = 16 << 20
@@ -36,7 +43,8 @@ exit status:
      damage to the file itself (a cut record) is reported on stderr
   1  the file could not be read at all (missing, not a pcap/pcapng capture),
      or the output could not be written (a full disk)
-  2  bad command-line usage
+  2  bad command-line usage (a bad -Y filter or -e field too: the error is
+     shown with a caret under it)
 """
 
 
@@ -77,6 +85,7 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from wsinspect.session import Inspector, Options
 
     path = capture_path(args, parser)
+    compile_display_options(args, parser)
     out = stdout_binary()  # before the capture is opened: it could take a closed stdout's descriptor
     reader = open_capture(path)
     packets = iter(reader)
@@ -90,7 +99,7 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     # -c stops early, which sharded workers cannot do in step; stdin and pipes
     # cannot be read by several processes. A gzip-compressed file can: each worker
     # inflates it whole (2.5 s for 500 MB here), which still pays on two cores.
-    if jobs > 1 and reader.size is not None and args.count is None:
+    if jobs > 1 and reader.size is not None and args.count is None and parallel_display(args):
         from wsinspect.parallel import read_parallel
 
         reader.close()
@@ -127,6 +136,19 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for warning in [*reader.warnings, *warnings]:
         print(f"wsinspect: {warning}", file=sys.stderr)
     return 0
+
+
+# -- display filter and fields output (issue 18) ----------------------------------------
+
+
+def parallel_display(args: argparse.Namespace) -> bool:
+    """Whether -j N gives the same output as -j 1 with these display options. Workers
+    filter their own sessions exactly, end-only fields included (each holds a
+    session's messages to its end as -j 1 does), but they number sessions locally:
+    a filter on the session number runs in one process. -T fields lines are not cut
+    around the session number as the parallel merge needs: one process too."""
+    flt = args.compiled_filter
+    return args.fields_writer is None and (flt is None or "session" not in flt.fields)
 
 
 def _quiet_stdout() -> None:

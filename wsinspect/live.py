@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from wsinspect.capture import PcapWriter
 from wsinspect.errors import CaptureError
-from wsinspect.options import add_command, add_output_options
+from wsinspect.options import add_command, add_output_options, compile_display_options
 from wsinspect.packet import RawPacket
 from wsinspect.printer import Printer, stdout_binary, write_output
 from wsinspect.sniff import LINKTYPE_NAMES, Capture, close_taps, counts, list_interfaces, open_taps, saved
@@ -116,6 +116,10 @@ def cmd_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     # A closed stdout fails now, before a socket or the -w file can take its descriptor.
     if not args.tui:
         stdout_binary()
+    # -Y and -T fields (issue 18): a bad one is a usage error before capturing starts.
+    compile_display_options(args, parser)
+    if args.tui and (args.compiled_filter is not None or args.fields_writer is not None):
+        parser.error("live: --tui has its own filter bar (the f key); -Y and -T fields are for printed output")
     interfaces = list_interfaces(addresses=False)
     # Every failure to start (permission, interface, filter, -w file) is raised here,
     # before a TUI takes the terminal.

@@ -9,9 +9,14 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from wsinspect.frames import DEFAULT_MAX_MESSAGE_SIZE
 from wsinspect.vocab import OPCODE_BY_NAME
+
+if TYPE_CHECKING:
+    from wsinspect.fields import FieldsWriter
+    from wsinspect.filter import Filter
 
 # --opcode names (vocab.OPCODE_BY_NAME: as the text output shows them, and tshark's "continuation").
 OPCODE_HELP = "text, binary, close, ping, pong, cont (a stray continuation frame), 0xN"
@@ -110,6 +115,7 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     out.add_argument("-q", "--quiet", action="store_true", help="no message lines: only the session summary")
     filt = add_filter_options(p, "filters", "only messages whose text (a close message: its reason) matches REGEX")
     filt.add_argument("-c", dest="count", type=positive_int, metavar="COUNT", help="stop after COUNT messages")
+    add_display_options(p)
     add_size_option(p)
 
 
@@ -154,3 +160,82 @@ def add_size_option(p: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="cut messages (after decompression) beyond SIZE, e.g. 64M (default)",
     )
+
+
+# -- display filters and fields output (issue 18) ------------------------------------
+
+
+def add_display_filter(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """-Y/--filter EXPR: compiled by display_filter() when the command runs, so that a
+    bad expression is reported with a caret under the error (exit status 2)."""
+    p.add_argument(
+        "-Y",
+        "--filter",
+        dest="display_filter",
+        metavar="EXPR",
+        help="display filter, e.g. 'opcode == text and session.host contains \"example\"' (README: the language)",
+    )
+
+
+def add_display_options(p: argparse.ArgumentParser) -> None:
+    """-Y, and -T fields -e FIELD -E OPTION (read, live)."""
+    group = p.add_argument_group("display filter and fields output")
+    add_display_filter(group)
+    group.add_argument(
+        "-T",
+        dest="output_format",
+        choices=["text", "json", "fields"],
+        help="output format: text (default), json (as --json), fields (the -e fields, tab-separated)",
+    )
+    group.add_argument(
+        "-e",
+        dest="fields",
+        action="append",
+        metavar="FIELD",
+        help="with -T fields: a field to print (a filter field name; repeat for several)",
+    )
+    group.add_argument(
+        "-E",
+        dest="fields_options",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="with -T fields: header=y, separator=/t|/s|CHAR, quote=d|s|n, aggregator=CHAR (separator=, writes CSV)",
+    )
+
+
+def display_filter(args: argparse.Namespace) -> Filter | None:
+    """The compiled -Y filter, or None; FilterError (exit status 2) when it is bad."""
+    expression: str | None = getattr(args, "display_filter", None)
+    if expression is None:
+        return None
+    from wsinspect.filter import compile_filter
+
+    return compile_filter(expression)
+
+
+def fields_writer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> FieldsWriter | None:
+    """The -T fields writer, or None; a usage error for -e/-E without -T fields,
+    FieldsError or FilterError (exit status 2) for a bad option or field."""
+    fmt = getattr(args, "output_format", None)
+    if fmt == "json":
+        args.json = True
+    if fmt != "fields":
+        if getattr(args, "fields", None) or getattr(args, "fields_options", None):
+            parser.error(f"{args.command}: -e and -E go with -T fields")
+        return None
+    if args.json:
+        parser.error(f"{args.command}: -T fields and --json are two output formats; give one")
+    from wsinspect.fields import FieldsFormat, FieldsWriter, parse_option
+
+    fields_format = FieldsFormat()
+    for option in args.fields_options:
+        fields_format = parse_option(fields_format, option)
+    return FieldsWriter(args.fields or [], fields_format)
+
+
+def compile_display_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """-Y and -T fields, compiled into args (compiled_filter, fields_writer) before the
+    capture is opened: a bad expression or field is exit status 2, with a caret."""
+    args.compiled_filter = display_filter(args)
+    args.fields_writer = fields_writer(args, parser)

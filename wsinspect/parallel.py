@@ -70,8 +70,18 @@ def _worker(
         feed = inspector.feed
         worker = shard << _WORKER_SHIFT
 
+        selection = printer.selection  # -Y: decided here, where the session's events are
+
         def take(events: list[Any], packet: int) -> None:
             key = (packet << _PACKET_SHIFT) | worker | len(batch.keys)
+            if selection is not None:
+                shown = selection.feed(events)
+                # A session the filter left out ended all the same: the parent forgets it.
+                for ev in events:
+                    if ev.__class__ is SessionSummary and not any(x is ev for x in shown):
+                        printer.text.ended(ev.session)
+                        batch.ended.append(worker | ev.session)
+                events = shown
             for ev in events:
                 if ev.__class__ is Message:
                     if quiet or not printer.selected(ev):

@@ -17,7 +17,7 @@ from typing import BinaryIO
 from wsinspect.errors import WsinspectError
 from wsinspect.messages import Message
 from wsinspect.search import matches
-from wsinspect.session import Event, SessionOpened, SessionSummary
+from wsinspect.session import Event, SessionOpened, SessionSummary, SessionUpgraded
 
 # In JSON written to a terminal, the characters that act on it or reorder and hide
 # text, which JSON allows raw (orjson escapes only what it must, below U+0020): DEL,
@@ -95,12 +95,16 @@ class Printer:
         self._size = 0  # bytes in _buf
         self.printed = False  # whether any message line was written (text: the table's blank line)
         self.last_session = 0  # the highest session number seen: --session N beyond it is named
+        self._display_setup(args, tty)
 
     @property
     def done(self) -> bool:
         return self.remaining is not None and self.remaining <= 0
 
     def events(self, events: Iterable[Event]) -> None:
+        if self.selection is not None or self.fields is not None:
+            self._display_events(events)
+            return
         every_message = self.wants_messages
         for ev in events:
             if ev.__class__ is Message:
@@ -126,6 +130,8 @@ class Printer:
     def render(self, m: Message) -> list[bytes]:
         """The output records of a message: its frames (--frames) and itself; in text,
         the message's line comes first and its frames' lines under it."""
+        if self.fields is not None:
+            return self._fields_message(m)
         if self.json:
             jsonl = self.jsonl
             records = [jsonl.dumps(jsonl.frame_record(m, f)) for f in m.frames] if self.args.frames else []
@@ -194,7 +200,7 @@ class Printer:
     def close(self) -> list[str]:
         """Write the session table (text) and what is buffered; return warnings for
         stderr: sessions asked for with --session that the capture does not have."""
-        if not self.json:
+        if not self.json and self.fields is None:
             table = self.text.table([row for _, row in sorted(self.rows)], after_lines=self.printed)
             self._buf.append(table.encode("utf-8"))
         self.flush()
@@ -203,6 +209,96 @@ class Printer:
             return []
         which = ", ".join(str(n) for n in missing)
         return [f"no session {which}: the capture has {self.last_session} WebSocket session(s)"]
+
+    # -- display filter (-Y) and fields output (-T fields), issue 18 -------------------
+
+    def _display_setup(self, args: argparse.Namespace, tty: bool) -> None:
+        """-Y and -T fields, compiled by the command into args (options.display_filter,
+        options.fields_writer) before the capture is opened."""
+        from wsinspect.fields import FieldsWriter
+        from wsinspect.filter import Filter, Selection
+
+        flt: Filter | None = getattr(args, "compiled_filter", None)
+        # Held messages (a filter on a session's end) are returned by the Selection
+        # just before their session's record: output is grouped at each session's end.
+        self.selection = Selection(flt) if flt is not None else None
+        self.fields: FieldsWriter | None = getattr(args, "fields_writer", None)
+        if flt is not None:
+            # A filter decides sessions by their messages too (filter.Selection), -q or not.
+            self.wants_messages = True
+        self._fields_tty = tty
+        # -T fields with session.* fields: each session's values, and (for fields only
+        # known at its end) its message lines until then.
+        self._opened: dict[int, SessionOpened] = {}
+        self._values: dict[int, dict[str, object]] = {}
+        self._held_lines: dict[int, list[Message]] = {}
+        if self.fields is not None and self.fields.header() is not None:
+            self._buf.append(self._fields_line(self.fields.header() or ""))
+
+    def _display_events(self, events: Iterable[Event]) -> None:
+        evs = list(events)
+        shown = self.selection.feed(evs) if self.selection is not None else evs
+        fields = self.fields
+        every_message = self.wants_messages
+        for ev in shown:
+            if ev.__class__ is Message:
+                if every_message:
+                    self._message(ev)
+            elif isinstance(ev, SessionSummary):
+                if self.sessions_wanted is not None and ev.session not in self.sessions_wanted:
+                    continue
+                if fields is None:
+                    if self.json:
+                        self._buf.append(self.render_summary(ev))
+                    else:
+                        self.rows.append((ev.session, self.text.session_row(ev)))
+                elif fields.per_session:
+                    from wsinspect.filter import session_values
+
+                    self._buf.append(self._fields_line(fields.session(session_values(ev))))
+            elif isinstance(ev, SessionOpened):
+                self.text.opened(ev.session, ev.client, ev.server)
+                if fields is not None and fields.needs_session:
+                    from wsinspect.filter import opened_values
+
+                    self._opened[ev.session] = ev
+                    self._values[ev.session] = opened_values(ev, None)
+            elif isinstance(ev, SessionUpgraded) and ev.session in self._opened:
+                from wsinspect.filter import opened_values
+
+                self._values[ev.session] = opened_values(self._opened[ev.session], ev.handshake)
+        # Every session that ended is forgotten, whether the filter showed it or not.
+        for ev in evs:
+            if isinstance(ev, SessionSummary):
+                self.text.ended(ev.session)
+                self._opened.pop(ev.session, None)
+                self._values.pop(ev.session, None)
+                held = self._held_lines.pop(ev.session, None)
+                if held and fields is not None:
+                    from wsinspect.filter import session_values
+
+                    values = session_values(ev)
+                    self._buf.extend(self._fields_line(fields.message(m, values)) for m in held)
+
+    def _fields_message(self, m: Message) -> list[bytes]:
+        fields = self.fields
+        assert fields is not None
+        if fields.per_session:
+            return []  # session fields only: a line per session record
+        if fields.needs_end:
+            self._held_lines.setdefault(m.session, []).append(m)
+            return []
+        return [self._fields_line(fields.message(m, self._values.get(m.session)))]
+
+    def _fields_line(self, line: str) -> bytes:
+        # The writer escapes what would break a line; on a terminal, what could act on
+        # it is shown escaped too (text.sanitize, as the text output does).
+        if self._fields_tty and not line[:-1].isprintable():
+            from wsinspect.text import sanitize
+
+            sep = self.fields.format.separator if self.fields is not None else "\t"
+            line = "".join(ch if ch.isprintable() or ch == sep else sanitize(ch) for ch in line[:-1]) + "\n"
+        return line.encode("utf-8")
 
 
 def _escape_unsafe(match: re.Match[bytes]) -> bytes:
