@@ -172,7 +172,7 @@ class Stats:
         for opcode in range(16):
             for d, k in (("c2s", opcode * 3), ("s2c", opcode * 3 + 48)):
                 if totals[k]:
-                    label = "0x0" if opcode == 0 else opcode_label(opcode)
+                    label = opcode_label(opcode)
                     out.setdefault(label, {})[d] = {
                         "messages": totals[k],
                         "bytes": totals[k + 1],
