@@ -141,6 +141,8 @@ def test_decompression_bomb_is_cut_with_bounded_memory_and_time() -> None:
     start = time.monotonic()
     payload, issue = Inflater(False, limit).inflate(bomb)
     assert issue is Issue.MESSAGE_TOO_LARGE and len(payload) == limit
-    assert time.monotonic() - start < 5
+    # A guard against inflating the whole 4 GiB (minutes), not a timing: the figure
+    # (under a second) is the README's, measured by the benchmark.
+    assert time.monotonic() - start < 60
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 3 * limit // 1024

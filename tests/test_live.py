@@ -41,7 +41,11 @@ pytestmark = [
 ENV = dict(os.environ, PYTHONWARNINGS="error")
 WSINSPECT = [sys.executable, "-m", "wsinspect"]
 PEER = [sys.executable, "-m", "tests.live.ws_peer"]
-LATENCY_LIMIT = 0.5  # seconds from the packet's kernel timestamp to the line on our pipe
+# Seconds from the packet's kernel timestamp to the line on our pipe: a guard against a
+# line held back until the end, many times the figure measured (median 4 ms, p99 9 ms:
+# `python -m tests.live.load latency`), so that a loaded machine cannot fail it. That
+# lines come out while the capture runs is asserted without a clock (wait_for before stop).
+LATENCY_LIMIT = 10.0
 
 
 class Proc:
@@ -302,7 +306,7 @@ def test_duration_without_traffic(procs: Callable[..., Proc], tmp_path: Path) ->
     cap = live(procs, "-i", "lo", "-f", "tcp port 9", "--duration", "0.5", "-w", str(pcap))
     started = time.monotonic()
     assert cap.finish() == 0, cap.stderr
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # a guard against a hang: it stops by itself at 0.5 s
     assert "0 WebSocket session(s)" in cap.stdout.decode()
     assert "0 packets captured" in stats(cap)
     assert pcap.stat().st_size == 24 and read_json(pcap) == b""
