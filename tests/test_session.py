@@ -756,3 +756,17 @@ def test_a_head_longer_than_servers_accept_is_flagged_and_the_session_kept() -> 
     (s,) = summaries(events)
     assert (s.status, s.handshake.accept_valid, s.issues) == (101, True, (Issue.HTTP_HEAD_TOO_LONG,))
     assert [m.text for m in messages(events)] == ["after the huge head", "answered"]
+
+
+def test_a_frame_cut_by_the_end_of_the_capture_has_one_size_as_sent() -> None:
+    # The frame record said payload_length 5379 where its message said wire_length
+    # 4340 (the bytes seen): both are the size as sent, the frame's declared length.
+    f = Flow().websocket()
+    frame = ws_frame(2, bytes(5379), mask=True)
+    f.c(frame[: len(frame) - 1039])  # the capture ends 1039 bytes before the frame does
+    events = decode_packets(f.packets)
+    (m,) = messages(events)
+    assert (m.wire_length, m.frames[0].length, len(m.payload), m.complete) == (5379, 5379, 4340, False)
+    assert Issue.FRAME_TRUNCATED in m.issues
+    (s,) = summaries(events)
+    assert s.wire_bytes == (5379, 0)

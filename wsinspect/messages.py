@@ -55,10 +55,10 @@ _CONT, _TEXT, _CLOSE = int(Opcode.CONT), int(Opcode.TEXT), int(Opcode.CLOSE)
 
 
 def _sent(frame: Frame) -> int:
-    """Payload bytes a frame was sent with: its declared length, also where a hole
-    inside it or the size cap cut it (the stream went on past its end); only the bytes
-    seen where the stream ended inside it, or the length is one no peer can mean."""
-    if not frame.complete and (Issue.FRAME_TRUNCATED in frame.issues or Issue.LENGTH_TOP_BIT in frame.issues):
+    """Payload bytes a frame was sent with: its declared length (the frame record's
+    payload_length), also where a hole, the size cap or the end of the capture cut it;
+    only the bytes seen where the length is one no peer can mean (its top bit set)."""
+    if not frame.complete and Issue.LENGTH_TOP_BIT in frame.issues:
         return len(frame.payload)
     return frame.length
 
