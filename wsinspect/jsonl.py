@@ -14,7 +14,7 @@ import orjson
 
 from wsinspect.frames import Frame, close_code_name
 from wsinspect.messages import Message
-from wsinspect.session import SessionSummary
+from wsinspect.session import SessionSummary, TlsUndecrypted
 from wsinspect.vocab import Direction, Opcode, frame_opcode_label, opcode_label
 
 _CONT = int(Opcode.CONT)  # a plain int: an enum member's lookup is slow (vocab)
@@ -108,6 +108,34 @@ def session_record(s: SessionSummary) -> dict[str, Any]:
         "mid_stream": s.mid_stream,
         "issues": s.issues,
         "issue_count": s.issue_count,
+        "tls": tls_fields(s),
+    }
+
+
+# -- TLS (wss://) --------------------------------------------------------------
+
+
+def tls_fields(s: SessionSummary) -> dict[str, Any] | None:
+    """A session's "tls" object: what the TLS under it negotiated; null for ws:// (cleartext)."""
+    info = s.tls
+    if info is None:
+        return None
+    return {"version": info.version, "cipher": info.cipher, "sni": info.sni, "alpn": info.alpn, "decrypted": True}
+
+
+def tls_record(ev: TlsUndecrypted) -> dict[str, Any]:
+    """A TLS connection that could not be decrypted, and why ("reason")."""
+    info = ev.info
+    return {
+        "type": "tls",
+        "client": ev.client,
+        "server": ev.server,
+        "sni": info.sni,
+        "alpn": info.alpn,
+        "version": info.version,
+        "cipher": info.cipher,
+        "decrypted": False,
+        "reason": info.reason,
     }
 
 

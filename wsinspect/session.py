@@ -24,8 +24,9 @@ the state of the connection (one visible transition table, in ``_route``):
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from wsinspect.deflate import DeflateParams, Inflater, negotiate
 from wsinspect.frames import DEFAULT_MAX_MESSAGE_SIZE, FrameParser, Hunter, starts_with_frame
@@ -45,6 +46,9 @@ from wsinspect.messages import Message, MessageAssembler
 from wsinspect.packet import ACK, FIN, RST, SYN, RawPacket, Segment, endpoints, shard_of, tcp_fields
 from wsinspect.tcp import Connection, Reassembler, StreamData, StreamEnd
 from wsinspect.vocab import Direction
+
+if TYPE_CHECKING:
+    from wsinspect.tls import KeyLog, Plaintext, TlsConnection, TlsInfo
 
 # Client bytes held after an Upgrade request while its response has not been seen.
 UPGRADE_WAIT_LIMIT = 256 << 10
@@ -102,6 +106,8 @@ class Options:
     shards: int = 1
     # False: no Message events, only sessions (read -q); spares building them.
     messages: bool = True
+    # TLS secrets (wss://); None: TLS connections are still found and reported, not decrypted.
+    keylog: KeyLog | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,7 @@ class SessionSummary:
     mid_stream: bool
     issues: tuple[Issue, ...]  # session-level findings
     issue_count: int  # every finding of the session, at any level
+    tls: TlsInfo | None = None  # what the TLS under a wss:// session negotiated; None for ws://
 
     @property
     def host(self) -> str | None:
@@ -167,7 +174,19 @@ class SessionUpgraded:
     ts: float
 
 
-Event = Message | SessionSummary | SessionOpened | SessionUpgraded
+@dataclass(frozen=True, slots=True)
+class TlsUndecrypted:
+    """A TLS connection whose application data could not be decrypted (``info.reason`` says why): reported once,
+    when it ends, so that an encrypted connection is never silently dropped."""
+
+    client: str
+    server: str
+    start: float
+    first_packet: int
+    info: TlsInfo
+
+
+Event = Message | SessionSummary | SessionOpened | SessionUpgraded | TlsUndecrypted
 
 
 class _Conn:
@@ -184,10 +203,13 @@ class _Conn:
         "session",
         "skip",
         "state",
+        "tls",
     )
 
     def __init__(self) -> None:
         self.state = State.HTTP
+        # The TLS layer of a wss:// connection: the states above then route its plaintext.
+        self.tls: TlsConnection | None = None
         self.client: int | None = None
         self.buf = (bytearray(), bytearray())  # unparsed HTTP bytes per direction
         self.fed = [0, 0]  # bytes ever put in buf, per direction
@@ -247,6 +269,7 @@ class _Session:
         "number",
         "server",
         "start",
+        "tls",
     )
 
     def __init__(self, number: int, client: str, server: str, ts: float) -> None:
@@ -267,6 +290,7 @@ class _Session:
         self.held: list[Message] | None = None
         self.clean = [0, 0]
         self.implausible = 0
+        self.tls: TlsInfo | None = None
 
     def flag(self, issue: Issue) -> None:
         if issue not in self.issues:
@@ -310,7 +334,12 @@ class Inspector:
             if found is not None:
                 conn, d = found
                 st = conn.session
-                if st is not None and st.state is _WEBSOCKET and tcp.in_order(conn, d, seq, ack, flags, end - start):
+                if (
+                    st is not None
+                    and st.state is _WEBSOCKET
+                    and st.tls is None  # ciphertext takes the general path, through the TLS layer
+                    and tcp.in_order(conn, d, seq, ack, flags, end - start)
+                ):
                     # The assembler's fast lane takes what it can, the general path the rest.
                     session = st.session
                     assert session is not None and session.dirs is not None
@@ -368,14 +397,85 @@ class Inspector:
                 state = conn.session
                 if state is None:
                     state = conn.session = _Conn()
+                    if ev.data:
+                        self._tls_start(conn, state, ev)
                 if ev.issue is not None and state.session is not None:
                     state.session.flag(ev.issue)  # a TCP finding: of the session, not of one message
                 if ev.data or ev.gap:
-                    self._route(conn, state, ev, out)
+                    if state.tls is None:
+                        self._route(conn, state, ev, out)
+                    else:
+                        self._tls(conn, state, ev, out)
             case StreamEnd():
                 state = ev.conn.session
                 if state is not None:
-                    self._end(ev.conn, state, ev.reason, ev.ts, out)
+                    if state.tls is None:
+                        self._end(ev.conn, state, ev.reason, ev.ts, out)
+                    else:
+                        self._tls_end(ev.conn, state, ev, out)
+
+    # -- TLS (wss://): between TCP and the routing ------------------------
+
+    def _tls_start(self, conn: Connection, st: _Conn, ev: StreamData) -> None:
+        """A connection's first bytes: TLS when they are the client's ClientHello (tls.looks_like_tls), or, when
+        the capture missed the start, a TLS record (then it is TLS without keys, never hunted for frames)."""
+        lead = ev.data[0]
+        if not (CHANGE_CIPHER_SPEC <= lead <= HEARTBEAT or lead & 0x80):
+            return  # not TLS (HTTP starts with a letter): spares importing the TLS layer and its cryptography
+        from wsinspect import tls
+
+        first = bytes(ev.data[: tls.SNIFF_BYTES])
+        d = ev.direction
+        if conn.client in (None, d) and not ev.gap and tls.looks_like_tls(first):
+            client: int | None = d
+        elif (conn.client is None or ev.gap) and tls.looks_like_record(first):
+            client = None
+        else:
+            return
+        keylog = self.options.keylog
+        if keylog is None:
+            keylog = self.options.keylog = tls.KeyLog()
+        st.tls = tls.TlsConnection(keylog, client)
+
+    def _tls(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
+        tls = st.tls
+        assert tls is not None
+        if st.state is State.IGNORED and tls.info.decrypted:
+            return  # decrypted, and not WebSocket: nothing more to report
+        self._plaintext(conn, st, ev, tls.feed(ev.direction, ev.data, ev.gap), out)
+
+    def _plaintext(
+        self, conn: Connection, st: _Conn, ev: StreamData, pieces: list[Plaintext], out: list[Event]
+    ) -> None:
+        """Route decrypted application data as the bytes of the connection (HTTP, WebSocket, HTTP/2 alike); lost
+        plaintext, whose size is unknown, stands as a gap of 1 byte (resynchronise)."""
+        for p in pieces:
+            gap = 1 if p.gap_before else 0
+            self._route(conn, st, StreamData(conn, p.direction, ev.ts, p.data, gap, ev.packet), out)
+        tls = st.tls
+        assert tls is not None
+        if tls.issues and st.session is not None:
+            for issue in tls.issues:
+                st.session.flag(issue)
+
+    def _tls_end(self, conn: Connection, st: _Conn, ev: StreamEnd, out: list[Event]) -> None:
+        tls = st.tls
+        assert tls is not None
+        self._plaintext(conn, st, StreamData(conn, 0, ev.ts, b"", 0, 0), tls.finish(), out)
+        self._end(conn, st, ev.reason, ev.ts, out)
+        info = tls.info
+        if not info.decrypted:
+            if info.reason is None:
+                info.reason = "handshake incomplete"
+            keys = conn.keys
+            if tls.client is not None:
+                client, server = endpoints(keys[tls.client])
+            else:
+                # No ClientHello seen: the client is the side the connection's SYN came from, else the higher port.
+                client, server = endpoints(keys[conn.client if conn.client is not None else 0])
+                if conn.client is None and _port(client) < _port(server):
+                    client, server = server, client
+            out.append(TlsUndecrypted(client, server, conn.ts, conn.first_packet, replace(info)))
 
     # -- connection state machine -----------------------------------------
 
@@ -529,6 +629,8 @@ class Inspector:
         client, server = endpoints(key)
         session = _Session(0, client, server, ts)
         st.session = session
+        if st.tls is not None:
+            session.tls = st.tls.info
         if out is None:
             session.held = []
         else:
@@ -814,5 +916,14 @@ class Inspector:
                 mid_stream=session.mid_stream,
                 issues=tuple(session.issues),
                 issue_count=(c.issue_count if c else 0) + (s.issue_count if s else 0) + len(session.issues),
+                tls=None if session.tls is None else replace(session.tls),
             )
         )
+
+
+# The first byte of a TLS record (RFC 8446 5.1 ContentType: change_cipher_spec .. heartbeat, RFC 6520).
+CHANGE_CIPHER_SPEC, HEARTBEAT = 20, 24
+
+
+def _port(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])

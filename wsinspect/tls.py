@@ -1117,3 +1117,15 @@ def looks_like_tls(first: bytes | bytearray | memoryview) -> bool:
         return (len(first) < 2 or first[1] == 3) and (len(first) < 6 or first[5] == CLIENT_HELLO)
     # SSLv2 record: 2-byte length with the top bit set, then msg_type 1 (CLIENT-HELLO), then version 3.x.
     return len(first) >= 4 and bool(first[0] & 0x80) and first[2] == 1 and first[3] == 3
+
+
+def looks_like_record(first: bytes | bytearray | memoryview) -> bool:
+    """Whether bytes start a TLS record (RFC 8446 5.1, RFC 5246 6.2.1): a known content type, version 3.x and a
+    length within bounds. For a capture that starts mid-connection, where no ClientHello will come."""
+    return (
+        len(first) >= HEADER
+        and first[0] in CONTENT_TYPES
+        and first[1] == 3
+        and first[2] <= 4
+        and ((first[3] << 8) | first[4]) <= MAX_CIPHERTEXT
+    )
