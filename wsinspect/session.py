@@ -448,9 +448,9 @@ class Inspector:
         self, conn: Connection, st: _Conn, ev: StreamData, pieces: list[Plaintext], out: list[Event]
     ) -> None:
         """Route decrypted application data as the bytes of the connection (HTTP, WebSocket, HTTP/2 alike); lost
-        plaintext, whose size is unknown, stands as a gap of 1 byte (resynchronise)."""
+        plaintext, whose size is unknown, stands as a gap of TLS_LOST bytes."""
         for p in pieces:
-            gap = 1 if p.gap_before else 0
+            gap = TLS_LOST if p.gap_before else 0
             self._route(conn, st, StreamData(conn, p.direction, ev.ts, p.data, gap, ev.packet), out)
         tls = st.tls
         assert tls is not None
@@ -921,6 +921,10 @@ class Inspector:
         )
 
 
+# Plaintext lost in a TLS stream (a capture hole, a record that did not decrypt) is of unknown size: it is passed
+# on as a gap longer than any frame's payload (RFC 6455 5.2: at most 2^63 - 1), so that the frame in progress is
+# cut and the next frame hunted for, rather than the frames after the hole counted as that payload's rest.
+TLS_LOST = 1 << 63
 # The first byte of a TLS record (RFC 8446 5.1 ContentType: change_cipher_spec .. heartbeat, RFC 6520).
 CHANGE_CIPHER_SPEC, HEARTBEAT = 20, 24
 
