@@ -417,3 +417,15 @@ def test_mutated_tls_captures_never_raise() -> None:
             assert decode_packets(mutated, Options(keylog=keylog)) == general
             # Every TLS connection ends as a session or a report, never silently.
             assert [e for e in general if isinstance(e, (SessionSummary, TlsUndecrypted))] or not general
+
+
+def test_live_and_tui_take_the_key_log_options() -> None:
+    """live and tui check their key logs as read does, before any capture or screen starts."""
+    capture = str(TLS / "tls13_websockets.pcap")
+    for argv in (["live", "-i", "lo"], ["tui", capture]):
+        missing = run_cli(*argv, "--tls-keylog", "/nonexistent/keys")
+        assert missing.returncode == 1, missing.stderr
+        assert missing.stderr.decode().splitlines() == ["wsinspect: cannot read the TLS key log /nonexistent/keys"]
+        other = run_cli(*argv, "-o", "tcp.desegment:FALSE")
+        assert other.returncode == 2
+        assert b"only -o tls.keylog_file:FILE is understood" in other.stderr
