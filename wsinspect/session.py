@@ -434,7 +434,8 @@ class Inspector:
             return
         keylog = self.options.keylog
         if keylog is None:
-            keylog = self.options.keylog = tls.KeyLog()
+            # No key log given: the connection is still reported ("no key"). Not stored in the caller's Options.
+            keylog = tls.KeyLog()
         st.tls = tls.TlsConnection(keylog, client)
 
     def _tls(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
