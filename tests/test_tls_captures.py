@@ -22,7 +22,7 @@ from wsinspect.issues import Issue
 from wsinspect.jsonl import message_opcode
 from wsinspect.messages import Message
 from wsinspect.packet import RawPacket, tcp_fields
-from wsinspect.session import Event, Options, SessionSummary, TlsUndecrypted
+from wsinspect.session import Event, Inspector, Options, SessionSummary, TlsUndecrypted
 from wsinspect.tls import KeyLog
 
 TLS = CAPTURES / "tls"
@@ -429,3 +429,22 @@ def test_live_and_tui_take_the_key_log_options() -> None:
         other = run_cli(*argv, "-o", "tcp.desegment:FALSE")
         assert other.returncode == 2
         assert b"only -o tls.keylog_file:FILE is understood" in other.stderr
+
+
+def test_fast_lane_carries_decrypted_plaintext(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decrypted application data of a WebSocket session goes through the assembler's fast lane (else the lane test
+    above compares the general path with itself)."""
+    general = []
+    frames = Inspector._frames
+
+    def counted(self: Inspector, *args: Any) -> None:
+        general.append(args)
+        frames(self, *args)
+
+    monkeypatch.setattr(Inspector, "_frames", counted)
+    truth = load_truth(TLS / "tls13_websockets.truth.json")
+    decoded = [e for e in _decode(TLS / truth["capture"], _keyed(truth)) if isinstance(e, Message)]
+    assert len(decoded) == sum(len(s["messages"]) for s in truth["sessions"])
+    # Each message the general path decodes takes at least one call; the lane takes the small ones whole (the
+    # messages larger than a record, and bytes of a frame split across records, are left to the general path).
+    assert len(general) < len(decoded)

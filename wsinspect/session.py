@@ -451,6 +451,18 @@ class Inspector:
         """Route decrypted application data as the bytes of the connection (HTTP, WebSocket, HTTP/2 alike); lost
         plaintext, whose size is unknown, stands as a gap of TLS_LOST bytes."""
         for p in pieces:
+            if st.state is _WEBSOCKET and not p.gap_before and self.lane:
+                # The assembler's fast lane over plaintext, as feed() takes it over cleartext segments.
+                session = st.session
+                assert session is not None and session.dirs is not None
+                view = memoryview(p.data)
+                taken = session.dirs[p.direction].lane(view, ev.ts, ev.packet, self.options.messages, out)
+                if taken == len(view):
+                    if ev.ts > session.end:
+                        session.end = ev.ts
+                    continue
+                self._frames(st, p.direction, view[taken:], ev.ts, ev.packet, 0, out)
+                continue
             gap = TLS_LOST if p.gap_before else 0
             self._route(conn, st, StreamData(conn, p.direction, ev.ts, p.data, gap, ev.packet), out)
         tls = st.tls
