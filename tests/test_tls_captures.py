@@ -448,3 +448,27 @@ def test_fast_lane_carries_decrypted_plaintext(monkeypatch: pytest.MonkeyPatch) 
     # Each message the general path decodes takes at least one call; the lane takes the small ones whole (the
     # messages larger than a record, and bytes of a frame split across records, are left to the general path).
     assert len(general) < len(decoded)
+
+
+def test_growing_key_log_is_read_again(tmp_path: Path) -> None:
+    """live: the client writes its TLS 1.3 secrets only after the capture saw the ServerHello (and the server's
+    first records): a growing key log is looked at again while the records wait, as Wireshark does."""
+    reader = open_capture(str(TLS / "tls13_websockets.pcap"))
+    packets = [RawPacket(p.ts, p.linktype, memoryview(bytes(p.data)), p.number) for p in reader]
+    reader.close()
+    path = tmp_path / "keys.log"
+    path.write_bytes(b"")
+    for growing, expected in ((True, 14), (False, 0)):
+        path.write_bytes(b"")
+        keylog = KeyLog.from_paths([path])
+        keylog.growing = growing
+        inspector = Inspector(Options(keylog=keylog))
+        events: list[Event] = []
+        for p in packets:
+            events += inspector.feed(p)
+            if p.number == 9:  # the server's encrypted handshake, after its ServerHello: the keys come now
+                path.write_bytes((TLS / "tls13_websockets.keys").read_bytes())
+        events += inspector.finish()
+        assert sum(isinstance(e, Message) for e in events) == expected
+        reasons = [e.info.reason for e in events if isinstance(e, TlsUndecrypted)]
+        assert reasons == ([] if growing else ["no key"])

@@ -111,6 +111,7 @@ def cmd_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("live: --tui shows the messages on screen; --json, --frames and -q are for printed output")
     # The key log may still grow while the capture runs: tls.KeyLog re-reads it when a handshake misses a key.
     args.keylog, keylog_warning = open_keylog(args, parser)
+    args.keylog.growing = bool(args.tls_keylog or args.preferences)
     if keylog_warning:
         print(f"wsinspect: {keylog_warning}", file=sys.stderr)
     # A closed stdout fails now, before a socket or the -w file can take its descriptor.
