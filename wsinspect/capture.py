@@ -48,6 +48,8 @@ PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
 PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_BYTE_ORDER = 0x1A2B3C4D
+PCAPNG_DSB = 0x0000000A  # Decryption Secrets Block
+SECRETS_TLS_KEYLOG = 0x544C534B  # "TLSK": an NSS key log
 GZIP_MAGIC = b"\x1f\x8b"
 
 # A record or block longer than this (64 MiB) is taken for corruption, not a cut file.
@@ -102,6 +104,12 @@ class CaptureReader:
         the reader may wait for more input: what the caller holds back for output can
         be written then, so that a capture fed as it happens is shown as it arrives."""
         self._source.before_read = callback
+
+    def on_secrets(self, callback: Callable[[bytes], None]) -> None:
+        """Call ``callback`` with the text of each TLS key log a pcapng Decryption Secrets Block carries (as
+        ``editcap --inject-secrets tls,KEYLOG`` writes), when the reader reaches it: before the packets it is for.
+        Set it before the first packet is read."""
+        self._source.on_secrets = callback
 
     def only_shard(self, shard: int, shards: int) -> None:
         """Skip, before making any object of them, the packets of TCP connections
@@ -268,6 +276,7 @@ class _Source:
         self.shard = 0
         self.shards = 0  # 0: keep every packet (CaptureReader.only_shard)
         self.before_read: Callable[[], None] | None = None  # streams only: CaptureReader.on_wait
+        self.on_secrets: Callable[[bytes], None] | None = None  # CaptureReader.on_secrets
         # Reading stopped before the end for a reason already in warnings: the bytes
         # left unparsed are not a record cut short.
         self.stopped = False
@@ -414,7 +423,7 @@ def _pcap(src: _Source) -> Iterator[RawPacket]:
 
 
 # The shortest valid length of each pcapng block type: its fixed fields and trailer.
-_MIN_BLOCK = {1: 20, 2: 32, 3: 16, 6: 32}
+_MIN_BLOCK = {1: 20, 2: 32, 3: 16, 6: 32, PCAPNG_DSB: 20}
 
 
 def _tsresol(value: int) -> float:
@@ -523,6 +532,12 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
                             offset = float(struct.unpack_from(endian + "q", buf, opt + 4)[0])
                         opt += 4 + ((olen + 3) & ~3)
                     interfaces.append((linktype, divisor, offset, snaplen, linktype in DECODED_LINKTYPES))
+                elif btype == PCAPNG_DSB:
+                    # Decryption Secrets Block (pcapng spec 4.7): secrets type, length, then the secrets; only TLS
+                    # key logs are used. Rare (one per key log), so not on the packets' path above.
+                    stype, slen = struct.unpack_from(endian + "II", buf, pos + 8)
+                    if stype == SECRETS_TLS_KEYLOG and 16 + slen <= blen - 4 and src.on_secrets is not None:
+                        src.on_secrets(bytes(buf[pos + 16 : pos + 16 + slen]))
                 elif btype == 2:  # obsolete Packet Block
                     iface, _, hi, lo, caplen, origlen = struct.unpack_from(endian + "HHIIII", buf, pos + 8)
                     if iface < len(interfaces) and 28 + caplen <= blen:

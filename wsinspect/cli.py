@@ -19,8 +19,10 @@ from wsinspect.options import (
     add_command,
     add_file_arguments,
     add_output_options,
+    add_tls_options,
     capture_path,
     compile_display_options,
+    open_keylog,
     positive_int,
 )
 from wsinspect.printer import OutputError, Printer, stdout_binary
@@ -73,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         " files over 16 MB, gzip-compressed too, not stdin; output is the same as with -j 1)",
     )
     add_output_options(read)
+    add_tls_options(read)
     # Other commands register themselves; their modules import nothing heavy at the
     # top (scapy, textual), so that `read` starts fast.
     for module in COMMAND_MODULES:
@@ -86,8 +89,12 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     path = capture_path(args, parser)
     compile_display_options(args, parser)
+    keylog, keylog_warning = open_keylog(args, parser)
+    if keylog_warning:
+        print(f"wsinspect: {keylog_warning}", file=sys.stderr)
     out = stdout_binary()  # before the capture is opened: it could take a closed stdout's descriptor
     reader = open_capture(path)
+    reader.on_secrets(keylog.add)  # a pcapng's own key logs, read before its first packet
     packets = iter(reader)
     first = next(packets, None)
     # Relative times count from the first packet of the capture, as in tshark.
@@ -103,13 +110,15 @@ def cmd_read(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from wsinspect.parallel import read_parallel
 
         reader.close()
-        warnings = read_parallel(path, args, jobs, printer, first.ts if first else None)
+        warnings = read_parallel(path, args, jobs, printer, first.ts if first else None, keylog)
         warnings += printer.close()
         for warning in warnings:
             print(f"wsinspect: {warning}", file=sys.stderr)
         return 0
     # -q without a count needs no messages, only the sessions they add up to.
-    inspector = Inspector(Options(max_message_size=args.max_message_size, messages=printer.wants_messages))
+    inspector = Inspector(
+        Options(max_message_size=args.max_message_size, messages=printer.wants_messages, keylog=keylog)
+    )
     feed = inspector.feed
     events = printer.events
     # Lines appear while the capture is read, written in batches, and whenever the

@@ -14,7 +14,7 @@ import orjson
 
 from wsinspect.frames import Frame, close_code_name
 from wsinspect.messages import Message
-from wsinspect.session import SessionSummary
+from wsinspect.session import SessionSummary, TlsUndecrypted
 from wsinspect.vocab import Direction, opcode_label
 
 # Directions as plain strings: orjson takes 2 us more to write an enum member than a
@@ -104,6 +104,34 @@ def session_record(s: SessionSummary) -> dict[str, Any]:
         "issue_count": s.issue_count,
         "http_version": s.http_version,
         "stream": s.stream,
+        "tls": tls_fields(s),
+    }
+
+
+# -- TLS (wss://) --------------------------------------------------------------
+
+
+def tls_fields(s: SessionSummary) -> dict[str, Any] | None:
+    """A session's "tls" object: what the TLS under it negotiated; null for ws:// (cleartext)."""
+    info = s.tls
+    if info is None:
+        return None
+    return {"version": info.version, "cipher": info.cipher, "sni": info.sni, "alpn": info.alpn, "decrypted": True}
+
+
+def tls_record(ev: TlsUndecrypted) -> dict[str, Any]:
+    """A TLS connection that could not be decrypted, and why ("reason")."""
+    info = ev.info
+    return {
+        "type": "tls",
+        "client": ev.client,
+        "server": ev.server,
+        "sni": info.sni,
+        "alpn": info.alpn,
+        "version": info.version,
+        "cipher": info.cipher,
+        "decrypted": False,
+        "reason": info.reason,
     }
 
 

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from wsinspect.capture import PcapWriter
 from wsinspect.errors import CaptureError
-from wsinspect.options import add_command, add_output_options, compile_display_options
+from wsinspect.options import add_command, add_output_options, add_tls_options, compile_display_options, open_keylog
 from wsinspect.packet import RawPacket
 from wsinspect.printer import Printer, stdout_binary, write_output
 from wsinspect.sniff import LINKTYPE_NAMES, Capture, close_taps, counts, list_interfaces, open_taps, saved
@@ -113,6 +113,11 @@ def cmd_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     expression = _filter_expression(args, parser)
     if args.tui and (args.json or args.frames or args.quiet):
         parser.error("live: --tui shows the messages on screen; --json, --frames and -q are for printed output")
+    # The key log may still grow while the capture runs: tls.KeyLog re-reads it when a handshake misses a key.
+    args.keylog, keylog_warning = open_keylog(args, parser)
+    args.keylog.growing = bool(args.tls_keylog or args.preferences)
+    if keylog_warning:
+        print(f"wsinspect: {keylog_warning}", file=sys.stderr)
     # A closed stdout fails now, before a socket or the -w file can take its descriptor.
     if not args.tui:
         stdout_binary()
@@ -187,7 +192,7 @@ class _Decoder:
 
         self.args = args
         self.out = out
-        self.inspector = Inspector(Options(max_message_size=args.max_message_size))
+        self.inspector = Inspector(Options(max_message_size=args.max_message_size, keylog=args.keylog))
         self.printer: Printer | None = None
 
     @property
@@ -277,6 +282,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="show the messages in the terminal UI (as `wsinspect tui`) instead of printing them",
     )
     add_output_options(live)
+    add_tls_options(live)
 
     interfaces = add_command(
         sub,

@@ -11,12 +11,14 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from wsinspect.errors import WsinspectError
 from wsinspect.frames import DEFAULT_MAX_MESSAGE_SIZE
 from wsinspect.vocab import OPCODE_BY_NAME
 
 if TYPE_CHECKING:
     from wsinspect.fields import FieldsWriter
     from wsinspect.filter import Filter
+    from wsinspect.tls import KeyLog
 
 # --opcode names (vocab.OPCODE_BY_NAME: as the text output shows them, and tshark's "continuation").
 OPCODE_HELP = "text, binary, close, ping, pong, cont (a stray continuation frame), 0xN"
@@ -239,3 +241,56 @@ def compile_display_options(args: argparse.Namespace, parser: argparse.ArgumentP
     capture is opened: a bad expression or field is exit status 2, with a caret."""
     args.compiled_filter = display_filter(args)
     args.fields_writer = fields_writer(args, parser)
+
+
+# -- TLS key logs (wss://) -----------------------------------------------------------
+
+# The one tshark preference -o takes: tshark's spelling of --tls-keylog.
+KEYLOG_PREFERENCE = "tls.keylog_file"
+
+
+def add_tls_options(p: argparse.ArgumentParser) -> None:
+    """--tls-keylog FILE (repeatable) and tshark's -o tls.keylog_file:FILE (read, live, tui)."""
+    tls = p.add_argument_group("TLS (wss://)")
+    tls.add_argument(
+        "--tls-keylog",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="decrypt TLS with the secrets of this NSS key log (SSLKEYLOGFILE), may be repeated; keys in a pcapng"
+        " capture's Decryption Secrets Blocks are used without it",
+    )
+    tls.add_argument(
+        "-o",
+        dest="preferences",
+        action="append",
+        default=[],
+        metavar=f"{KEYLOG_PREFERENCE}:FILE",
+        help="the same, as tshark users type it (the only preference taken)",
+    )
+
+
+def keylog_paths(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """The key log files named by add_tls_options' options; any other -o preference is a usage error."""
+    paths: list[str] = list(args.tls_keylog)
+    for preference in args.preferences:
+        name, sep, value = preference.partition(":")
+        if name.strip() != KEYLOG_PREFERENCE or not sep or not value:
+            parser.error(f"-o {preference}: only -o {KEYLOG_PREFERENCE}:FILE is understood")
+        paths.append(value)
+    return paths
+
+
+def open_keylog(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[KeyLog, str | None]:
+    """The key log of add_tls_options' files (empty without any: a pcapng's secrets may fill it), and a warning
+    to print when some of its lines were not key-log lines. WsinspectError when a file cannot be read. Only
+    counts and paths are ever named, never a secret."""
+    from wsinspect.tls import KeyLog
+
+    keylog = KeyLog.from_paths(keylog_paths(args, parser))
+    if keylog.unreadable:
+        raise WsinspectError(f"cannot read the TLS key log {', '.join(keylog.unreadable)}")
+    warning = None
+    if keylog.bad_lines:
+        warning = f"TLS key log: {keylog.bad_lines} line(s) are not key-log lines and were ignored"
+    return keylog, warning

@@ -26,16 +26,21 @@ import traceback
 from dataclasses import dataclass, field
 from itertools import chain
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsinspect.capture import open_capture
 from wsinspect.errors import WsinspectError
 from wsinspect.messages import Message
 from wsinspect.printer import Printer
-from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary
+from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary, TlsUndecrypted
+
+if TYPE_CHECKING:
+    from wsinspect.tls import KeyLog
 
 # Packets per batch: small enough that output streams, large enough to amortise pickling.
 BATCH_PACKETS = 1 << 14
+# The session id of records that belong to no session (TLS connections not decrypted): no number goes in them.
+_NO_SESSION = -1
 # A record's sort key: packet number, then worker, then position in the worker's batch.
 _WORKER_SHIFT = 32
 _PACKET_SHIFT = 40
@@ -52,20 +57,30 @@ class _Batch:
     opens: list[tuple[int, int]] = field(default_factory=list)  # (key, id) of sessions recognised
     ended: list[int] = field(default_factory=list)  # ids of sessions that ended
     rows: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # text: (id, head, tail) of table rows
+    tls: list[tuple[int, bytes]] = field(default_factory=list)  # text: (key, line) of TLS connections not decrypted
 
 
 def _worker(
-    path: str, shard: int, shards: int, args: argparse.Namespace, origin: float | None, conn: Connection
+    path: str,
+    shard: int,
+    shards: int,
+    args: argparse.Namespace,
+    origin: float | None,
+    keylog: KeyLog,
+    conn: Connection,
 ) -> None:
     reader = None
     try:
         reader = open_capture(path)
+        reader.on_secrets(keylog.add)
         reader.only_shard(shard, shards)
         # This printer only selects and renders; the parent writes.
         printer = Printer(args, io.BytesIO(), origin)
         json = printer.json
         quiet = args.quiet  # -q: only sessions go to the parent (-c never runs in parallel)
-        inspector = Inspector(Options(args.max_message_size, shard, shards, messages=printer.wants_messages))
+        inspector = Inspector(
+            Options(args.max_message_size, shard, shards, messages=printer.wants_messages, keylog=keylog)
+        )
         batch = _Batch()
         feed = inspector.feed
         worker = shard << _WORKER_SHIFT
@@ -109,6 +124,16 @@ def _worker(
                     else:  # its row of the final table
                         head_text, tail_text = printer.text.session_row_parts(ev)
                         batch.rows.append((worker | ev.session, head_text.encode(), tail_text.encode()))
+                elif ev.__class__ is TlsUndecrypted:
+                    if json:
+                        batch.keys.append(key)
+                        batch.ids.append(_NO_SESSION)
+                        batch.heads.append(printer.render_tls(ev))
+                        batch.tails.append(b"")
+                        key += 1
+                    else:
+                        batch.tls.append((key, printer.text.tls_row(ev).encode()))
+                        key += 1
 
         # A batch goes to the parent each time the packet numbers pass a multiple of
         # BATCH_PACKETS (an empty one if this shard had nothing there), so that the
@@ -144,7 +169,9 @@ def _worker(
         conn.close()
 
 
-def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Printer, origin: float | None) -> list[str]:
+def read_parallel(
+    path: str, args: argparse.Namespace, jobs: int, printer: Printer, origin: float | None, keylog: KeyLog
+) -> list[str]:
     """Decode ``path`` with ``jobs`` worker processes, writing through ``printer``;
     ``origin`` is the capture's first timestamp (relative times count from it).
 
@@ -158,13 +185,13 @@ def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Print
     workers = []
     for shard in range(jobs):
         receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(path, shard, jobs, args, origin, send), daemon=True)
+        proc = ctx.Process(target=_worker, args=(path, shard, jobs, args, origin, keylog, send), daemon=True)
         proc.start()
         send.close()
         pipes.append(receive)
         workers.append(proc)
-    numbers: dict[int, int] = {}  # session id -> its number in the output
-    labels: dict[int, bytes] = {}  # and as printed
+    numbers: dict[int, int] = {_NO_SESSION: 0}  # session id -> its number in the output
+    labels: dict[int, bytes] = {_NO_SESSION: b""}  # and as printed
     sessions = 0
     wanted = printer.sessions_wanted
     label = b"%d" if printer.json else b"%-3d"
@@ -179,6 +206,7 @@ def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Print
             opens: list[tuple[int, int]] = []
             ended: list[int] = []
             rows: list[tuple[int, bytes, bytes]] = []
+            tls: list[tuple[int, bytes]] = []
             for w in list(open_pipes):
                 msg = pipes[w].recv()
                 if msg[0] == "batch":
@@ -190,6 +218,7 @@ def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Print
                     opens += batch.opens
                     ended += batch.ended
                     rows += batch.rows
+                    tls += batch.tls
                 elif msg[0] == "end":
                     warnings = msg[1]
                     open_pipes.remove(w)
@@ -213,6 +242,8 @@ def read_parallel(path: str, args: argparse.Namespace, jobs: int, printer: Print
             for sid, head, tail in rows:
                 if wanted is None or numbers[sid] in wanted:
                     printer.rows.append((numbers[sid], (head + labels[sid] + tail).decode()))
+            if wanted is None:
+                printer.tls_rows += [line.decode() for _, line in sorted(tls)]
             for sid in ended:
                 del labels[sid], numbers[sid]
             printer.flush()

@@ -17,7 +17,7 @@ from typing import BinaryIO
 from wsinspect.errors import WsinspectError
 from wsinspect.messages import Message
 from wsinspect.search import matches
-from wsinspect.session import Event, SessionOpened, SessionSummary, SessionUpgraded
+from wsinspect.session import Event, SessionOpened, SessionSummary, SessionUpgraded, TlsUndecrypted
 
 # In JSON written to a terminal, the characters that act on it or reorder and hide
 # text, which JSON allows raw (orjson escapes only what it must, below U+0020): DEL,
@@ -84,6 +84,7 @@ class Printer:
             args.quiet and args.count is None and args.session is None and args.opcode is None and args.grep is None
         )
         self.rows: list[tuple[int, str]] = []  # text mode prints the session table at the end
+        self.tls_rows: list[str] = []  # and the TLS connections it could not decrypt after it
         tty = _isatty(out)
         color = args.color == "always" or (args.color == "auto" and tty)
         width = shutil.get_terminal_size().columns if tty else None
@@ -120,6 +121,22 @@ class Printer:
                         self.rows.append((ev.session, self.text.session_row(ev)))
             elif isinstance(ev, SessionOpened):
                 self.text.opened(ev.session, ev.client, ev.server)
+            elif isinstance(ev, TlsUndecrypted):
+                self._tls(ev)
+
+    def _tls(self, ev: TlsUndecrypted) -> None:
+        """A TLS connection not decrypted: a record of its own, or a line after the session table (not shown when
+        --session picks sessions: it is none of them)."""
+        if self.sessions_wanted is not None:
+            return
+        if self.json:
+            self._buf.append(self.render_tls(ev))
+        else:
+            self.tls_rows.append(self.text.tls_row(ev))
+
+    def render_tls(self, ev: TlsUndecrypted) -> bytes:
+        """A TLS connection's JSON record."""
+        return self.jsonl.dumps(self.jsonl.tls_record(ev))
 
     def selected(self, m: Message) -> bool:
         """Whether the message passes --opcode and --grep (filters on the message alone)."""
@@ -203,6 +220,8 @@ class Printer:
         if not self.json and self.fields is None:
             table = self.text.table([row for _, row in sorted(self.rows)], after_lines=self.printed)
             self._buf.append(table.encode("utf-8"))
+            if self.tls_rows:
+                self._buf.append(self.text.tls_table(self.tls_rows).encode("utf-8"))
         self.flush()
         missing = sorted(n for n in self.sessions_wanted or () if n > self.last_session)
         if not missing:

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsinspect.deflate import DeflateParams, Inflater, negotiate
 from wsinspect.frames import DEFAULT_MAX_MESSAGE_SIZE, FrameParser, Hunter, starts_with_frame
@@ -69,6 +69,9 @@ from wsinspect.messages import Message, MessageAssembler
 from wsinspect.packet import ACK, FIN, RST, SYN, RawPacket, Segment, endpoints, shard_of, tcp_fields
 from wsinspect.tcp import Connection, Reassembler, StreamData, StreamEnd
 from wsinspect.vocab import Direction
+
+if TYPE_CHECKING:
+    from wsinspect.tls import KeyLog, Plaintext, TlsConnection, TlsInfo
 
 # Client bytes held after an Upgrade request while its response has not been seen.
 UPGRADE_WAIT_LIMIT = 256 << 10
@@ -127,6 +130,8 @@ class Options:
     shards: int = 1
     # False: no Message events, only sessions (read -q); spares building them.
     messages: bool = True
+    # TLS secrets (wss://); None: TLS connections are still found and reported, not decrypted.
+    keylog: KeyLog | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +166,7 @@ class SessionSummary:
     compressed_bytes: tuple[int, int] = (0, 0)
     http_version: str = "1.1"  # "2": an extended CONNECT stream (RFC 8441)
     stream: int | None = None  # its HTTP/2 stream id
+    tls: TlsInfo | None = None  # what the TLS under a wss:// session negotiated; None for ws://
 
     @property
     def host(self) -> str | None:
@@ -199,7 +205,19 @@ class SessionUpgraded:
     ts: float
 
 
-Event = Message | SessionSummary | SessionOpened | SessionUpgraded
+@dataclass(frozen=True, slots=True)
+class TlsUndecrypted:
+    """A TLS connection whose application data could not be decrypted (``info.reason`` says why): reported once,
+    when it ends, so that an encrypted connection is never silently dropped."""
+
+    client: str
+    server: str
+    start: float
+    first_packet: int
+    info: TlsInfo
+
+
+Event = Message | SessionSummary | SessionOpened | SessionUpgraded | TlsUndecrypted
 
 
 class _Conn:
@@ -219,10 +237,13 @@ class _Conn:
         "skip",
         "state",
         "streams",
+        "tls",
     )
 
     def __init__(self) -> None:
         self.state = State.HTTP
+        # The TLS layer of a wss:// connection: the states above then route its plaintext.
+        self.tls: TlsConnection | None = None
         self.client: int | None = None
         self.buf = (bytearray(), bytearray())  # unparsed HTTP bytes per direction
         self.fed = [0, 0]  # bytes ever put in buf, per direction
@@ -289,6 +310,7 @@ class _Session:
         "server",
         "start",
         "stream",
+        "tls",
     )
 
     def __init__(self, number: int, client: str, server: str, ts: float) -> None:
@@ -311,6 +333,7 @@ class _Session:
         self.held: list[Message] | None = None
         self.clean = [0, 0]
         self.implausible = 0
+        self.tls: TlsInfo | None = None
 
     def flag(self, issue: Issue) -> None:
         if issue not in self.issues:
@@ -354,7 +377,12 @@ class Inspector:
             if found is not None:
                 conn, d = found
                 st = conn.session
-                if st is not None and st.state is _WEBSOCKET and tcp.in_order(conn, d, seq, ack, flags, end - start):
+                if (
+                    st is not None
+                    and st.state is _WEBSOCKET
+                    and st.tls is None  # ciphertext takes the general path, through the TLS layer
+                    and tcp.in_order(conn, d, seq, ack, flags, end - start)
+                ):
                     # The assembler's fast lane takes what it can, the general path the rest.
                     session = st.session
                     assert session is not None and session.dirs is not None
@@ -412,14 +440,98 @@ class Inspector:
                 state = conn.session
                 if state is None:
                     state = conn.session = _Conn()
+                    if ev.data:
+                        self._tls_start(conn, state, ev)
                 if ev.issue is not None and state.session is not None:
                     state.session.flag(ev.issue)  # a TCP finding: of the session, not of one message
                 if ev.data or ev.gap:
-                    self._route(conn, state, ev, out)
+                    if state.tls is None:
+                        self._route(conn, state, ev, out)
+                    else:
+                        self._tls(conn, state, ev, out)
             case StreamEnd():
                 state = ev.conn.session
                 if state is not None:
-                    self._end(ev.conn, state, ev.reason, ev.ts, out)
+                    if state.tls is None:
+                        self._end(ev.conn, state, ev.reason, ev.ts, out)
+                    else:
+                        self._tls_end(ev.conn, state, ev, out)
+
+    # -- TLS (wss://): between TCP and the routing ------------------------
+
+    def _tls_start(self, conn: Connection, st: _Conn, ev: StreamData) -> None:
+        """A connection's first bytes: TLS when they are the client's ClientHello (tls.looks_like_tls), or, when
+        the capture missed the start, a TLS record (then it is TLS without keys, never hunted for frames)."""
+        lead = ev.data[0]
+        if not (CHANGE_CIPHER_SPEC <= lead <= HEARTBEAT or lead & 0x80):
+            return  # not TLS (HTTP starts with a letter): spares importing the TLS layer and its cryptography
+        from wsinspect import tls
+
+        first = bytes(ev.data[: tls.SNIFF_BYTES])
+        d = ev.direction
+        if conn.client in (None, d) and not ev.gap and tls.looks_like_tls(first):
+            client: int | None = d
+        elif (conn.client is None or ev.gap) and tls.looks_like_record(first):
+            client = None
+        else:
+            return
+        keylog = self.options.keylog
+        if keylog is None:
+            # No key log given: the connection is still reported ("no key"). Not stored in the caller's Options.
+            keylog = tls.KeyLog()
+        st.tls = tls.TlsConnection(keylog, client)
+
+    def _tls(self, conn: Connection, st: _Conn, ev: StreamData, out: list[Event]) -> None:
+        tls = st.tls
+        assert tls is not None
+        if st.state is State.IGNORED and tls.info.decrypted:
+            return  # decrypted, and not WebSocket: nothing more to report
+        self._plaintext(conn, st, ev, tls.feed(ev.direction, ev.data, ev.gap), out)
+
+    def _plaintext(
+        self, conn: Connection, st: _Conn, ev: StreamData, pieces: list[Plaintext], out: list[Event]
+    ) -> None:
+        """Route decrypted application data as the bytes of the connection (HTTP, WebSocket, HTTP/2 alike); lost
+        plaintext, whose size is unknown, stands as a gap of TLS_LOST bytes."""
+        for p in pieces:
+            if st.state is _WEBSOCKET and not p.gap_before and self.lane:
+                # The assembler's fast lane over plaintext, as feed() takes it over cleartext segments.
+                session = st.session
+                assert session is not None and session.dirs is not None
+                view = memoryview(p.data)
+                taken = session.dirs[p.direction].lane(view, ev.ts, ev.packet, self.options.messages, out)
+                if taken == len(view):
+                    if ev.ts > session.end:
+                        session.end = ev.ts
+                    continue
+                self._frames(st, p.direction, view[taken:], ev.ts, ev.packet, 0, out)
+                continue
+            gap = TLS_LOST if p.gap_before else 0
+            self._route(conn, st, StreamData(conn, p.direction, ev.ts, p.data, gap, ev.packet), out)
+        tls = st.tls
+        assert tls is not None
+        if tls.issues and st.session is not None:
+            for issue in tls.issues:
+                st.session.flag(issue)
+
+    def _tls_end(self, conn: Connection, st: _Conn, ev: StreamEnd, out: list[Event]) -> None:
+        tls = st.tls
+        assert tls is not None
+        self._plaintext(conn, st, StreamData(conn, 0, ev.ts, b"", 0, 0), tls.finish(), out)
+        self._end(conn, st, ev.reason, ev.ts, out)
+        info = tls.info
+        if not info.decrypted:
+            if info.reason is None:
+                info.reason = "handshake incomplete"
+            keys = conn.keys
+            if tls.client is not None:
+                client, server = endpoints(keys[tls.client])
+            else:
+                # No ClientHello seen: the client is the side the connection's SYN came from, else the higher port.
+                client, server = endpoints(keys[conn.client if conn.client is not None else 0])
+                if conn.client is None and _port(client) < _port(server):
+                    client, server = server, client
+            out.append(TlsUndecrypted(client, server, conn.ts, conn.first_packet, replace(info)))
 
     # -- connection state machine -----------------------------------------
 
@@ -584,6 +696,8 @@ class Inspector:
         client, server = endpoints(key)
         session = _Session(0, client, server, ts)
         st.session = session
+        if st.tls is not None:
+            session.tls = st.tls.info
         if out is None:
             session.held = []
         else:
@@ -914,6 +1028,7 @@ class Inspector:
                 compressed_bytes=(c.zplain if c else 0, s.zplain if s else 0),
                 http_version="1.1" if session.stream is None else "2",
                 stream=session.stream,
+                tls=None if session.tls is None else replace(session.tls),
             )
         )
 
@@ -1119,3 +1234,15 @@ def _kinds(
         for issue, n in assembler.issue_kinds.items():
             kinds[issue] = kinds.get(issue, 0) + n
     return tuple(sorted(kinds.items(), key=lambda kind: -kind[1]))
+
+
+# Plaintext lost in a TLS stream (a capture hole, a record that did not decrypt) is of unknown size: it is passed
+# on as a gap longer than any frame's payload (RFC 6455 5.2: at most 2^63 - 1), so that the frame in progress is
+# cut and the next frame hunted for, rather than the frames after the hole counted as that payload's rest.
+TLS_LOST = 1 << 63
+# The first byte of a TLS record (RFC 8446 5.1 ContentType: change_cipher_spec .. heartbeat, RFC 6520).
+CHANGE_CIPHER_SPEC, HEARTBEAT = 20, 24
+
+
+def _port(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from wsinspect.frames import Frame, close_code_name
 from wsinspect.messages import Message
-from wsinspect.session import SessionSummary
+from wsinspect.session import SessionSummary, TlsUndecrypted
 from wsinspect.vocab import Direction, opcode_label
 
 _C2S = Direction.C2S  # looked up once: an enum member's lookup is slow (vocab)
@@ -265,6 +265,8 @@ class TextWriter:
             details.append("extensions " + sanitize(", ".join(str(e) for e in hs.extensions)))
         if details:
             lines.append("     " + "  ".join(details) + "\n")
+        if s.tls is not None:
+            lines.append(self.tls_line(s))
         ratio = ""
         if any(s.compressed_bytes):
             # Only where compression was negotiated (or assumed, mid-stream), from the
@@ -295,3 +297,27 @@ class TextWriter:
             ended = f"connection ended by {s.ended_by}"
         lines.append(f"     {close}; {ended}; {issues}{flagged}\n")
         return "#", "".join(lines)
+
+    # -- TLS (wss://) ----------------------------------------------------------
+
+    def tls_line(self, s: SessionSummary) -> str:
+        """A decrypted session's TLS: version, cipher, SNI (and ALPN when offered)."""
+        info = s.tls
+        assert info is not None
+        alpn = f"  ALPN {sanitize(info.alpn)}" if info.alpn else ""
+        return f"     {info.version} {info.cipher}  SNI {sanitize(info.sni) if info.sni else '-'}{alpn}  decrypted\n"
+
+    def tls_row(self, ev: TlsUndecrypted) -> str:
+        """A TLS connection that was not decrypted, with why."""
+        info = ev.info
+        what = " ".join(x for x in (info.version, info.cipher) if x) or "TLS"
+        sni = sanitize(info.sni) if info.sni else "-"
+        reason = f"{self.c.issue}{info.reason}{self.c.reset}"
+        return f" {sanitize(ev.client)} → {sanitize(ev.server)}  SNI {sni}  {what}  {reason}\n"
+
+    def tls_table(self, rows: list[str]) -> str:
+        """The TLS connections not decrypted, after the session table; the hint says how to decrypt them."""
+        return (
+            f"\n{self.c.bold}{len(rows)} TLS connection(s) not decrypted{self.c.reset}"
+            " (give the key log with --tls-keylog FILE)\n" + "".join(rows)
+        )

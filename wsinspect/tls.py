@@ -76,6 +76,9 @@ SEQ_SEARCH = 4096
 MIN_RECORD = HEADER + 1 + 8  # TLS 1.3 with an 8-byte tag: the inner content type alone
 # Encrypted records held while the keys for them are not known yet (0-RTT data before the ServerHello is seen).
 MAX_HELD_BYTES = 1 << 20
+# ... and while a growing key log (a live capture) may still get a TLS 1.3 connection's secrets: the client writes
+# them only once it has read the ServerHello (and the server's Finished), often after the capture saw the records.
+MAX_AWAITED_BYTES = 256 << 10
 
 # -- cipher suites -------------------------------------------------------------------------------------------------
 
@@ -203,6 +206,9 @@ class KeyLog:
         self._files: dict[str, tuple[int, bytes]] = {}  # path -> (bytes read, unterminated last line)
         self.bad_lines = 0
         self.unreadable: list[str] = []  # paths that could not be read (named, never their contents)
+        # Set by a live capture: secrets missing when a handshake needs them may still be written, so connections
+        # hold their records for a while and look again (TlsConnection).
+        self.growing = False
 
     @classmethod
     def from_paths(cls, paths: Iterable[str | os.PathLike[str]]) -> KeyLog:
@@ -607,6 +613,7 @@ class TlsConnection:
         self._epms_prefix = b""
         self._pending12: tuple[_Opener, _Opener] | None = None  # TLS 1.2 (client, server) keys for each CCS
         self._started = False
+        self._awaiting = False  # TLS 1.3 secrets missing from a growing key log: looked up again at each record
         if client is None:
             self._give_up("capture starts mid-TLS (no handshake)")
 
@@ -633,9 +640,11 @@ class TlsConnection:
 
     def finish(self) -> list[Plaintext]:
         """The capture ended: records cut short and keys that never came are recorded; ``info.reason`` is final."""
+        if self._awaiting:
+            self._keys13()  # a last look at a growing key log
         for side in self._sides:
             if side.held:
-                self._give_up("encrypted records before the keys")
+                self._give_up("no key" if self._awaiting else "encrypted records before the keys")
             if side.buf and side.stage != _DEAD:
                 self._issue(Issue.TLS_RECORD_TRUNCATED)
                 side.buf = bytearray()
@@ -764,8 +773,17 @@ class TlsConnection:
         side.gap_pending = True
 
     def _hold(self, d: int, side: _Side, header: bytes, body: memoryview) -> None:
-        """Protected records that came before the keys for them: 0-RTT data seen before the ServerHello."""
-        if side.held_bytes + len(body) > MAX_HELD_BYTES or self._suite is not None:
+        """Protected records that came before the keys for them: 0-RTT data seen before the ServerHello, or records
+        whose TLS 1.3 secrets a growing key log does not hold yet (looked up again now)."""
+        if self._awaiting:
+            self._keys13()
+            if side.stage != _PLAIN:
+                self._record(d, side, header, body)  # after the held ones, which _keys13 released
+                return
+            if side.held_bytes + len(body) > MAX_AWAITED_BYTES:
+                self._give_up("no key", d)
+                return
+        elif side.held_bytes + len(body) > MAX_HELD_BYTES or self._suite is not None:
             self._give_up("encrypted records before the keys", d)
             return
         side.held.append((header, bytes(body)))
@@ -996,20 +1014,29 @@ class TlsConnection:
         """RFC 8446 7.1-7.3: each direction starts on its handshake traffic key (the client on its early traffic
         key first when it offered 0-RTT) and moves to its application traffic key after its Finished."""
         assert self.client is not None
+        self._awaiting = False
         for d, prefix in ((self.client, "CLIENT"), (1 - self.client, "SERVER")):
             side = self._sides[d]
+            if side.stage != _PLAIN:
+                continue  # keyed at an earlier look (or given up)
             application = f"{prefix}_TRAFFIC_SECRET_0"
             side.queue = [self._opener13(f"{prefix}_HANDSHAKE_TRAFFIC_SECRET"), self._opener13(application)]
             side.secret = self.keylog.get(application, self._client_random)
             if side.queue[1] is None:
-                self._give_up("no key", d)
+                side.queue = []
+                if self.keylog.growing:
+                    self._awaiting = True  # its records are held (_hold) until the key log has them
+                else:
+                    self._give_up("no key", d)
                 continue
             side.stage = _KEYED
             if d == self.client and self._early_offered:
                 side.queue.insert(0, self._opener13("CLIENT_EARLY_TRAFFIC_SECRET"))
                 side.early = True
             side.advance()
+        # Records that waited for these keys: the client's 0-RTT data, or what waited on a growing key log.
         self._release(self.client)
+        self._release(1 - self.client)
 
     def _message13(self, d: int, side: _Side, kind: int, body: bytes) -> None:
         if kind == END_OF_EARLY_DATA and d == self.client and side.early:
@@ -1117,3 +1144,15 @@ def looks_like_tls(first: bytes | bytearray | memoryview) -> bool:
         return (len(first) < 2 or first[1] == 3) and (len(first) < 6 or first[5] == CLIENT_HELLO)
     # SSLv2 record: 2-byte length with the top bit set, then msg_type 1 (CLIENT-HELLO), then version 3.x.
     return len(first) >= 4 and bool(first[0] & 0x80) and first[2] == 1 and first[3] == 3
+
+
+def looks_like_record(first: bytes | bytearray | memoryview) -> bool:
+    """Whether bytes start a TLS record (RFC 8446 5.1, RFC 5246 6.2.1): a known content type, version 3.x and a
+    length within bounds. For a capture that starts mid-connection, where no ClientHello will come."""
+    return (
+        len(first) >= HEADER
+        and first[0] in CONTENT_TYPES
+        and first[1] == 3
+        and first[2] <= 4
+        and ((first[3] << 8) | first[4]) <= MAX_CIPHERTEXT
+    )

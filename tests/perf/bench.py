@@ -87,12 +87,13 @@ def capture(size: int, seed: int, sessions: int | None = None) -> tuple[Path, ge
 # -- correctness ----------------------------------------------------------
 
 
-def check_json(path: Path, truth: gen.Truth) -> tuple[dict[str, Any], list[str]]:
-    """Run ``wsinspect read --json`` and count its records against the truth."""
+def check_json(path: Path, truth: gen.Truth, options: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[str]]:
+    """Run ``wsinspect read --json [options]`` and count its records against the truth."""
     opcodes: Counter[str] = Counter()
     issues: Counter[str] = Counter()
     length = wire = incomplete = sessions = session_messages = 0
-    with subprocess.Popen([*WSINSPECT, "read", "--json", str(path)], stdout=subprocess.PIPE, cwd=REPO) as proc:
+    argv = [*WSINSPECT, "read", "--json", *options, str(path)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, cwd=REPO) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             r = orjson.loads(line)

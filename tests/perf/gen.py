@@ -34,7 +34,7 @@ import struct
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from tests.wsframes import encode_frame
@@ -397,8 +397,17 @@ def sessions_for(size: int) -> int:
     return max(1, round(size / SESSION_BYTES))
 
 
-def generate(path: str, size: int, seed: int = 1, sessions: int | None = None, concurrency: int = CONCURRENCY) -> Truth:
-    """Write the capture to ``path`` and return its truth."""
+def generate(
+    path: str,
+    size: int,
+    seed: int = 1,
+    sessions: int | None = None,
+    concurrency: int = CONCURRENCY,
+    session_type: Callable[[int, int, int, float, Truth, _Text, bytes], _Session] | None = None,
+) -> Truth:
+    """Write the capture to ``path`` and return its truth. ``session_type`` makes each session (default
+    _Session; tls_bench's carries it over TLS)."""
+    make = session_type or _Session
     n = sessions if sessions is not None else sessions_for(size)
     truth = Truth(seed=seed, sessions=n)
     rng = random.Random(f"wsinspect-perf:{seed}")
@@ -419,7 +428,7 @@ def generate(path: str, size: int, seed: int = 1, sessions: int | None = None, c
         buf: list[bytes] = []
         while True:
             while following < n and (not heap or starts[following] <= heap[0][0]):
-                session = _Session(following, seed, starts[following], budget, truth, text, pool)
+                session = make(following, seed, starts[following], budget, truth, text, pool)
                 truth.deflate_sessions += session.deflate
                 flows.append(session.flow)
                 packets = session.packets()

@@ -8,6 +8,7 @@ capture, tui/live.py), see ``WsinspectApp``.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 TUI_EPILOG = """\
@@ -18,7 +19,13 @@ keys:
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from wsinspect.options import add_command, add_file_arguments, add_filter_options, add_size_option
+    from wsinspect.options import (
+        add_command,
+        add_file_arguments,
+        add_filter_options,
+        add_size_option,
+        add_tls_options,
+    )
 
     p = add_command(
         sub,
@@ -33,6 +40,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         p, "filters (the f key changes them)", "only messages whose text (or close reason) matches REGEX"
     )
     add_size_option(p)
+    add_tls_options(p)
     live = sub.choices.get("live")
     if live is not None:
         # `live --tui` runs the TUI over the capture (wsinspect.tui.live), loaded only then.
@@ -46,7 +54,7 @@ def _run_live(*args: Any) -> int:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from wsinspect.options import capture_path
+    from wsinspect.options import capture_path, open_keylog
     from wsinspect.session import Options
     from wsinspect.tui.app import WsinspectApp, run_tui
     from wsinspect.tui.store import FileSource, message_filter
@@ -54,12 +62,15 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     path = capture_path(args, parser)
     if path == "-":
         parser.error("tui: the terminal is needed for the keys, so the capture cannot come from stdin; give a file")
+    keylog, keylog_warning = open_keylog(args, parser)
+    if keylog_warning:
+        print(f"wsinspect: {keylog_warning}", file=sys.stderr)
     source = FileSource(path)  # a missing or non-capture file fails here, before the screen changes
     return run_tui(
         WsinspectApp(
             source,
             title=source.name,
-            options=Options(max_message_size=args.max_message_size),
+            options=Options(max_message_size=args.max_message_size, keylog=keylog),
             sessions=set(args.session) if args.session else None,
             message_filter=message_filter(args),
         )
