@@ -25,6 +25,7 @@ from tests.conftest import (
 from wsinspect.issues import Issue
 from wsinspect.messages import Message
 from wsinspect.session import Inspector, Options, SessionSummary
+from wsinspect.tls import KeyLog
 from wsinspect.vocab import opcode_label
 
 TRUTHS = truth_files()
@@ -260,9 +261,13 @@ def test_fast_lane_carries_the_common_case(monkeypatch: pytest.MonkeyPatch) -> N
 # headers are cross-checked against tshark in tests/test_h2_captures.py).
 H2_CAPTURES = CAPTURES / "h2"
 H2_TRUTHS = sorted(H2_CAPTURES.glob("*.truth.json"))
-# Captures that need TLS decryption with their key log: tls.py is wired into the Inspector on another branch.
-# When both are merged, decode them with their "keylog" file and drop this skip.
-NEEDS_TLS = "needs TLS decryption (key log), routed by the TLS wiring branch"
+
+
+def _h2_options(truth: dict[str, Any]) -> Options | None:
+    """h2_tls and h2_chromium are HTTP/2 inside TLS (ALPN h2): decrypted with the key log beside them."""
+    if "keylog" not in truth:
+        return None
+    return Options(keylog=KeyLog.from_paths([str(H2_CAPTURES / truth["keylog"])]))
 
 
 def _truth_message(m: dict[str, Any]) -> tuple[str, str | int | None, str | None]:
@@ -280,9 +285,7 @@ def _decoded_message(m: Message) -> tuple[str, str | int | None, str | None]:
 @pytest.mark.parametrize("truth_path", H2_TRUTHS, ids=_ids(H2_TRUTHS))
 def test_h2_captures_match_truth(truth_path: Path) -> None:
     truth = load_truth(truth_path)
-    if "keylog" in truth:
-        pytest.skip(NEEDS_TLS)
-    events = decode_file(H2_CAPTURES / truth["capture"])
+    events = decode_file(H2_CAPTURES / truth["capture"], _h2_options(truth))
     # h2_chromium's truth names no stream (the browser chose it): its sessions are matched by path.
     sums = {(s.stream if "stream" in truth["websockets"][0] else s.path): s for s in summaries(events)}
     keys = [w.get("stream", w["path"]) for w in truth["websockets"]]
@@ -290,9 +293,13 @@ def test_h2_captures_match_truth(truth_path: Path) -> None:
     msgs = messages(events)
     for w, key in zip(truth["websockets"], keys, strict=True):
         s = sums[key]
-        assert (s.client, s.server, s.http_version, s.mid_stream) == (truth["client"], truth["server"], "2", False)
+        # h2_chromium's truth names no client port (the browser chose it).
+        assert (s.server, s.http_version, s.mid_stream) == (truth["server"], "2", False)
+        assert s.client == truth.get("client", s.client)
+        assert (s.tls is not None) == ("keylog" in truth)
         assert (s.path, s.status, s.host) == (w["path"], w["status"], truth["server"])
-        assert [str(e) for e in s.handshake.extensions] == w["extensions"]
+        if "extensions" in w:  # h2_chromium's truth has what the browser sent, not what it negotiated
+            assert [str(e) for e in s.handshake.extensions] == w["extensions"]
         assert s.handshake.accept_valid is None and not s.issues
         if not 200 <= w["status"] < 300:
             assert s.ended_by == "rejected" and s.messages == (0, 0)
@@ -300,16 +307,15 @@ def test_h2_captures_match_truth(truth_path: Path) -> None:
         for direction in ("c2s", "s2c"):
             sent = [_truth_message(m) for m in w["messages"] if m["dir"] == direction]
             got = [_decoded_message(m) for m in msgs if m.session == s.session and m.dir == direction]
-            assert got == sent, (w["stream"], direction)
+            assert got == sent, (key, direction)
             assert not any(m.issues for m in msgs if m.session == s.session)
 
 
 @pytest.mark.parametrize("truth_path", H2_TRUTHS, ids=_ids(H2_TRUTHS))
 def test_h2_json_session_records(truth_path: Path) -> None:
     truth = load_truth(truth_path)
-    if "keylog" in truth:
-        pytest.skip(NEEDS_TLS)
-    result = run_cli("read", "--json", "-q", str(H2_CAPTURES / truth["capture"]))
+    keys = ["--tls-keylog", str(H2_CAPTURES / truth["keylog"])] if "keylog" in truth else []
+    result = run_cli("read", "--json", "-q", *keys, str(H2_CAPTURES / truth["capture"]))
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     # Session records come as sessions end: sorted by stream here.
@@ -317,7 +323,8 @@ def test_h2_json_session_records(truth_path: Path) -> None:
         (w["path"], "2", None) for w in truth["websockets"]
     )
     assert all(isinstance(r["stream"], int) and r["stream"] % 2 for r in records)  # client streams are odd
-    assert list(records[0])[-2:] == ["http_version", "stream"]  # added at the end of the record
+    assert {"http_version", "stream", "tls"} <= set(records[0])
+    assert all((r["tls"] is not None) == ("keylog" in truth) for r in records)
 
 
 def test_http11_session_records_say_so() -> None:
@@ -329,7 +336,5 @@ def test_http11_session_records_say_so() -> None:
 @pytest.mark.parametrize("truth_path", H2_TRUTHS, ids=_ids(H2_TRUTHS))
 def test_h2_fast_lane_agrees_with_the_general_path(truth_path: Path) -> None:
     truth = load_truth(truth_path)
-    if "keylog" in truth:
-        pytest.skip(NEEDS_TLS)
     path = H2_CAPTURES / truth["capture"]
-    assert decode_file(path) == decode_file(path, lane=False)
+    assert decode_file(path, _h2_options(truth)) == decode_file(path, _h2_options(truth), lane=False)

@@ -1158,6 +1158,8 @@ class Inspector:
         client, server = endpoints(conn.keys[st.client])
         session = _Session(0, client, server, ts)
         session.stream = stream
+        if st.tls is not None:
+            session.tls = st.tls.info  # HTTP/2 in decrypted TLS (ALPN h2)
         for issue in st.h2_issues:
             session.flag(issue)
         if out is None:
