@@ -20,7 +20,7 @@ Upgrade that no 101 and no frame followed) get no SessionHealth: their records c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -150,6 +150,8 @@ class Health:
     close_from: str | None  # direction of the first Close frame, if any
     close_wait: float | None  # from the first Close to the end of the connection
     issues: tuple[Issue, ...]
+    # Every round trip (µs), for percentiles over many sessions (stats.py).
+    rtts: Histogram = field(default_factory=Histogram, compare=False, repr=False)
 
     def record(self) -> dict[str, Any]:
         """The session record's health fields."""
@@ -293,6 +295,7 @@ class SessionHealth:
             close_from=None if first_close is None else ("c2s", "s2c")[first_close[1]],
             close_wait=close_wait,
             issues=tuple(issues),
+            rtts=self.rtts,
         )
 
 

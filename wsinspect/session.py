@@ -29,6 +29,7 @@ from enum import Enum
 
 from wsinspect.deflate import DeflateParams, Inflater, negotiate
 from wsinspect.frames import DEFAULT_MAX_MESSAGE_SIZE, FrameParser, Hunter, starts_with_frame
+from wsinspect.health import Health, SessionHealth
 from wsinspect.http import (
     BODY_UNTIL_CLOSE,
     Handshake,
@@ -43,6 +44,7 @@ from wsinspect.http import (
 from wsinspect.issues import Issue
 from wsinspect.messages import Message, MessageAssembler
 from wsinspect.packet import ACK, FIN, RST, SYN, RawPacket, Segment, endpoints, shard_of, tcp_fields
+from wsinspect.tally import Tally
 from wsinspect.tcp import Connection, Reassembler, StreamData, StreamEnd
 from wsinspect.vocab import Direction
 
@@ -102,6 +104,9 @@ class Options:
     shards: int = 1
     # False: no Message events, only sessions (read -q); spares building them.
     messages: bool = True
+    # wsinspect stats (with messages False): the fast lane counts the messages it takes
+    # here; the others (findings, fragments, Close) still come out as Messages.
+    tally: Tally | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +134,9 @@ class SessionSummary:
     mid_stream: bool
     issues: tuple[Issue, ...]  # session-level findings
     issue_count: int  # every finding of the session, at any level
+    # How a WebSocket session ended and its heartbeat (health.py); None for a session
+    # that never became WebSocket (rejected, not-websocket).
+    health: Health | None = None
 
     @property
     def host(self) -> str | None:
@@ -240,6 +248,7 @@ class _Session:
         "dirs",
         "end",
         "handshake",
+        "health",
         "held",
         "implausible",
         "issues",
@@ -267,6 +276,7 @@ class _Session:
         self.held: list[Message] | None = None
         self.clean = [0, 0]
         self.implausible = 0
+        self.health: SessionHealth | None = None  # from when it turns WebSocket
 
     def flag(self, issue: Issue) -> None:
         if issue not in self.issues:
@@ -316,11 +326,18 @@ class Inspector:
                     assert session is not None and session.dirs is not None
                     payload = data[start:end]
                     out: list[Event] = []
-                    taken = session.dirs[d].lane(payload, ts, number, self.options.messages, out) if self.lane else 0
+                    options = self.options
+                    taken = (
+                        session.dirs[d].lane(payload, ts, number, options.messages, out, options.tally)
+                        if self.lane
+                        else 0
+                    )
                     if taken < end - start:
                         self._frames(st, d, payload[taken:] if taken else payload, ts, number, 0, out)
                     elif ts > session.end:
                         session.end = ts
+                        if session.health is not None:
+                            session.health.seen(ts)
                     return self._wanted(out)
         elif not (flags & (SYN | FIN | RST) or tcp.holding):
             # A pure ACK acts only while some stream waits behind a hole; else all
@@ -356,8 +373,9 @@ class Inspector:
 
     def _wanted(self, out: list[Event]) -> list[Event]:
         """The events to return: without messages when Options.messages is off (the
-        fast lane makes none; the general path's are dropped here)."""
-        if not out or self.options.messages:
+        fast lane makes none; the general path's are dropped here), unless a tally
+        counts the lane's: then the caller counts the general path's."""
+        if not out or self.options.messages or self.options.tally is not None:
             return out
         return [ev for ev in out if ev.__class__ is not Message]
 
@@ -551,7 +569,7 @@ class Inspector:
         session.end = ev.ts
         client_buf = st.buf[st.client]
         if session.handshake.accepted:
-            self._start_websocket(st, session)
+            self._start_websocket(st, session, ev.ts)
             if client_buf:
                 session.flag(Issue.FRAMES_BEFORE_101)
             self._release(st, out)
@@ -579,7 +597,7 @@ class Inspector:
             # An upgrade that was refused or never answered, and yet the peers go on:
             # decode what follows as frames, flagged (RFC 6455 4.1).
             session.flag(Issue.NO_101)
-            self._start_websocket(st, session)
+            self._start_websocket(st, session, session.start)
             self._release(st, out)
             return
         st.buf[0].clear()
@@ -602,8 +620,12 @@ class Inspector:
         for packet, d, data, ts, gap in sorted(pieces, key=lambda piece: piece[0]):
             self._frames(st, d, data, ts, packet, gap, out)
 
-    def _start_websocket(self, st: _Conn, session: _Session) -> None:
+    def _start_websocket(self, st: _Conn, session: _Session, ts: float) -> None:
+        """The session turns WebSocket at ``ts`` (its 101; its first frame when joined
+        mid-stream; its Upgrade request when no 101 came)."""
         assert st.client is not None
+        # Heartbeat and idle time count from here (health.py).
+        health = session.health = SessionHealth(ts)
         if session.mid_stream:
             # Without a handshake, assume what most peers negotiate: permessage-deflate
             # with context takeover; the inflaters start untrusted.
@@ -631,7 +653,7 @@ class Inspector:
             direction = Direction.C2S if is_client else Direction.S2C
             dirs.append(
                 MessageAssembler(
-                    session.number, direction, parser, inflater, params, max_message_size, session.mid_stream
+                    session.number, direction, parser, inflater, params, max_message_size, session.mid_stream, health
                 )
             )
         session.dirs = (dirs[0], dirs[1])
@@ -678,7 +700,7 @@ class Inspector:
         session = self._open(conn, st, min(pieces)[3], None)
         session.mid_stream = True
         session.flag(Issue.MID_STREAM)
-        self._start_websocket(st, session)
+        self._start_websocket(st, session, session.start)
         st.state = State.PROBATION
         assert session.dirs is not None
         parser = session.dirs[d].parser
@@ -706,6 +728,8 @@ class Inspector:
             # Data released from behind a hole carries its earlier time; a hole
             # reported alone (at the end of the connection) is no time of the session.
             session.end = ts
+            if session.health is not None:
+                session.health.seen(ts)
 
     # -- a hunted session on probation ------------------------------------
 
@@ -762,7 +786,7 @@ class Inspector:
             if st.client is not None and starts_with_frame(bytes(st.buf[st.client][:14]), True, 7):
                 # The client went on with frames that waited for a 101 the capture
                 # never shows (it saw one direction only, or lost the answer).
-                self._start_websocket(st, session)
+                self._start_websocket(st, session, session.start)
                 self._release(st, out)
         if session is not None and session.dirs is not None:
             if session.held is not None:
@@ -779,10 +803,12 @@ class Inspector:
                     assembler.finish(out)
         elif session is not None and session.handshake.response is not None:
             reason = "rejected"  # refused, whether or not another request followed
-        self._finish_session(st, out, reason)
+        self._finish_session(st, out, reason, ts)
         st.state = State.IGNORED
 
-    def _finish_session(self, st: _Conn, out: list[Event], ended_by: str) -> None:
+    def _finish_session(self, st: _Conn, out: list[Event], ended_by: str, end_ts: float | None = None) -> None:
+        """The session ends (``end_ts``: the FIN, RST or last packet that ended its
+        connection)."""
         session = st.session
         if session is None:
             return
@@ -798,6 +824,12 @@ class Inspector:
             if first is not None and first.close is not None:
                 _, code, reason = first.close
                 close = Close(code, reason, first.direction.sender)
+        health = None
+        issue_count = (c.issue_count if c else 0) + (s.issue_count if s else 0)
+        if session.health is not None and c is not None and s is not None:
+            health = session.health.finish(ended_by, c.closed, s.closed, session.end if end_ts is None else end_ts)
+            for issue in health.issues:
+                session.flag(issue)
         out.append(
             SessionSummary(
                 session=session.number,
@@ -813,6 +845,7 @@ class Inspector:
                 ended_by=ended_by,
                 mid_stream=session.mid_stream,
                 issues=tuple(session.issues),
-                issue_count=(c.issue_count if c else 0) + (s.issue_count if s else 0) + len(session.issues),
+                issue_count=issue_count + len(session.issues),
+                health=health,
             )
         )
