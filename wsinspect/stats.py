@@ -139,6 +139,14 @@ class Stats:
             self._idle((health.heartbeat.max_idle, s.session, s.client, s.server, termination))
             self.rtts.merge(health.rtts)
 
+    def events(self, events: list[Any]) -> None:
+        """Count the Messages and SessionSummaries among an Inspector's events."""
+        for ev in events:
+            if ev.__class__ is Message:
+                self.message(ev)
+            elif ev.__class__ is SessionSummary:
+                self.session(ev)
+
     def merge(self, other: Stats) -> None:
         """Add what another Stats counted (a parallel worker's, over other connections).
         Session numbers in ``longest_idle`` stay those of the Stats that saw them."""

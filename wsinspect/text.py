@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from wsinspect.frames import Frame, close_code_name
+from wsinspect.health import describe_end, describe_heartbeat
 from wsinspect.messages import Message
 from wsinspect.session import SessionSummary
 from wsinspect.vocab import Direction, opcode_label
@@ -182,10 +183,12 @@ class TextWriter:
             extra += " [incomplete]"
         issues = f" {c.issue}!{' !'.join(m.issues)}{c.reset}" if m.issues else ""
         dim = c.dim if m.opcode >= 8 else ""
+        # A pong that answers a ping: its round trip (health.py).
+        rtt = f" rtt {m.rtt * 1000:.1f} ms" if m.rtt is not None else ""
         return (
             f"{self.timefmt(m.ts)} #",
             f" {color}{arrow}{c.reset} {dim}{op:<6} {m.length:>8}{extra}"
-            f"  {preview(m)}{c.reset if dim else ''}{issues}\n",
+            f"  {preview(m)}{rtt}{c.reset if dim else ''}{issues}\n",
         )
 
     def frame(self, m: Message, f: Frame) -> str:
@@ -260,4 +263,7 @@ class TextWriter:
         else:
             ended = f"connection ended by {s.ended_by}"
         lines.append(f"     {close}; {ended}; {issues}{flagged}\n")
+        if s.health is not None:
+            # How it ended and its heartbeat, in words (health.py).
+            lines.append(f"     {describe_end(s.health)}\n     {describe_heartbeat(s.health.heartbeat)}\n")
         return "#", "".join(lines)
