@@ -236,7 +236,7 @@ class Stats:
                 {"session": number, "client": client, "server": server, "max_idle": idle, "termination": term}
                 for idle, number, client, server, term in sorted(self.idle, reverse=True)
             ],
-            "issues": dict(sorted(self.issues.items(), key=lambda kv: -kv[1])),
+            "issues": {str(issue): n for issue, n in sorted(self.issues.items(), key=lambda kv: -kv[1])},
             "servers": [
                 {"server": server, "host": host, **_load_record(t)}
                 for (server, host), t in _top(self.servers, self.top)
