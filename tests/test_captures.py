@@ -128,7 +128,46 @@ def test_issues_match_truth(decoded: tuple[dict[str, Any], list[Message], list[S
             assert not found, f"{ts['client']}: false alarms {sorted(found)}"
             assert s.issue_count == 0
         else:
-            assert found == set(ts["issues"]), ts["client"]
+            # The decoder's findings and, for the health captures, the health ones.
+            expected = set(ts["issues"]) | set(ts.get("health", {}).get("issues", []))
+            assert found == expected, ts["client"]
+
+
+def test_health_matches_truth(decoded: tuple[dict[str, Any], list[Message], list[SessionSummary]]) -> None:
+    """How each session ended, its pings, pongs, round trips and idle time, against
+    the capture times of the frames the peers logged (health captures); every other
+    capture: a session that turned WebSocket has a termination, one that did not has none."""
+    truth, msgs, sums = decoded
+    found = _by_client(sums)
+    for ts in truth["sessions"]:
+        s = found[ts["client"]]
+        if s.ended_by in ("rejected", "not-websocket"):
+            assert s.health is None
+            continue
+        assert s.health is not None, ts["client"]
+        want = ts.get("health")
+        if want is None:
+            continue
+        h = s.health
+        assert str(h.termination) == want["termination"], ts["client"]
+        assert h.ended_by == want["ended_by"]
+        assert h.end == pytest.approx(want["end_ts"], abs=1e-6)
+        hb = h.heartbeat.record()
+        wb = want["heartbeat"]
+        for key in ("pings_c2s", "pings_s2c", "pongs_c2s", "pongs_s2c", "unanswered", "unsolicited_pongs"):
+            assert hb[key] == wb[key], (ts["client"], key)
+        assert hb["max_idle"] == pytest.approx(wb["max_idle"], abs=1e-6)
+        rtts = sorted(wb["rtts"])
+        # Each pong that answers a ping carries its round trip (Message.rtt), and the
+        # session's summary has them all (min and max within the histogram's 0.8 %).
+        carried = sorted(m.rtt for m in msgs if m.session == s.session and m.rtt is not None)
+        assert carried == pytest.approx(rtts, abs=1e-6)
+        if rtts:
+            assert hb["rtt"]["count"] == len(rtts)
+            assert hb["rtt"]["min"] == pytest.approx(rtts[0], rel=0.01, abs=1e-6)
+            assert hb["rtt"]["max"] == pytest.approx(rtts[-1], rel=0.01, abs=1e-6)
+        else:
+            assert hb["rtt"] is None
 
 
 def test_json_lines_contract(decoded: tuple[dict[str, Any], list[Message], list[SessionSummary]]) -> None:

@@ -17,7 +17,7 @@ from wsinspect.health import Health, SessionHealth
 from wsinspect.http import Handshake
 from wsinspect.issues import Issue
 from wsinspect.messages import Message
-from wsinspect.session import Close, SessionSummary, SessionUpgraded
+from wsinspect.session import Close, SessionSummary
 from wsinspect.stats import Stats
 from wsinspect.tally import Tally, Timeline
 
@@ -81,7 +81,12 @@ def test_totals_per_opcode_direction_and_compression() -> None:
     s.message(_message(1.1, "s2c", 1, b"x" * 1000, compressed=True, wire=40))
     s.message(_message(1.2, "s2c", 2, bytes(300)))
     s.message(_message(1.3, "c2s", 9, b"p"))
-    s.message(_message(1.32, "s2c", 10, b"p"), rtt=0.02)
+    s.message(_message(1.32, "s2c", 10, b"p"))
+    # Round trips come with the session's Health.
+    health = SessionHealth(1.0)
+    health.frame(1.3, "c2s", 9, b"p")
+    health.frame(1.32, "s2c", 10, b"p")
+    s.session(_summary(1, "10.0.0.1:5000", "10.0.0.9:80", 1.0, 2.0, None), health.finish("fin", False, False, 2.0))
     j = s.to_json()
     assert j["messages"] == 5
     assert j["bytes"] == 5 + 1000 + 300 + 1 + 1
@@ -156,27 +161,18 @@ def test_tables_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _fed(name: str) -> tuple[dict[str, Any], Stats]:
-    """Stats over a capture as the wired Inspector will feed it: every message (pongs
-    with their RTT) and every session with its Health."""
+    """Stats over a capture as the Inspector feeds it: every message, and every
+    session with its Health."""
     truth = load_truth(CAPTURES / f"{name}.truth.json")
     events = decode_file(CAPTURES / truth["capture"])
     by_client = {st["client"]: st for st in truth["sessions"]}
     s = Stats()
-    open_: dict[int, SessionHealth] = {}
-    closes: dict[int, set[str]] = {}
     for e in events:
-        if isinstance(e, SessionUpgraded):
-            open_[e.session] = SessionHealth(e.ts)
-            closes[e.session] = set()
-        elif isinstance(e, Message):
-            rtt = open_[e.session].frame(e.ts, e.dir, e.opcode, e.payload)
-            if e.opcode == 8:
-                closes[e.session].add(e.dir)
-            s.message(e, rtt)
+        if isinstance(e, Message):
+            s.message(e)
         elif isinstance(e, SessionSummary):
-            end_ts = by_client[e.client]["health"]["end_ts"]
-            c = closes[e.session]
-            s.session(e, open_.pop(e.session).finish(e.ended_by, "c2s" in c, "s2c" in c, end_ts))
+            assert e.health is not None and e.health.end == pytest.approx(by_client[e.client]["health"]["end_ts"])
+            s.session(e)
     return truth, s
 
 

@@ -120,6 +120,12 @@ class CaptureReader:
         self._source.shards = shards
 
     @property
+    def last_skipped(self) -> tuple[int, float] | None:
+        """Number and time of the last packet only_shard() skipped (known once the
+        iteration is over)."""
+        return self._source.last_skipped
+
+    @property
     def count(self) -> int:
         """The number of packet records in the capture, skipped ones included (known
         once the iteration is over)."""
@@ -275,6 +281,9 @@ class _Source:
         self.undecoded: dict[int, int] = {}
         self.shard = 0
         self.shards = 0  # 0: keep every packet (CaptureReader.only_shard)
+        # The number and time of the last packet skipped for another shard (set when
+        # the parser stops): a worker whose last packet came earlier ends there.
+        self.last_skipped: tuple[int, float] | None = None
         self.before_read: Callable[[], None] | None = None  # streams only: CaptureReader.on_wait
         self.on_secrets: Callable[[bytes], None] | None = None  # CaptureReader.on_secrets
         # Reading stopped before the end for a reason already in warnings: the bytes
@@ -377,6 +386,7 @@ def _pcap(src: _Source) -> Iterator[RawPacket]:
     shard_a, shard_b = (16 + at for at in SHARD_BYTES)
     number = 0
     pos = 24
+    skipped: tuple[int, int, int] | None = None
     try:
         while True:
             n = len(buf)
@@ -403,6 +413,7 @@ def _pcap(src: _Source) -> Iterator[RawPacket]:
                     and buf[pos + 29] == 0
                     and (buf[pos + shard_a] ^ buf[pos + shard_b]) % shards != shard
                 ):
+                    skipped = number, sec, frac
                     pos = end
                     continue
                 yield RawPacket(sec + frac / divisor, linktype, buf[pos + 16 : end], number)
@@ -413,6 +424,8 @@ def _pcap(src: _Source) -> Iterator[RawPacket]:
             pos = 0
     finally:
         src.count = number
+        if skipped is not None:
+            src.last_skipped = skipped[0], skipped[1] + skipped[2] / divisor
         if number and linktype not in DECODED_LINKTYPES:
             src.undecoded[linktype] = number
     if pos < len(buf) and not src.stopped:
@@ -447,6 +460,7 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
     shard_a, shard_b = (28 + at for at in SHARD_BYTES)  # as in _pcap, from the block's start
     number = 0
     last = 0, 1.0, 0.0  # the last Enhanced Packet Block's time: ticks, divisor, offset
+    skipped: tuple[int, tuple[int, float, float]] | None = None
     try:
         while True:
             n = len(buf)
@@ -499,6 +513,7 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
                             and buf[pos + 41] == 0
                             and (buf[pos + shard_a] ^ buf[pos + shard_b]) % shards != shard
                         ):
+                            skipped = number, last
                             pos = end
                             continue
                         yield RawPacket(
@@ -558,6 +573,9 @@ def _pcapng(src: _Source) -> Iterator[RawPacket]:
             pos = 0
     finally:
         src.count = number
+        if skipped is not None:
+            ticks, divisor, offset = skipped[1]
+            src.last_skipped = skipped[0], ticks / divisor + offset
     if pos < len(buf) and not src.stopped:
         warnings.append(
             f"{src.name}: the capture is cut short in the middle of a block ({len(buf) - pos} trailing bytes ignored)"

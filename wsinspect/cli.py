@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from itertools import chain
+from typing import TYPE_CHECKING
 
 from wsinspect import __version__
 from wsinspect.errors import WsinspectError
@@ -19,6 +20,7 @@ from wsinspect.options import (
     add_command,
     add_file_arguments,
     add_output_options,
+    add_size_option,
     add_tls_options,
     capture_path,
     compile_display_options,
@@ -26,6 +28,10 @@ from wsinspect.options import (
     positive_int,
 )
 from wsinspect.printer import OutputError, Printer, stdout_binary
+
+if TYPE_CHECKING:
+    from wsinspect.session import Event
+    from wsinspect.stats import Stats
 
 # Modules with an add_commands(subparsers) function; each command sets func(args, parser) -> int.
 COMMAND_MODULES = ("wsinspect.live", "wsinspect.tui", "wsinspect.export")
@@ -76,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_output_options(read)
     add_tls_options(read)
+    add_stats_command(sub)
     # Other commands register themselves; their modules import nothing heavy at the
     # top (scapy, textual), so that `read` starts fast.
     for module in COMMAND_MODULES:
@@ -158,6 +165,113 @@ def parallel_display(args: argparse.Namespace) -> bool:
     around the session number as the parallel merge needs: one process too."""
     flt = args.compiled_filter
     return args.fields_writer is None and (flt is None or "session" not in flt.fields)
+
+
+# -- wsinspect stats -------------------------------------------------------------
+
+STATS_EPILOG = """\
+output:
+  Tables in the style of tshark -z: sessions, messages and bytes per opcode and
+  direction, compressed share, sessions by termination and close code, message
+  lengths (percentiles and a log-scale histogram), session durations, ping round
+  trips, the longest idle gaps, load per server and per client, peak concurrency,
+  issues by kind. --json prints one JSON object instead (see README.md).
+  --plot DIR also writes PNG charts there (needs matplotlib: pip install 'wsinspect[plot]').
+
+  One process always (no -j): the timeline and the per-session tables of workers
+  would not merge exactly.
+"""
+
+
+def add_stats_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stats = add_command(
+        sub,
+        "stats",
+        cmd_stats,
+        help="totals, distributions, connection health and load over a whole capture",
+        description="Statistics of every WebSocket session in a capture file (the tshark -z of WebSocket).",
+        epilog=STATS_EPILOG,
+    )
+    add_file_arguments(stats, stdin=True)
+    stats.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    stats.add_argument("--plot", metavar="DIR", help="also write PNG charts into DIR (created if missing)")
+    stats.add_argument("--top", type=positive_int, default=10, metavar="N", help="rows in the top lists (default: 10)")
+    stats.add_argument(
+        "--session", type=positive_int, action="append", metavar="N", help="only session N (may be repeated)"
+    )
+    stats.add_argument("-c", dest="count", type=positive_int, metavar="COUNT", help="stop after COUNT messages")
+    add_size_option(stats)
+
+
+def cmd_stats(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import orjson
+
+    from wsinspect.capture import open_capture
+    from wsinspect.session import Inspector, Options
+    from wsinspect.stats import Stats
+
+    path = capture_path(args, parser)
+    if args.plot:
+        from wsinspect.plot import require
+
+        require()  # before reading the capture, not after
+    out = stdout_binary()
+    stats = Stats(top=args.top)
+    wanted = set(args.session) if args.session else None
+    count = args.count
+    # The common case takes the path of read -q: the fast lane counts messages into the
+    # tally without making them. --session and -c need every Message (its session, an
+    # exact count): the path of read.
+    fast = wanted is None and count is None
+    options = Options(max_message_size=args.max_message_size, messages=not fast, tally=stats.tally if fast else None)
+    inspector = Inspector(options)
+    feed = inspector.feed
+    reader = open_capture(path)
+    ended_by = "eof"
+    try:
+        if fast:
+            collect = stats.events
+            for raw in reader:
+                evs = feed(raw)
+                if evs:
+                    collect(evs)
+        else:
+            for raw in reader:
+                if _stats_events(stats, feed(raw), wanted, count):
+                    ended_by = "stopped"  # -c: as read -c
+                    break
+        _stats_events(stats, inspector.finish(ended_by), wanted, None)
+    finally:
+        reader.close()
+    for warning in reader.warnings:
+        print(f"wsinspect: {warning}", file=sys.stderr)
+    if args.json:
+        out.write(orjson.dumps(stats.to_json(), option=orjson.OPT_APPEND_NEWLINE))
+    else:
+        out.write(stats.render().encode())
+    out.flush()
+    if args.plot:
+        from wsinspect.plot import write_plots
+
+        for written in write_plots(stats, args.plot):
+            print(f"wsinspect: wrote {written}", file=sys.stderr)
+    return 0
+
+
+def _stats_events(stats: Stats, events: list[Event], wanted: set[int] | None, count: int | None) -> bool:
+    """Count the events of the sessions wanted; True once ``count`` messages were."""
+    from wsinspect.messages import Message
+    from wsinspect.session import SessionSummary
+
+    for ev in events:
+        if isinstance(ev, Message):
+            if wanted is None or ev.session in wanted:
+                stats.message(ev)
+                if count is not None and sum(stats.tally.totals[::3]) >= count:
+                    return True
+        elif isinstance(ev, SessionSummary) and (wanted is None or ev.session in wanted):
+            stats.session(ev)
+    return False
 
 
 def _quiet_stdout() -> None:

@@ -20,7 +20,7 @@ Upgrade that no 101 and no frame followed) get no SessionHealth: their records c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -68,6 +68,11 @@ _WITHOUT_CLOSE = {
     "rst": Termination.RESET,
     "eof": Termination.OPEN,
     "stopped": Termination.STOPPED,
+    # A WebSocket over HTTP/2 (RFC 8441) ends with its stream: END_STREAM both ways is
+    # the stream's orderly close (as a FIN), RST_STREAM its reset, GOAWAY its refusal.
+    "end_stream": Termination.NO_CLOSE,
+    "rst_stream": Termination.RESET,
+    "goaway": Termination.NO_CLOSE,
 }
 _HOW = {
     "fin": "connection closed (fin)",
@@ -75,6 +80,9 @@ _HOW = {
     "rst": "connection reset (rst)",
     "eof": "the capture ended (eof)",
     "stopped": "reading stopped",
+    "end_stream": "HTTP/2 stream closed (end_stream)",
+    "rst_stream": "HTTP/2 stream reset (rst_stream)",
+    "goaway": "HTTP/2 connection went away (goaway)",
 }
 
 
@@ -150,6 +158,8 @@ class Health:
     close_from: str | None  # direction of the first Close frame, if any
     close_wait: float | None  # from the first Close to the end of the connection
     issues: tuple[Issue, ...]
+    # Every round trip (µs), for percentiles over many sessions (stats.py).
+    rtts: Histogram = field(default_factory=Histogram, compare=False, repr=False)
 
     def record(self) -> dict[str, Any]:
         """The session record's health fields."""
@@ -293,6 +303,7 @@ class SessionHealth:
             close_from=None if first_close is None else ("c2s", "s2c")[first_close[1]],
             close_wait=close_wait,
             issues=tuple(issues),
+            rtts=self.rtts,
         )
 
 

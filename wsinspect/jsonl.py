@@ -46,6 +46,8 @@ def message_record(m: Message) -> dict[str, Any]:
     record["complete"] = m.complete
     record["packets"] = m.packets
     record["issues"] = m.issues
+    if m.rtt is not None:
+        record["rtt"] = m.rtt  # a pong that answers a ping: its round trip, seconds
     return record
 
 
@@ -72,7 +74,7 @@ def session_record(s: SessionSummary) -> dict[str, Any]:
     close = None
     if s.close is not None:
         close = {"code": s.close.code, "reason": s.close.reason, "initiator": s.close.initiator}
-    return {
+    record: dict[str, Any] = {
         "type": "session",
         "session": s.session,
         "client": s.client,
@@ -106,6 +108,13 @@ def session_record(s: SessionSummary) -> dict[str, Any]:
         "stream": s.stream,
         "tls": tls_fields(s),
     }
+    # Connection health (health.py): "termination" and "heartbeat", null for a
+    # session that never became WebSocket.
+    record.update(s.health.record() if s.health is not None else _NO_HEALTH)
+    return record
+
+
+_NO_HEALTH = {"termination": None, "heartbeat": None}
 
 
 # -- TLS (wss://) --------------------------------------------------------------

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from types import FrameType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from wsinspect.capture import PcapWriter
 from wsinspect.errors import CaptureError
@@ -25,6 +25,9 @@ from wsinspect.options import add_command, add_output_options, add_tls_options, 
 from wsinspect.packet import RawPacket
 from wsinspect.printer import Printer, stdout_binary, write_output
 from wsinspect.sniff import LINKTYPE_NAMES, Capture, close_taps, counts, list_interfaces, open_taps, saved
+
+if TYPE_CHECKING:
+    from wsinspect.stats import Stats
 
 # This module is imported whenever the command line is parsed (to register its
 # commands), so what only capturing needs (the decoder, ctypes, orjson) is imported
@@ -194,6 +197,12 @@ class _Decoder:
         self.out = out
         self.inspector = Inspector(Options(max_message_size=args.max_message_size, keylog=args.keylog))
         self.printer: Printer | None = None
+        # --stats: wsinspect stats over everything captured, printed at the end.
+        self.stats: Stats | None = None
+        if getattr(args, "stats", False):
+            from wsinspect.stats import Stats
+
+            self.stats = Stats()
 
     @property
     def done(self) -> bool:
@@ -221,9 +230,12 @@ class _Decoder:
             printer = self.printer = Printer(self.args, self.out, batch[0].ts)
         feed = self.inspector.feed
         events = printer.events
+        stats = self.stats
         for raw in batch:
             evs = feed(raw)
             if evs:
+                if stats is not None:
+                    stats.events(evs)
                 events(evs)
                 if printer.done:
                     break  # -c: as `read -c`, what comes after the last message is not decoded
@@ -233,9 +245,23 @@ class _Decoder:
         """The capture was stopped (signal, -c, --duration, or it failed): the
         connections still open did not end, reading them did."""
         printer = self.printer or Printer(self.args, self.out)
-        printer.events(self.inspector.finish("stopped"))
+        evs = self.inspector.finish("stopped")
+        printer.events(evs)
         for warning in printer.close():
             print(f"wsinspect: {warning}", file=sys.stderr)
+        if self.stats is not None:
+            self.stats.events(evs)
+            self._print_stats(self.stats)
+
+    def _print_stats(self, stats: Stats) -> None:
+        """live --stats: the tables of `wsinspect stats` (with --json its object, one line)."""
+        import orjson
+
+        if self.args.json:
+            self.out.write(orjson.dumps(stats.to_json(), option=orjson.OPT_APPEND_NEWLINE))
+        else:
+            self.out.write(b"\n" + stats.render().encode())
+        self.out.flush()
 
 
 def _duration(text: str) -> float:
@@ -280,6 +306,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--tui",
         action="store_true",
         help="show the messages in the terminal UI (as `wsinspect tui`) instead of printing them",
+    )
+    live.add_argument(
+        "--stats",
+        action="store_true",
+        help="at the end, print the statistics of `wsinspect stats` over everything captured",
     )
     add_output_options(live)
     add_tls_options(live)

@@ -20,7 +20,9 @@ from typing import Any
 
 from wsinspect.deflate import DeflateParams, Inflater
 from wsinspect.frames import Frame, FrameParser, parse_close, read_length, unmask
+from wsinspect.health import SessionHealth
 from wsinspect.issues import Issue
+from wsinspect.tally import Tally
 from wsinspect.vocab import Direction, Opcode
 
 
@@ -43,6 +45,8 @@ class Message:
     issues: list[Issue]
     packets: tuple[int, int]  # first and last packet number
     complete: bool = True
+    # A pong that answers a ping: the round trip in seconds (health.SessionHealth.frame).
+    rtt: float | None = None
 
     @property
     def length(self) -> int:
@@ -52,6 +56,7 @@ class Message:
 # Plain ints for the per-frame paths: on 3.11 an enum member's lookup (Opcode.CLOSE)
 # costs about 0.7 us, a global 0.02 us.
 _CONT, _TEXT, _CLOSE = int(Opcode.CONT), int(Opcode.TEXT), int(Opcode.CLOSE)
+_C2S = Direction.C2S
 
 
 def _sent(frame: Frame) -> int:
@@ -71,7 +76,8 @@ class MessageAssembler:
     ``mid_stream``: the session was joined after its start, so a stray continuation
     frame is expected. The totals (``messages``, ``bytes``, ``wire``,
     ``issue_count``) and the first Close frame seen (``close``: packet, code,
-    reason) are read by the session's summary.
+    reason) are read by the session's summary. ``health``, the session's
+    SessionHealth, is given every control frame (pings and pongs pair up there).
     """
 
     __slots__ = (
@@ -81,6 +87,7 @@ class MessageAssembler:
         "deflate",
         "direction",
         "frames",
+        "health",
         "held",
         "inflater",
         "issue_count",
@@ -105,6 +112,7 @@ class MessageAssembler:
         deflate: DeflateParams | None,
         max_message_size: int,
         mid_stream: bool = False,
+        health: SessionHealth | None = None,
     ) -> None:
         self.session = session
         self.direction = direction
@@ -127,6 +135,7 @@ class MessageAssembler:
         self.close: tuple[int, int | None, str | None] | None = None  # packet, code, reason
         # Frames follow a lost boundary: a stray continuation is expected.
         self.resynced = mid_stream
+        self.health = health
 
     def feed(self, data: bytes | memoryview, ts: float, packet: int, gap: int, out: list[Any]) -> None:
         """The next bytes of this direction (``gap`` bytes were lost before them)."""
@@ -139,13 +148,17 @@ class MessageAssembler:
         if self.frames:
             out.append(self._flush(False, Issue.MESSAGE_INCOMPLETE))
 
-    def lane(self, data: memoryview, ts: float, packet: int, messages: bool, out: list[Any]) -> int:
+    def lane(
+        self, data: memoryview, ts: float, packet: int, messages: bool, out: list[Any], tally: Tally | None = None
+    ) -> int:
         """feed() for the common cases, taken in one loop: more payload of a large
         frame in progress; whole frames that are whole messages without findings
         (text, binary, ping, pong; permessage-deflate or plain) while no message or
         frame is in progress. Returns how many bytes it took: the rest goes to
         feed(), which handles every case. ``messages``: False when no Message is
-        wanted (read -q): only the totals are kept."""
+        wanted (read -q): only the totals are kept. ``tally`` (wsinspect stats, with
+        ``messages`` False): each message taken is counted there instead, but for those
+        with findings, which come out as Messages for the caller to count."""
         parser = self.parser
         if not parser.idle or self.frames or self.closed or self.resynced:
             return len(data) if parser.absorb(data, packet) else 0
@@ -157,6 +170,8 @@ class MessageAssembler:
         max_message_size = parser.max_message_size
         session = self.session
         direction = self.direction
+        c2s = tally is not None and direction is _C2S
+        health = self.health
         count = size = wire_size = zwire = zplain = 0  # what this loop adds to the totals
         pos = 0
         n = len(data)
@@ -191,8 +206,10 @@ class MessageAssembler:
             pos = end
             count += 1
             wire_size += length
-            if not (messages or opcode == 1 or b0 & 0x40):
-                size += length  # read -q: a binary or control payload needs no look
+            if not (messages or opcode == 1 or b0 & 0x40 or opcode > 8):
+                size += length  # read -q: a binary payload needs no look
+                if tally is not None:
+                    tally.add(ts, c2s, opcode, length, length, False)
                 continue
             wire = unmask(data[start:end], key) if key is not None else bytes(data[start:end])
             payload = wire
@@ -218,12 +235,17 @@ class MessageAssembler:
             size += len(payload)
             if issues:
                 self._count(issues)
-            if messages:
+            # Pings and pongs (even in read -q: their payloads are 125 bytes at most)
+            # pair up in the session's heartbeat.
+            rtt = health.frame(ts, direction, opcode, payload) if opcode > 8 and health is not None else None
+            if tally is not None and not issues:
+                tally.add(ts, c2s, opcode, len(payload), length, bool(b0 & 0x40))
+            elif messages or tally is not None:
                 frame = Frame(True, b0 >> 4 & 7, opcode, bool(masked), key, length, wire, hdr, ts, [packet], [])
                 # Positional on purpose: with keywords, building a Message costs 1.1 us
                 # more (measured on 3.11), 3 % of read --json. Field order: session, ts,
                 # dir, opcode, frames, masked, compressed, payload, wire_length, text,
-                # close_code, close_reason, issues, packets, complete; _message() builds
+                # close_code, close_reason, issues, packets, complete, rtt; _message() builds
                 # it with keywords, and the lane-vs-general-path test compares the two.
                 out.append(
                     Message(
@@ -242,6 +264,7 @@ class MessageAssembler:
                         issues,
                         (packet, packet),
                         complete,
+                        rtt,
                     )
                 )
         self.messages += count
@@ -412,6 +435,9 @@ class MessageAssembler:
             self.zwire += sent
             self.zplain += len(payload)
         last = frames[-1]
+        rtt = None
+        if opcode >= 8 and self.health is not None:
+            rtt = self.health.frame(last.ts, self.direction, opcode, payload)
         return Message(
             session=self.session,
             ts=last.ts,
@@ -428,4 +454,5 @@ class MessageAssembler:
             issues=issues,
             packets=(first.packets[0], last.packets[-1]),
             complete=complete,
+            rtt=rtt,
         )

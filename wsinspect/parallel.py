@@ -154,6 +154,11 @@ def _worker(
         # End-of-capture events sort after every packet, by their connection's
         # first packet, as one process emits them.
         end = reader.count + 1
+        # Sessions still open end with the capture's last packet (health.py counts
+        # their idle time to it), which may be one of another shard.
+        skipped = reader.last_skipped
+        if skipped is not None and skipped[0] > inspector.packets:
+            inspector.last_ts = skipped[1]
         for first_packet, events in inspector.finish_connections():
             take(events, end + first_packet)
         conn.send(("batch", batch))

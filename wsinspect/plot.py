@@ -27,16 +27,21 @@ DPI = 100
 
 
 class PlotUnavailable(WsinspectError):
-    """matplotlib is not installed."""
+    """matplotlib is not installed (the job cannot be done: exit status 1)."""
 
-    exit_status = 2
+
+def require() -> None:
+    """Raise PlotUnavailable unless matplotlib can be imported (callers check before
+    reading a whole capture)."""
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError as exc:
+        raise PlotUnavailable("charts need matplotlib: pip install 'wsinspect[plot]'") from exc
 
 
 def _figure(rows: int = 1) -> tuple[Figure, list[Axes]]:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise PlotUnavailable("charts need matplotlib: pip install 'wsinspect[plot]'") from exc
+    require()
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(SIZE[0], SIZE[1] * rows), layout="constrained")
@@ -52,7 +57,7 @@ def write_plots(stats: Stats, directory: str | Path) -> list[Path]:
     their paths: rates.png (messages/s and bytes/s by direction), concurrent.png,
     lengths.png, rtt.png and terminations.png. A chart with nothing to show (no
     messages, no answered ping) is not written."""
-    _figure()  # fail early, before anything is created, when matplotlib is missing
+    require()  # fail early, before anything is created, when matplotlib is missing
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     j = stats.to_json()

@@ -52,6 +52,7 @@ from wsinspect.h2 import (
     looks_like_h2,
     plausible_frame_header,
 )
+from wsinspect.health import Health, SessionHealth
 from wsinspect.http import (
     BODY_UNTIL_CLOSE,
     Handshake,
@@ -67,6 +68,7 @@ from wsinspect.http import (
 from wsinspect.issues import Issue
 from wsinspect.messages import Message, MessageAssembler
 from wsinspect.packet import ACK, FIN, RST, SYN, RawPacket, Segment, endpoints, shard_of, tcp_fields
+from wsinspect.tally import Tally
 from wsinspect.tcp import Connection, Reassembler, StreamData, StreamEnd
 from wsinspect.vocab import Direction
 
@@ -132,6 +134,9 @@ class Options:
     messages: bool = True
     # TLS secrets (wss://); None: TLS connections are still found and reported, not decrypted.
     keylog: KeyLog | None = None
+    # wsinspect stats (with messages False): the fast lane counts the messages it takes
+    # here; the others (findings, fragments, Close) still come out as Messages.
+    tally: Tally | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +172,9 @@ class SessionSummary:
     http_version: str = "1.1"  # "2": an extended CONNECT stream (RFC 8441)
     stream: int | None = None  # its HTTP/2 stream id
     tls: TlsInfo | None = None  # what the TLS under a wss:// session negotiated; None for ws://
+    # How a WebSocket session ended and its heartbeat (health.py); None for a session
+    # that never became WebSocket (rejected, not-websocket).
+    health: Health | None = None
 
     @property
     def host(self) -> str | None:
@@ -302,6 +310,7 @@ class _Session:
         "end",
         "half_closed",
         "handshake",
+        "health",
         "held",
         "implausible",
         "issues",
@@ -334,6 +343,7 @@ class _Session:
         self.clean = [0, 0]
         self.implausible = 0
         self.tls: TlsInfo | None = None
+        self.health: SessionHealth | None = None  # from when it turns WebSocket
 
     def flag(self, issue: Issue) -> None:
         if issue not in self.issues:
@@ -388,11 +398,18 @@ class Inspector:
                     assert session is not None and session.dirs is not None
                     payload = data[start:end]
                     out: list[Event] = []
-                    taken = session.dirs[d].lane(payload, ts, number, self.options.messages, out) if self.lane else 0
+                    options = self.options
+                    taken = (
+                        session.dirs[d].lane(payload, ts, number, options.messages, out, options.tally)
+                        if self.lane
+                        else 0
+                    )
                     if taken < end - start:
                         self._frames(st, d, payload[taken:] if taken else payload, ts, number, 0, out)
                     elif ts > session.end:
                         session.end = ts
+                        if session.health is not None:
+                            session.health.seen(ts)
                     return self._wanted(out)
         elif not (flags & (SYN | FIN | RST) or tcp.holding):
             # A pure ACK acts only while some stream waits behind a hole; else all
@@ -428,8 +445,9 @@ class Inspector:
 
     def _wanted(self, out: list[Event]) -> list[Event]:
         """The events to return: without messages when Options.messages is off (the
-        fast lane makes none; the general path's are dropped here)."""
-        if not out or self.options.messages:
+        fast lane makes none; the general path's are dropped here), unless a tally
+        counts the lane's: then the caller counts the general path's."""
+        if not out or self.options.messages or self.options.tally is not None:
             return out
         return [ev for ev in out if ev.__class__ is not Message]
 
@@ -720,7 +738,7 @@ class Inspector:
         session.end = ev.ts
         client_buf = st.buf[st.client]
         if session.handshake.accepted:
-            self._start_websocket(st, session)
+            self._start_websocket(st, session, ev.ts)
             if client_buf:
                 session.flag(Issue.FRAMES_BEFORE_101)
             self._release(st, out)
@@ -751,7 +769,7 @@ class Inspector:
             assert st.client is not None
             if st.fed[1 - st.client]:
                 session.flag(Issue.NO_101)
-            self._start_websocket(st, session)
+            self._start_websocket(st, session, session.start)
             self._release(st, out)
             return
         st.buf[0].clear()
@@ -774,13 +792,18 @@ class Inspector:
         for packet, d, data, ts, gap in sorted(pieces, key=lambda piece: piece[0]):
             self._frames(st, d, data, ts, packet, gap, out)
 
-    def _start_websocket(self, st: _Conn, session: _Session) -> None:
+    def _start_websocket(self, st: _Conn, session: _Session, ts: float) -> None:
+        """The session turns WebSocket at ``ts`` (its 101; its first frame when joined
+        mid-stream; its Upgrade request when no 101 came)."""
         assert st.client is not None
+        # Heartbeat and idle time count from here (health.py).
+        session.health = SessionHealth(ts)
         self._assemblers(session, st.client)
         st.state = State.WEBSOCKET
 
     def _assemblers(self, session: _Session, client: int) -> None:
         """The session's pair of message assemblers, with the extensions its handshake negotiated."""
+        health = session.health
         if session.mid_stream:
             # Without a handshake, assume what most peers negotiate: permessage-deflate
             # with context takeover; the inflaters start untrusted.
@@ -808,7 +831,7 @@ class Inspector:
             direction = Direction.C2S if is_client else Direction.S2C
             dirs.append(
                 MessageAssembler(
-                    session.number, direction, parser, inflater, params, max_message_size, session.mid_stream
+                    session.number, direction, parser, inflater, params, max_message_size, session.mid_stream, health
                 )
             )
         session.dirs = (dirs[0], dirs[1])
@@ -857,7 +880,7 @@ class Inspector:
         session = self._open(conn, st, min(pieces)[3], None)
         session.mid_stream = True
         session.flag(Issue.MID_STREAM)
-        self._start_websocket(st, session)
+        self._start_websocket(st, session, session.start)
         st.state = State.PROBATION
         assert session.dirs is not None
         parser = session.dirs[d].parser
@@ -902,6 +925,8 @@ class Inspector:
             # Data released from behind a hole carries its earlier time; a hole
             # reported alone (at the end of the connection) is no time of the session.
             session.end = ts
+            if session.health is not None:
+                session.health.seen(ts)
 
     # -- a hunted session on probation ------------------------------------
 
@@ -968,7 +993,7 @@ class Inspector:
             if st.client is not None and starts_with_frame(bytes(st.buf[st.client][:14]), True, 7):
                 # The client went on with frames that waited for a 101 the capture
                 # never shows (it saw one direction only, or lost the answer).
-                self._start_websocket(st, session)
+                self._start_websocket(st, session, session.start)
                 self._release(st, out)
         if session is not None and session.dirs is not None:
             if session.held is not None:
@@ -985,17 +1010,19 @@ class Inspector:
                     assembler.finish(out)
         elif session is not None and session.handshake.response is not None:
             reason = "rejected"  # refused, whether or not another request followed
-        self._finish_session(st, out, reason)
+        self._finish_session(st, out, reason, ts)
         st.state = State.IGNORED
 
-    def _finish_session(self, st: _Conn, out: list[Event], ended_by: str) -> None:
+    def _finish_session(self, st: _Conn, out: list[Event], ended_by: str, end_ts: float | None = None) -> None:
+        """The session ends (``end_ts``: the FIN, RST or last packet that ended its
+        connection)."""
         session = st.session
         if session is None:
             return
         st.session = None
-        self._summary(session, out, ended_by)
+        self._summary(session, out, ended_by, end_ts)
 
-    def _summary(self, session: _Session, out: list[Event], ended_by: str) -> None:
+    def _summary(self, session: _Session, out: list[Event], ended_by: str, end_ts: float | None = None) -> None:
         hs = session.handshake
         dirs = session.dirs
         c = s = None
@@ -1007,6 +1034,12 @@ class Inspector:
             if first is not None and first.close is not None:
                 _, code, reason = first.close
                 close = Close(code, reason, first.direction.sender)
+        health = None
+        issue_count = (c.issue_count if c else 0) + (s.issue_count if s else 0)
+        if session.health is not None and c is not None and s is not None:
+            health = session.health.finish(ended_by, c.closed, s.closed, session.end if end_ts is None else end_ts)
+            for issue in health.issues:
+                session.flag(issue)
         out.append(
             SessionSummary(
                 session=session.number,
@@ -1022,13 +1055,14 @@ class Inspector:
                 ended_by=ended_by,
                 mid_stream=session.mid_stream,
                 issues=tuple(session.issues),
-                issue_count=(c.issue_count if c else 0) + (s.issue_count if s else 0) + len(session.issues),
+                issue_count=issue_count + len(session.issues),
                 issue_kinds=_kinds(session.issues, dirs),
                 compressed_wire=(c.zwire if c else 0, s.zwire if s else 0),
                 compressed_bytes=(c.zplain if c else 0, s.zplain if s else 0),
                 http_version="1.1" if session.stream is None else "2",
                 stream=session.stream,
                 tls=None if session.tls is None else replace(session.tls),
+                health=health,
             )
         )
 
@@ -1114,6 +1148,7 @@ class Inspector:
                     out.append(SessionUpgraded(session.number, session.handshake, ts))
                     if session.handshake.accepted:
                         assert st.client is not None
+                        session.health = SessionHealth(ts)  # heartbeat and idle time count from the 2xx
                         self._assemblers(session, st.client)
                     else:
                         self._h2_finish(st, ev.stream, "rejected", out)  # RFC 8441 5: only 2xx opens the tunnel
@@ -1125,6 +1160,7 @@ class Inspector:
                     session = self._h2_session(conn, st, ev.stream, ts, None)
                     session.mid_stream = True
                     session.flag(Issue.MID_STREAM)
+                    session.health = SessionHealth(ts)
                     self._assemblers(session, st.client)
                     assert session.dirs is not None
                     session.dirs[ev.d].parser.synced = True

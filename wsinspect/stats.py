@@ -95,20 +95,16 @@ class Stats:
 
     # -- feeding -------------------------------------------------------------
 
-    def message(self, m: Message, rtt: float | None = None) -> None:
-        """Count one message. ``rtt``: the round trip of a pong that answers a ping
-        (SessionHealth.frame's result; it becomes Message.rtt when health is wired into
-        the Inspector)."""
+    def message(self, m: Message) -> None:
+        """Count one message (round trips come with the session's Health)."""
         self.tally.add(m.ts, m.dir == "c2s", m.opcode, len(m.payload), m.wire_length, m.compressed)
-        if rtt is not None:
-            self.rtts.add(round(rtt * US))
         if m.issues:
             for issue in m.issues:
                 self.issues[issue] = self.issues.get(issue, 0) + 1
 
     def session(self, s: SessionSummary, health: Health | None = None) -> None:
-        """Count one session; ``health`` is its Health (None for a session that never
-        became WebSocket, or until the Inspector attaches it to the summary)."""
+        """Count one session; ``health`` is its Health (by default the summary's: None
+        for a session that never became WebSocket)."""
         if health is None:
             health = getattr(s, "health", None)
         self.sessions += 1
@@ -123,7 +119,8 @@ class Stats:
         self.durations.add(round(duration * US))
         self.tally.timeline.add(STARTS, s.start)
         self.tally.timeline.add(ENDS, end)
-        for issue in (*s.issues, *(health.issues if health is not None else ())):
+        # The Inspector puts the health findings among the session's: each counts once.
+        for issue in (*s.issues, *(i for i in health.issues if i not in s.issues)) if health else s.issues:
             self.issues[issue] = self.issues.get(issue, 0) + 1
         messages = s.messages[0] + s.messages[1]
         size = s.bytes[0] + s.bytes[1]
@@ -140,6 +137,15 @@ class Stats:
             tally.abnormal += abnormal
         if health is not None:
             self._idle((health.heartbeat.max_idle, s.session, s.client, s.server, termination))
+            self.rtts.merge(health.rtts)
+
+    def events(self, events: list[Any]) -> None:
+        """Count the Messages and SessionSummaries among an Inspector's events."""
+        for ev in events:
+            if ev.__class__ is Message:
+                self.message(ev)
+            elif ev.__class__ is SessionSummary:
+                self.session(ev)
 
     def merge(self, other: Stats) -> None:
         """Add what another Stats counted (a parallel worker's, over other connections).
@@ -230,7 +236,7 @@ class Stats:
                 {"session": number, "client": client, "server": server, "max_idle": idle, "termination": term}
                 for idle, number, client, server, term in sorted(self.idle, reverse=True)
             ],
-            "issues": dict(sorted(self.issues.items(), key=lambda kv: -kv[1])),
+            "issues": {str(issue): n for issue, n in sorted(self.issues.items(), key=lambda kv: -kv[1])},
             "servers": [
                 {"server": server, "host": host, **_load_record(t)}
                 for (server, host), t in _top(self.servers, self.top)

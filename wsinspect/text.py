@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from wsinspect.frames import Frame, close_code_name
+from wsinspect.health import describe_end, describe_heartbeat
 from wsinspect.messages import Message
 from wsinspect.session import SessionSummary, TlsUndecrypted
 from wsinspect.vocab import Direction, opcode_label
@@ -205,10 +206,12 @@ class TextWriter:
             # spaces, and the quotes and ellipsis around a preview
             used = 12 + 2 + 3 + 1 + len(arrow) + 1 + 6 + 1 + 8 + len(extra) + 2 + 3
             width = max(MIN_PREVIEW_CHARS, min(PREVIEW_CHARS, self.width - used))
+        # A pong that answers a ping: its round trip (health.py).
+        rtt = f" rtt {m.rtt * 1000:.1f} ms" if m.rtt is not None else ""
         return (
             f"{self.timefmt(m.ts)} #",
             f" {color}{arrow}{c.reset} {dim}{op:<6} {m.length:>8}{extra}"
-            f"  {preview(m, width)}{c.reset if dim else ''}{issues}\n",
+            f"  {preview(m, width)}{rtt}{c.reset if dim else ''}{issues}\n",
         )
 
     def frame(self, m: Message, f: Frame) -> str:
@@ -296,6 +299,9 @@ class TextWriter:
         else:
             ended = f"connection ended by {s.ended_by}"
         lines.append(f"     {close}; {ended}; {issues}{flagged}\n")
+        if s.health is not None:
+            # How it ended and its heartbeat, in words (health.py).
+            lines.append(f"     {describe_end(s.health)}\n     {describe_heartbeat(s.health.heartbeat)}\n")
         return "#", "".join(lines)
 
     # -- TLS (wss://) ----------------------------------------------------------
