@@ -203,7 +203,7 @@ def _meta(m: Message) -> bytes:
         )
         for f in m.frames
     ]
-    return orjson.dumps((m.issues, m.close_code, m.close_reason, text_end, m.packets, frames))
+    return orjson.dumps((m.issues, m.close_code, m.close_reason, text_end, m.packets, frames, m.rtt))
 
 
 class Decoder:
@@ -385,7 +385,7 @@ class MessageStore:
         offset, length = cols.offset[i], cols.length[i]
         record = self.spill.read(offset, length + cols.meta_len[i])
         payload = record[:length]
-        issues, close_code, close_reason, text_end, packets, frames = orjson.loads(record[length:])
+        issues, close_code, close_reason, text_end, packets, frames, rtt = orjson.loads(record[length:])
         flags = cols.flags[i]
         text = payload[:text_end].decode("utf-8") if text_end >= 0 else None
         return Message(
@@ -404,6 +404,7 @@ class MessageStore:
             issues=[ISSUES[v] for v in issues],
             packets=(packets[0], packets[1]),
             complete=bool(flags & F_COMPLETE),
+            rtt=rtt,
         )
 
 
