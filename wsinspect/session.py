@@ -407,9 +407,7 @@ class Inspector:
                     if taken < end - start:
                         self._frames(st, d, payload[taken:] if taken else payload, ts, number, 0, out)
                     elif ts > session.end:
-                        session.end = ts
-                        if session.health is not None:
-                            session.health.seen(ts)
+                        _seen(session, ts)
                     return self._wanted(out)
         elif not (flags & (SYN | FIN | RST) or tcp.holding):
             # A pure ACK acts only while some stream waits behind a hole; else all
@@ -517,10 +515,11 @@ class Inspector:
                 session = st.session
                 assert session is not None and session.dirs is not None
                 view = memoryview(p.data)
-                taken = session.dirs[p.direction].lane(view, ev.ts, ev.packet, self.options.messages, out)
+                options = self.options
+                taken = session.dirs[p.direction].lane(view, ev.ts, ev.packet, options.messages, out, options.tally)
                 if taken == len(view):
                     if ev.ts > session.end:
-                        session.end = ev.ts
+                        _seen(session, ev.ts)
                     continue
                 self._frames(st, p.direction, view[taken:], ev.ts, ev.packet, 0, out)
                 continue
@@ -924,9 +923,7 @@ class Inspector:
         if data and ts > session.end:
             # Data released from behind a hole carries its earlier time; a hole
             # reported alone (at the end of the connection) is no time of the session.
-            session.end = ts
-            if session.health is not None:
-                session.health.seen(ts)
+            _seen(session, ts)
 
     # -- a hunted session on probation ------------------------------------
 
@@ -1284,3 +1281,11 @@ CHANGE_CIPHER_SPEC, HEARTBEAT = 20, 24
 
 def _port(endpoint: str) -> int:
     return int(endpoint.rsplit(":", 1)[1])
+
+
+def _seen(session: _Session, ts: float) -> None:
+    """The session was active at ``ts``, later than anything before: its end moves, and
+    its idle time (health.py) counts from here."""
+    session.end = ts
+    if session.health is not None:
+        session.health.seen(ts)

@@ -200,14 +200,14 @@ class TextWriter:
             extra += " [incomplete]"
         issues = f" {c.issue}!{' !'.join(m.issues)}{c.reset}" if m.issues else ""
         dim = c.dim if m.opcode >= 8 else ""
+        # A pong that answers a ping: its round trip (health.py).
+        rtt = f" rtt {m.rtt * 1000:.1f} ms" if m.rtt is not None else ""
         width = PREVIEW_CHARS
         if self.width is not None:
             # time, " #", the session (3), the endpoints, opcode, length, extras, two
             # spaces, and the quotes and ellipsis around a preview
-            used = 12 + 2 + 3 + 1 + len(arrow) + 1 + 6 + 1 + 8 + len(extra) + 2 + 3
+            used = 12 + 2 + 3 + 1 + len(arrow) + 1 + 6 + 1 + 8 + len(extra) + 2 + 3 + len(rtt)
             width = max(MIN_PREVIEW_CHARS, min(PREVIEW_CHARS, self.width - used))
-        # A pong that answers a ping: its round trip (health.py).
-        rtt = f" rtt {m.rtt * 1000:.1f} ms" if m.rtt is not None else ""
         return (
             f"{self.timefmt(m.ts)} #",
             f" {color}{arrow}{c.reset} {dim}{op:<6} {m.length:>8}{extra}"
