@@ -19,6 +19,11 @@ CORE = {
     "wsinspect.deflate",
     "wsinspect.messages",
     "wsinspect.session",
+    "wsinspect.tls",
+    "wsinspect.h2",
+    "wsinspect.health",
+    "wsinspect.histogram",
+    "wsinspect.tally",
 }
 
 
