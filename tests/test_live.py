@@ -391,7 +391,9 @@ def test_unwritable_output() -> None:
 def test_usage_errors() -> None:
     assert run_live("-i", "any", "-i", "lo").returncode == 2
     assert run_live("-i", "lo", "-f", "tcp", "port", "80").returncode == 2
-    assert run_live().returncode == 2
+    # No -i: an interface is picked as tcpdump picks one, not a usage error.
+    picked = run_live("-f", "tcp port 9", "--duration", "0.3")
+    assert picked.returncode == 0 and b"wsinspect: listening on " in picked.stderr, picked.stderr
     tui_json = run_live("-i", "lo", "--tui", "--json")
     assert tui_json.returncode == 2 and b"--tui" in tui_json.stderr
 
