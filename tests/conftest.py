@@ -75,9 +75,12 @@ def decoded_payload(m: Message) -> str:
     return hashlib.sha256(m.payload).hexdigest()
 
 
-def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
-    """Run `python -m wsinspect ARGS` as a user would, capturing both streams."""
-    env = dict(os.environ, PYTHONWARNINGS="error")
+def run_cli(
+    *args: str, stdin: bytes | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `python -m wsinspect ARGS` as a user would, capturing both streams; ``env``
+    adds to (or overrides) the environment."""
+    env = dict(os.environ, PYTHONWARNINGS="error", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "wsinspect", *args],
         input=stdin,

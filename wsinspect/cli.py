@@ -14,7 +14,7 @@ import sys
 from itertools import chain
 from typing import TYPE_CHECKING
 
-from wsinspect import __version__
+from wsinspect import __version__, speedups
 from wsinspect.errors import WsinspectError
 from wsinspect.options import (
     add_command,
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wsinspect", description="Inspect WebSocket traffic in packet captures and on live interfaces."
     )
-    parser.add_argument("--version", action="version", version=f"wsinspect {__version__}")
+    parser.add_argument("--version", action="version", version=f"wsinspect {__version__} ({speedups.path_name()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     read = add_command(

@@ -9,8 +9,10 @@ plausible headers that chain to one another or to the end of a TCP segment.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from wsinspect import speedups
 from wsinspect.issues import Issue
 from wsinspect.vocab import KNOWN_OPCODES, is_control
 
@@ -89,9 +91,10 @@ def _xor_table(k: int) -> bytes:
     return table
 
 
-def unmask(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
+def _unmask_py(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
     """XOR a payload with its 4-byte masking key (RFC 6455 5.3), all at once: as
-    one big integer, or for large payloads as four strided byte translations."""
+    one big integer, or for large payloads as four strided byte translations.
+    The reference for _speedups.unmask, and its fallback."""
     n = len(payload)
     if n == 0:
         return b""
@@ -103,6 +106,12 @@ def unmask(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
     for i in range(4):
         out[i::4] = out[i::4].translate(_xor_table(key[i]))
     return bytes(out)
+
+
+# The one place the unmasking in use is chosen (wsinspect/speedups.py says which).
+unmask: Callable[[bytes | bytearray | memoryview, bytes], bytes] = (
+    _unmask_py if speedups.compiled is None else speedups.compiled.unmask
+)
 
 
 @dataclass(slots=True)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from wsinspect import speedups
 
 # Link-layer header types (https://www.tcpdump.org/linktypes.html).
 LINKTYPE_NULL = 0
@@ -99,8 +102,10 @@ class Segment:
 TcpFields = tuple[bytes, int, int, int, int, int]
 
 
-def tcp_fields(linktype: int, data: memoryview) -> TcpFields | None:
+def _tcp_fields_py(linktype: int, data: memoryview) -> TcpFields | None:
     """Decode a captured packet down to TCP; None for anything else (skipped cheaply).
+    The reference for _speedups.tcp_fields, and its fallback for all but the
+    common Ethernet/IPv4/TCP case.
 
     A packet whose payload the capture cut (snapshot length) ends past ``len(data)``,
     where its IP length says, and its flags count the bytes cut (CUT_SHIFT): the
@@ -229,6 +234,13 @@ def _cut(
     if start < tcp + 20 or start > n or start > end:
         return None
     return key, seq, ack, flags | (end - n) << CUT_SHIFT, start, end
+
+
+# The one place the header parse in use is chosen (wsinspect/speedups.py says which).
+tcp_fields: Callable[[int, memoryview], TcpFields | None] = _tcp_fields_py
+if speedups.compiled is not None:
+    speedups.compiled.set_tcp_fields_fallback(_tcp_fields_py)
+    tcp_fields = speedups.compiled.tcp_fields
 
 
 def shard_of(key: bytes, shards: int) -> int:
