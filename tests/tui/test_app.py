@@ -17,7 +17,8 @@ from textual.widgets import Checkbox, Input, Select, TabbedContent
 from tests.tui.conftest import CAPTURES, ROOT, run, settle, shown, tui, wait_for
 from wsinspect.capture import open_capture
 from wsinspect.packet import RawPacket
-from wsinspect.session import Inspector, SessionUpgraded
+from wsinspect.session import Inspector, Options, SessionUpgraded
+from wsinspect.tls import KeyLog
 from wsinspect.tui.app import WsinspectApp
 from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen
 from wsinspect.tui.widgets import HexView, TextView
@@ -713,5 +714,57 @@ def test_export_one_message_and_help_by_keys(tmp_path: Path) -> None:
             assert wrapped, "no description wraps at 60 columns: the check needs one"
             # A continuation starts where descriptions do, after the key column.
             assert all(len(row) - len(row.lstrip()) >= 14 for row in wrapped), wrapped
+
+    run(go())
+
+
+TLS13 = CAPTURES / "tls" / "tls13_websockets.pcap"
+
+
+def test_decrypted_tls_session_shows_tls_health_and_pong_rtt() -> None:
+    async def go() -> None:
+        keylog = KeyLog.from_paths([str(TLS13.with_suffix(".keys"))])
+        async with tui(TLS13, size=(160, 40), options=Options(keylog=keylog)) as (app, pilot):
+            row = app.table.get_line(0).plain
+            assert "101 ok tls" in row and "clean" in row
+            await pilot.press("enter", "4")
+            handshake = lines(app.query_one("#handshake", TextView))
+            assert "TLS 1.3 TLS_AES_256_GCM_SHA384  SNI wsinspect.test  ALPN http/1.1  decrypted" in handshake
+            assert "ended cleanly: the client sent Close and the other side answered" in handshake
+            assert any(line.startswith("pings 1 → 0 ←, rtt median") for line in handshake)
+            pongs = [
+                app.messages.get_line(y).plain
+                for y in range(len(app.view))
+                if " pong " in app.messages.get_line(y).plain
+            ]
+            assert len(pongs) == 1 and re.search(r"rtt \d+\.\d ms$", pongs[0].rstrip())
+
+    run(go())
+
+
+def test_undecrypted_tls_is_listed_with_its_reason_and_the_keylog_hint() -> None:
+    async def go() -> None:
+        async with tui(CAPTURES / "tls" / "tls13_chromium.pcap", size=(160, 30)) as (app, pilot):
+            assert not app.sessions
+            assert "1 TLS not decrypted (--tls-keylog FILE" in str(app.table.border_title)
+            await pilot.press("4")
+            handshake = lines(app.query_one("#handshake", TextView))
+            assert "1 TLS connection not decrypted (give the key log with --tls-keylog FILE)" in handshake
+            assert any("→ 127.0.0.1:47108" in line and line.endswith("no key") for line in handshake)
+
+    run(go())
+
+
+def test_http2_sessions_show_their_stream_and_no_accept() -> None:
+    async def go() -> None:
+        async with tui(CAPTURES / "h2" / "h2c_websockets.pcap", size=(160, 40)) as (app, pilot):
+            rows = [app.table.get_line(y).plain for y in range(len(app.table.order))]
+            assert ["200 h2/1" in rows[0], "200 h2/5" in rows[1], "403 h2/7" in rows[2]] == [True] * 3
+            await pilot.press("down", "enter", "4")
+            assert app.scope == 2
+            handshake = lines(app.query_one("#handshake", TextView))
+            assert "HTTP/2 stream 5 (RFC 8441 extended CONNECT)" in handshake
+            assert any(line.startswith("accept -") for line in handshake)
+            assert ":protocol: websocket" in handshake
 
     run(go())

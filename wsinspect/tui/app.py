@@ -32,7 +32,7 @@ from textual.worker import get_current_worker
 
 from wsinspect import jsonl
 from wsinspect.messages import Message as WsMessage
-from wsinspect.session import Options, SessionOpened
+from wsinspect.session import Options, SessionOpened, TlsUndecrypted
 from wsinspect.tui import render
 from wsinspect.tui.render import SessionInfo, plural
 from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen, compile_pattern
@@ -142,6 +142,7 @@ class WsinspectApp(App[None]):
         self.spill = Spill()
         self.store = MessageStore(self.spill)
         self.sessions: dict[int, SessionInfo] = {}
+        self.undecrypted: list[TlsUndecrypted] = []  # TLS connections the key log did not open
         self.filter = message_filter or MessageFilter()
         # -c counts the messages of the starting filter, the ones the view shows.
         counted = self.filter.accepts if self.filter.active else None
@@ -172,6 +173,7 @@ class WsinspectApp(App[None]):
         self._new: list[SessionInfo] = []
         self._changed: set[int] = set()
         self._described: set[int] = set()  # sessions whose handshake or summary arrived
+        self._tls_news = False  # undecrypted TLS connections arrived: the Handshake tab lists them
         self._first = True  # nothing shown yet: refresh at once
         self._shown_messages = 0
         self._shown_done = False
@@ -334,6 +336,9 @@ class WsinspectApp(App[None]):
             info.start, info.end = summary.start, summary.end
             self._changed.add(summary.session)
             self._described.add(summary.session)
+        if batch.tls:
+            self.undecrypted.extend(batch.tls)
+            self._tls_news = True
         if batch.done:
             self.done = True
             for warning in batch.warnings:
@@ -354,6 +359,7 @@ class WsinspectApp(App[None]):
             or len(self.store) != self._shown_messages
             or self.done != self._shown_done
             or dropped != self._shown_dropped
+            or self._tls_news
         ):
             return
         self._new, self._changed, self._described = [], set(), set()
@@ -366,8 +372,9 @@ class WsinspectApp(App[None]):
         self._shown_done = self.done
         self._shown_dropped = dropped
         shown = self.detail.session if self.detail is not None else self.scope
-        if shown in described:
-            # Its handshake and session issues are known now.
+        if shown in described or self._tls_news:
+            # Its handshake and session issues are known now (or the list of undecrypted TLS grew).
+            self._tls_news = False
             self.messages.reannounce()
         self._update_status()
 
@@ -523,7 +530,8 @@ class WsinspectApp(App[None]):
             self._update_header()
             hex_view.show(m.payload, [render.describe(m, palette)])
             self.frames_view.show(render.frames_lines(m, palette), [])
-        self.handshake_view.show(render.handshake_lines(info, palette), [])
+        handshake = render.handshake_lines(info, palette) + render.undecrypted_lines(self.undecrypted, palette)
+        self.handshake_view.show(handshake, [])
         self.issues_view.show(render.issues_lines(m, info, palette), [])
         issues = (m is not None and bool(m.issues)) or bool(info and render.session_issues(info))
         tab = self.detail_tabs.get_tab("tab-issues")
@@ -549,6 +557,8 @@ class WsinspectApp(App[None]):
             plural(len(self.store), "message"),
             state,
         ]
+        if self.undecrypted:
+            parts.append(f"{len(self.undecrypted)} TLS not decrypted (--tls-keylog FILE; Handshake tab)")
         dropped = getattr(self.source, "dropped", 0)
         if dropped:
             parts.append(f"{dropped:,} packets dropped (decoder behind)")

@@ -32,7 +32,7 @@ from wsinspect.issues import Issue
 from wsinspect.messages import Message
 from wsinspect.packet import RawPacket
 from wsinspect.search import matches, search_text
-from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary, SessionUpgraded
+from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary, SessionUpgraded, TlsUndecrypted
 from wsinspect.vocab import KNOWN_OPCODES, Direction, opcode_label
 
 _S2C = Direction.S2C  # looked up once: an enum member's lookup is slow (vocab)
@@ -169,6 +169,7 @@ class Batch:
     opened: list[SessionOpened] = field(default_factory=list)
     upgraded: list[SessionUpgraded] = field(default_factory=list)
     summaries: list[SessionSummary] = field(default_factory=list)
+    tls: list[TlsUndecrypted] = field(default_factory=list)  # TLS connections not decrypted
     columns: Columns = field(default_factory=Columns)
     sessions: dict[int, SessionDelta] = field(default_factory=dict)
     packets: int = 0  # totals so far
@@ -340,8 +341,11 @@ class Decoder:
             elif isinstance(ev, SessionUpgraded):
                 if wanted is None or ev.session in wanted:
                     batch.upgraded.append(ev)
-            elif isinstance(ev, SessionSummary) and (wanted is None or ev.session in wanted):
-                batch.summaries.append(ev)
+            elif isinstance(ev, SessionSummary):
+                if wanted is None or ev.session in wanted:
+                    batch.summaries.append(ev)
+            elif isinstance(ev, TlsUndecrypted):
+                batch.tls.append(ev)
 
 
 class MessageStore:
