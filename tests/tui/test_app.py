@@ -768,3 +768,22 @@ def test_http2_sessions_show_their_stream_and_no_accept() -> None:
             assert ":protocol: websocket" in handshake
 
     run(go())
+
+
+def test_pcapng_decryption_secrets_decrypt_in_the_tui() -> None:
+    # No --tls-keylog: the key log travels in the capture's Decryption Secrets Block, as `read` uses it.
+    expected = [m for m in read_json(str(CAPTURES / "tls" / "tls13_websockets_dsb.pcapng")) if m["type"] == "message"]
+    assert expected
+
+    async def go() -> None:
+        async with tui(CAPTURES / "tls" / "tls13_websockets_dsb.pcapng", size=(160, 40)) as (app, pilot):
+            assert not app.undecrypted
+            assert "tls" in app.table.get_line(0).plain
+            await pilot.press("enter")
+            assert len(app.view) == len(expected)
+            await pilot.press("end")
+            await wait_for(pilot, lambda: shown(app))
+            m = app.detail
+            assert m is not None and m.opcode == 8 and m.close_reason == expected[-1]["close_reason"]
+
+    run(go())

@@ -20,7 +20,7 @@ import threading
 import time
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import orjson
@@ -33,6 +33,7 @@ from wsinspect.messages import Message
 from wsinspect.packet import RawPacket
 from wsinspect.search import matches, search_text
 from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary, SessionUpgraded, TlsUndecrypted
+from wsinspect.tls import KeyLog
 from wsinspect.vocab import KNOWN_OPCODES, Direction, opcode_label
 
 _S2C = Direction.S2C  # looked up once: an enum member's lookup is slow (vocab)
@@ -221,6 +222,13 @@ class Decoder:
     ) -> None:
         self.spill = spill
         self.live = live  # a live source ends when the capture is stopped, not at an end of file
+        options = options if options is not None else Options()
+        keylog = options.keylog
+        if keylog is None:
+            # A pcapng may carry its own key logs (see run): they need a KeyLog to go into.
+            keylog = KeyLog()
+            options = replace(options, keylog=keylog)
+        self.keylog = keylog
         self.inspector = Inspector(options)
         self.wanted = sessions
         # -c: stop reading the source after ``count`` messages that ``counted`` accepts
@@ -244,6 +252,10 @@ class Decoder:
         """Decode everything ``source`` yields; ``deliver`` gets each batch and returns
         False when nobody wants more. Stops early when ``cancelled`` is set."""
         packets = source()
+        on_secrets = getattr(packets, "on_secrets", None)
+        if on_secrets is not None:
+            # A pcapng's Decryption Secrets Blocks, read before the packets they are for, as `read` uses them.
+            on_secrets(self.keylog.add)
         batch = Batch()
         try:
             feed = self.inspector.feed
