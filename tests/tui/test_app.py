@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from textual.widgets import Checkbox, Input, Select, TabbedContent
+from textual.widgets import Checkbox, Input, Label, Select, Sparkline, Static, TabbedContent
 
 from tests.tui.conftest import CAPTURES, ROOT, run, settle, shown, tui, wait_for
 from wsinspect.capture import open_capture
@@ -20,7 +20,7 @@ from wsinspect.packet import RawPacket
 from wsinspect.session import Inspector, Options, SessionUpgraded
 from wsinspect.tls import KeyLog
 from wsinspect.tui.app import WsinspectApp
-from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen
+from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen, StatsScreen
 from wsinspect.tui.widgets import HexView, TextView
 
 BASIC = CAPTURES / "websockets_basic.pcap"
@@ -785,5 +785,41 @@ def test_pcapng_decryption_secrets_decrypt_in_the_tui() -> None:
             await wait_for(pilot, lambda: shown(app))
             m = app.detail
             assert m is not None and m.opcode == 8 and m.close_reason == expected[-1]["close_reason"]
+
+    run(go())
+
+
+def test_stats_screen_shows_the_stats_tables_and_sparklines() -> None:
+    expected = subprocess.run(
+        [sys.executable, "-m", "wsinspect", "stats", str(BASIC)], cwd=ROOT, capture_output=True, check=True, timeout=120
+    ).stdout.decode()
+    timeline = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "wsinspect", "stats", "--json", str(BASIC)],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    )["timeline"]
+
+    async def go() -> None:
+        async with tui(BASIC, size=(100, 50)) as (app, pilot):
+            stats_key = app.active_bindings["S"].binding
+            assert stats_key.show and stats_key.description == "Stats"  # in the footer
+            await pilot.press("S")
+            screen = app.screen
+            assert isinstance(screen, StatsScreen)
+            shown_text = screen.query_one("#stats-text", Static).content
+            assert str(shown_text) == expected  # the tables of wsinspect stats, verbatim
+            width = timeline["width"]
+            for key in ("messages_c2s", "messages_s2c", "concurrent"):
+                data = list(screen.query_one(f"#stats-{key}", Sparkline).data or [])
+                scale = 1 if key == "concurrent" else width
+                assert [round(x * scale) for x in data] == timeline[key], key
+            title = str(screen.query_one("#stats-messages_c2s-title", Label).content)
+            assert title.startswith("messages/s client → server: peak")
+            await pilot.press("escape")
+            assert not isinstance(app.screen, StatsScreen)
 
     run(go())

@@ -14,7 +14,7 @@ from typing import Any
 TUI_EPILOG = """\
 keys:
   ↑ ↓ j k move, Tab next pane, Enter drill in, / search texts (n / N), f filter,
-  e export to JSON Lines, c copy the payload, ? every key, q quit.
+  e export to JSON Lines, c copy the payload, S statistics, ? every key, q quit.
 """
 
 

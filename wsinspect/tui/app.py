@@ -35,7 +35,14 @@ from wsinspect.messages import Message as WsMessage
 from wsinspect.session import Options, SessionOpened, TlsUndecrypted
 from wsinspect.tui import render
 from wsinspect.tui.render import SessionInfo, plural
-from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen, compile_pattern
+from wsinspect.tui.screens import (
+    ExportScreen,
+    FilterScreen,
+    HelpScreen,
+    SearchScreen,
+    StatsScreen,
+    compile_pattern,
+)
 from wsinspect.tui.store import (
     MAX_PENDING_BATCHES,
     Batch,
@@ -114,6 +121,7 @@ class WsinspectApp(App[None]):
         Binding("f", "filter", "Filter"),
         Binding("e", "export", "Export"),
         Binding("c", "copy", "Copy"),
+        Binding("S", "stats", "Stats"),
         Binding("a", "toggle_all", "All sessions", show=False),
         Binding("z", "zoom", "Zoom", show=False),
         Binding("escape", "back_pane", "Back", show=False),
@@ -605,6 +613,15 @@ class WsinspectApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def action_stats(self) -> None:
+        self.push_screen(StatsScreen(self._stats, lambda: self.done))
+
+    def _stats(self) -> tuple[str, dict[str, Any]]:
+        """What the Stats screen shows, read while the decoder may still be adding to it."""
+        decoder = self.decoder
+        with decoder.stats_lock:
+            return decoder.stats.render(), decoder.stats.to_json()["timeline"]
 
     def action_tab(self, tab: str) -> None:
         detail = self.detail_tabs

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -12,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Sparkline, Static
 
 from wsinspect.tui.store import MessageFilter
 from wsinspect.vocab import Direction, Opcode
@@ -36,6 +37,7 @@ KEYS = (
     ("Doing", None),
     ("e", "export the session, or the listed messages when filtered, to JSON Lines"),
     ("c", "copy the payload (text as is, binary as hex)"),
+    ("S", "statistics: wsinspect stats' tables, messages/s and concurrent sessions over time"),
     ("s  End", "follow the tail (live); moving up or Enter on a message pauses it"),
     ("Ctrl+P", "command palette: every action, and the theme (dark / light)"),
     ("?", "this help"),
@@ -69,6 +71,64 @@ class HelpScreen(ModalScreen[None]):
             yield Label("wsinspect keys", classes="dialog-title")
             with VerticalScroll():
                 yield Static(Group(Text(HELP_INTRO), keys), id="help-text")
+
+    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
+        self.dismiss(None)
+
+
+StatsSnapshot = Callable[[], tuple[str, dict[str, Any]]]
+"""Stats.render() and Stats.to_json()["timeline"] of what is decoded so far."""
+
+# The timeline rows the sparklines draw, with their titles.
+SPARKLINES = (
+    ("messages_c2s", "messages/s client → server"),
+    ("messages_s2c", "messages/s server → client"),
+    ("concurrent", "concurrent sessions"),
+)
+
+
+class StatsScreen(ModalScreen[None]):
+    """wsinspect stats for the capture: its tables, under sparklines of its timeline.
+    Refreshed every second while the capture is still being decoded."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,S", "dismiss", "Close", show=True),
+    ]
+    REFRESH = 1.0
+
+    def __init__(self, snapshot: StatsSnapshot, done: Callable[[], bool]) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.done = done
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="stats-box", classes="dialog"):
+            yield Label("wsinspect stats (Esc: close)", classes="dialog-title")
+            for key, _ in SPARKLINES:
+                yield Label("", id=f"stats-{key}-title", classes="spark-title")
+                yield Sparkline([], id=f"stats-{key}")
+            with VerticalScroll():
+                yield Static(id="stats-text")
+
+    def on_mount(self) -> None:
+        self._timer = self.set_interval(self.REFRESH, self.show)
+        self.show()
+
+    def show(self) -> None:
+        text, timeline = self.snapshot()
+        width = timeline["width"] or 1.0
+        for key, title in SPARKLINES:
+            row = timeline[key]
+            # Messages per bucket become messages per second; sessions are counted as they are.
+            data = [n / width for n in row] if key != "concurrent" else [float(n) for n in row]
+            peak = max(data, default=0.0)
+            label = f"{title}: peak {peak:,.1f}{'/s' * (key != 'concurrent')}, {len(data)} × {width:g} s"
+            self.query_one(f"#stats-{key}-title", Label).update(Text(label))
+            self.query_one(f"#stats-{key}", Sparkline).data = data
+        # Text, not markup: host names are captured bytes; the tables are cut, not wrapped, on a narrow screen.
+        self.query_one("#stats-text", Static).update(Text(text, no_wrap=True, overflow="crop"))
+        if self.done():
+            self._timer.stop()
 
     def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
         self.dismiss(None)

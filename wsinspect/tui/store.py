@@ -33,6 +33,7 @@ from wsinspect.messages import Message
 from wsinspect.packet import RawPacket
 from wsinspect.search import matches, search_text
 from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary, SessionUpgraded, TlsUndecrypted
+from wsinspect.stats import Stats
 from wsinspect.tls import KeyLog
 from wsinspect.vocab import KNOWN_OPCODES, Direction, opcode_label
 
@@ -230,6 +231,10 @@ class Decoder:
             options = replace(options, keylog=keylog)
         self.keylog = keylog
         self.inspector = Inspector(options)
+        # `wsinspect stats` over what is decoded (the Stats screen), as live --stats feeds it;
+        # the UI reads it under stats_lock while this thread adds to it.
+        self.stats = Stats()
+        self.stats_lock = threading.Lock()
         self.wanted = sessions
         # -c: stop reading the source after ``count`` messages that ``counted`` accepts
         # (every message when None), as `read -c` stops after so many printed ones;
@@ -301,7 +306,12 @@ class Decoder:
         return batch
 
     def _events(self, events: Iterable[object], batch: Batch) -> None:
+        with self.stats_lock:
+            self._take(events, batch)
+
+    def _take(self, events: Iterable[object], batch: Batch) -> None:
         wanted = self.wanted
+        stats = self.stats
         cols = batch.columns
         parts = self._parts
         for ev in events:
@@ -314,6 +324,7 @@ class Decoder:
                         continue
                     if self.counted is None or self.counted(ev):
                         self.remaining -= 1
+                stats.message(ev)
                 payload = ev.payload
                 n = len(payload)
                 meta = _meta(ev)
@@ -356,6 +367,7 @@ class Decoder:
             elif isinstance(ev, SessionSummary):
                 if wanted is None or ev.session in wanted:
                     batch.summaries.append(ev)
+                    stats.session(ev)
             elif isinstance(ev, TlsUndecrypted):
                 batch.tls.append(ev)
 
