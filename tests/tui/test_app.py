@@ -436,7 +436,7 @@ def test_filter_dialog_and_search_bar_by_keys_only() -> None:
             dialog = app.screen
             assert isinstance(dialog, FilterScreen)
             order = []
-            for _ in range(13):
+            for _ in range(14):
                 order.append(dialog.focused.id if dialog.focused is not None else None)
                 await pilot.press("tab")
             assert order == [
@@ -445,6 +445,7 @@ def test_filter_dialog_and_search_bar_by_keys_only() -> None:
                 "filter-text",
                 "filter-regex",
                 "filter-issues",
+                "filter-expr",
                 "filter-apply",
                 "filter-clear",
                 "filter-cancel",
@@ -473,7 +474,7 @@ def test_filter_dialog_and_search_bar_by_keys_only() -> None:
             await pilot.press("enter")
             await wait_for(pilot, lambda: not app.busy and len(app.view) == total)
             # Issues only, then Apply with Space.
-            await pilot.press("f", *["tab"] * 9, "space", "tab", "space")
+            await pilot.press("f", *["tab"] * 9, "space", "tab", "tab", "space")  # past the display filter
             await wait_for(pilot, lambda: not app.busy and 0 < len(app.view) < total)
             assert all(app.store.message(i).issues for i in app.view)
             await pilot.press("f", "escape")
@@ -823,3 +824,66 @@ def test_stats_screen_shows_the_stats_tables_and_sparklines() -> None:
             assert not isinstance(app.screen, StatsScreen)
 
     run(go())
+
+
+def test_filter_dialog_takes_a_display_filter_and_shows_its_error_in_place() -> None:
+    expected = read_json("-Y", "opcode == text and length > 10 and dir == c2s", str(BASIC))
+    expected = [m for m in expected if m["type"] == "message"]
+    assert expected
+
+    async def go() -> None:
+        async with tui(BASIC, size=(100, 40)) as (app, pilot):
+            await pilot.press("f")
+            dialog: Any = app.screen
+            for _ in range(20):  # Tab to the display filter
+                if getattr(dialog.focused, "id", None) == "filter-expr":
+                    break
+                await pilot.press("tab")
+            assert dialog.focused.id == "filter-expr"
+            await pilot.press(*"opcode == tixt")
+            error = str(dialog.query_one("#filter-expr-error", Static).content)
+            caret, message = error.split("\n")
+            assert caret == " " * 12 + " " * len("opcode == ") + "^~~~" and "tixt" in message
+            await pilot.press("enter")  # refused: the dialog stays
+            assert app.screen is dialog
+            await pilot.press(*["backspace"] * 4, *"text and length > 10 and dir == c2s")
+            assert str(dialog.query_one("#filter-expr-error", Static).content) == ""
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.screen is not dialog and shown(app))
+            assert len(app.view) == len(expected)
+            assert "-Y opcode == text and length > 10 and dir == c2s" in str(app.messages_pane.border_title)
+
+    run(go())
+
+
+def test_display_filter_reads_session_fields_across_all_sessions() -> None:
+    # session.messages is known at a session's end only: read holds its messages till then, hence sorted below.
+    expression = "session.messages >= 3 and opcode == text"
+    expected = [m for m in read_json("-Y", expression, str(VIOLATIONS)) if m["type"] == "message"]
+    assert expected and len({m["session"] for m in expected}) > 1
+
+    async def go() -> None:
+        async with tui(VIOLATIONS, size=(100, 40)) as (app, pilot):
+            await pilot.press("a", "f")
+            dialog: Any = app.screen
+            for _ in range(20):
+                if getattr(dialog.focused, "id", None) == "filter-expr":
+                    break
+                await pilot.press("tab")
+            await pilot.press(*expression, "enter")
+            await wait_for(pilot, lambda: app.screen is not dialog and shown(app))
+            view = [(app.store.cols.session[i], app.store.cols.ts[i]) for i in app.view]
+            assert sorted(view) == sorted((m["session"], m["ts"]) for m in expected)
+
+    run(go())
+
+
+def test_tui_bad_display_filter_is_a_usage_error_before_the_screen() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wsinspect", "tui", "-Y", "opcode == tixt", str(BASIC)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines()[-2:] == ["    opcode == tixt", "              ^~~~"]

@@ -30,9 +30,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 from textual.worker import get_current_worker
 
+from wsinspect import filter as display_filter
 from wsinspect import jsonl
 from wsinspect.messages import Message as WsMessage
-from wsinspect.session import Options, SessionOpened, TlsUndecrypted
+from wsinspect.session import Options, SessionOpened, SessionSummary, TlsUndecrypted
 from wsinspect.tui import render
 from wsinspect.tui.render import SessionInfo, plural
 from wsinspect.tui.screens import (
@@ -152,6 +153,9 @@ class WsinspectApp(App[None]):
         self.sessions: dict[int, SessionInfo] = {}
         self.undecrypted: list[TlsUndecrypted] = []  # TLS connections the key log did not open
         self.filter = message_filter or MessageFilter()
+        self.filter.session_values = self._session_values
+        # Session values for the display filter, by session: (the summary they are from, values).
+        self._values: dict[int, tuple[SessionSummary | None, dict[str, Any]]] = {}
         # -c counts the messages of the starting filter, the ones the view shows.
         counted = self.filter.accepts if self.filter.active else None
         self.decoder = Decoder(self.spill, options, sessions, count, counted, live)
@@ -738,8 +742,27 @@ class WsinspectApp(App[None]):
     def _filter_chosen(self, flt: MessageFilter | None) -> None:
         if flt is None:
             return
+        flt.session_values = self._session_values
         self.filter = flt
         self._show_view(self.messages.selected)
+
+    def _session_values(self, number: int) -> dict[str, Any] | None:
+        """A display filter's session.* values for session ``number``: from its summary
+        once it has ended, else what is known while it is open (no end-only fields).
+        Called from the filter worker too: it only reads the sessions."""
+        info = self.sessions.get(number)
+        if info is None:
+            return None
+        cached = self._values.get(number)
+        if cached is not None and cached[0] is info.summary:
+            return cached[1]
+        if info.summary is not None:
+            values = display_filter.session_values(info.summary)
+        else:
+            opened = SessionOpened(info.number, info.client, info.server, info.start)
+            values = display_filter.opened_values(opened, info.handshake)
+        self._values[number] = (info.summary, values)
+        return values
 
     def action_copy(self) -> None:
         m = self.detail

@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Sparkline, Static
 
+from wsinspect.filter import Filter, FilterError, compile_filter
 from wsinspect.tui.store import MessageFilter
 from wsinspect.vocab import Direction, Opcode
 
@@ -229,6 +230,11 @@ class FilterScreen(ModalScreen[MessageFilter | None]):
                 yield FormCheckbox("regex", f.regex, id="filter-regex", compact=True)
             with Horizontal(classes="row"):
                 yield FormCheckbox("only messages with issues", f.issues_only, id="filter-issues", compact=True)
+            with Horizontal(classes="row-expr"):
+                yield Label("-Y", classes="field")
+                expression = f.display.expression if f.display is not None else ""
+                yield Input(expression, placeholder="display filter: opcode == text and length > 10", id="filter-expr")
+            yield Static("", id="filter-expr-error")
             with Horizontal(classes="buttons"):
                 yield FormButton("Apply", variant="primary", id="filter-apply", compact=True)
                 yield FormButton("Clear", id="filter-clear", compact=True)
@@ -239,6 +245,29 @@ class FilterScreen(ModalScreen[MessageFilter | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.action_apply()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter-expr":
+            event.stop()
+            self._expression()
+
+    def _expression(self) -> tuple[bool, Filter | None]:
+        """The display filter as typed (None when empty); False when it does not
+        compile, its error shown under it with a caret at the fault."""
+        text = self.query_one("#filter-expr", Input).value
+        error = self.query_one("#filter-expr-error", Static)
+        if not text.strip():
+            error.update("")
+            return True, None
+        try:
+            display = compile_filter(text)
+        except FilterError as exc:
+            # Under the input's text: the label takes 10 cells (the .tcss file), the input's border and padding 2.
+            caret = " " * (12 + exc.position) + "^" + "~" * max(0, exc.length - 1)
+            error.update(Text(f"{caret}\n{exc.message}"))
+            return False, None
+        error.update("")
+        return True, display
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -261,6 +290,10 @@ class FilterScreen(ModalScreen[MessageFilter | None]):
             except re.error as exc:
                 self.query_one("#filter-error", Static).update(Text(f"bad regular expression: {exc}"))
                 return
+        ok, display = self._expression()
+        if not ok:
+            self.query_one("#filter-expr", Input).focus()
+            return
         self.dismiss(
             MessageFilter(
                 direction=Direction(direction) if direction in (Direction.C2S, Direction.S2C) else None,
@@ -269,6 +302,7 @@ class FilterScreen(ModalScreen[MessageFilter | None]):
                 issues_only=self.query_one("#filter-issues", Checkbox).value,
                 query=text,
                 regex=regex,
+                display=display,
             )
         )
 

@@ -27,9 +27,11 @@ import orjson
 
 from wsinspect.capture import CaptureReader, open_capture
 from wsinspect.errors import WsinspectError
+from wsinspect.filter import Filter
 from wsinspect.frames import Frame
 from wsinspect.issues import Issue
 from wsinspect.messages import Message
+from wsinspect.options import display_filter
 from wsinspect.packet import RawPacket
 from wsinspect.search import matches, search_text
 from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary, SessionUpgraded, TlsUndecrypted
@@ -464,6 +466,9 @@ class MessageFilter:
     issues_only: bool = False
     query: str = ""  # the text the pattern was made from, as typed
     regex: bool = False
+    display: Filter | None = None  # a display filter (filter.py), as read -Y takes it
+    # The session.* values of a session number for ``display`` (the app knows the sessions).
+    session_values: Callable[[int], dict[str, Any] | None] | None = field(default=None, compare=False)
 
     OTHER = 0x100
 
@@ -473,7 +478,13 @@ class MessageFilter:
 
     @property
     def active(self) -> bool:
-        return self.direction is not None or self.opcodes is not None or self.pattern is not None or self.issues_only
+        return (
+            self.direction is not None
+            or self.opcodes is not None
+            or self.pattern is not None
+            or self.issues_only
+            or self.display is not None
+        )
 
     def describe(self) -> str:
         parts = []
@@ -486,7 +497,17 @@ class MessageFilter:
             parts.append(f"/{self.query}/" if self.regex else repr(self.query))
         if self.issues_only:
             parts.append("issues")
+        if self.display is not None:
+            parts.append(f"-Y {self.display.expression}")
         return " ".join(parts)
+
+    def _displayed(self, m: Message) -> bool:
+        """The display filter's verdict on ``m`` (its session's values only when it reads them)."""
+        display = self.display
+        if display is None:
+            return True
+        values = self.session_values(m.session) if display.needs_session and self.session_values else None
+        return display.message(m, values)
 
     def matches(self, store: MessageStore, i: int) -> bool:
         cols = store.cols
@@ -498,6 +519,8 @@ class MessageFilter:
             if op not in self.opcodes and not (self.OTHER in self.opcodes and op not in KNOWN_OPCODES):
                 return False
         if self.issues_only and not flags & F_ISSUES:
+            return False
+        if self.display is not None and not self._displayed(store.message(i)):
             return False
         if self.pattern is None:
             return True
@@ -512,6 +535,8 @@ class MessageFilter:
         if opcodes is not None and op not in opcodes and not (self.OTHER in opcodes and op not in KNOWN_OPCODES):
             return False
         if self.issues_only and not m.issues:
+            return False
+        if not self._displayed(m):
             return False
         return self.pattern is None or matches(self.pattern, m)
 
@@ -552,8 +577,9 @@ def search(
 
 
 def message_filter(args: argparse.Namespace) -> MessageFilter:
-    """The starting filter from --opcode and --grep (the f key changes it)."""
-    flt = MessageFilter()
+    """The starting filter from --opcode, --grep and -Y (the f key changes it); a bad
+    -Y raises FilterError (exit status 2, with a caret), before the screen changes."""
+    flt = MessageFilter(display=display_filter(args))
     if args.opcode is not None:
         flt.opcodes = frozenset(args.opcode)
     if args.grep is not None:
