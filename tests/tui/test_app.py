@@ -12,14 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from textual.widgets import Checkbox, Input, Select, TabbedContent
+from textual.widgets import Checkbox, Input, Label, Select, Sparkline, Static, TabbedContent
 
 from tests.tui.conftest import CAPTURES, ROOT, run, settle, shown, tui, wait_for
 from wsinspect.capture import open_capture
 from wsinspect.packet import RawPacket
-from wsinspect.session import Inspector, SessionUpgraded
+from wsinspect.session import Inspector, Options, SessionUpgraded
+from wsinspect.tls import KeyLog
 from wsinspect.tui.app import WsinspectApp
-from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen
+from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen, StatsScreen
 from wsinspect.tui.widgets import HexView, TextView
 
 BASIC = CAPTURES / "websockets_basic.pcap"
@@ -435,7 +436,7 @@ def test_filter_dialog_and_search_bar_by_keys_only() -> None:
             dialog = app.screen
             assert isinstance(dialog, FilterScreen)
             order = []
-            for _ in range(13):
+            for _ in range(14):
                 order.append(dialog.focused.id if dialog.focused is not None else None)
                 await pilot.press("tab")
             assert order == [
@@ -444,6 +445,7 @@ def test_filter_dialog_and_search_bar_by_keys_only() -> None:
                 "filter-text",
                 "filter-regex",
                 "filter-issues",
+                "filter-expr",
                 "filter-apply",
                 "filter-clear",
                 "filter-cancel",
@@ -472,7 +474,7 @@ def test_filter_dialog_and_search_bar_by_keys_only() -> None:
             await pilot.press("enter")
             await wait_for(pilot, lambda: not app.busy and len(app.view) == total)
             # Issues only, then Apply with Space.
-            await pilot.press("f", *["tab"] * 9, "space", "tab", "space")
+            await pilot.press("f", *["tab"] * 9, "space", "tab", "tab", "space")  # past the display filter
             await wait_for(pilot, lambda: not app.busy and 0 < len(app.view) < total)
             assert all(app.store.message(i).issues for i in app.view)
             await pilot.press("f", "escape")
@@ -715,3 +717,173 @@ def test_export_one_message_and_help_by_keys(tmp_path: Path) -> None:
             assert all(len(row) - len(row.lstrip()) >= 14 for row in wrapped), wrapped
 
     run(go())
+
+
+TLS13 = CAPTURES / "tls" / "tls13_websockets.pcap"
+
+
+def test_decrypted_tls_session_shows_tls_health_and_pong_rtt() -> None:
+    async def go() -> None:
+        keylog = KeyLog.from_paths([str(TLS13.with_suffix(".keys"))])
+        async with tui(TLS13, size=(160, 40), options=Options(keylog=keylog)) as (app, pilot):
+            row = app.table.get_line(0).plain
+            assert "101 ok tls" in row and "clean" in row
+            await pilot.press("enter", "4")
+            handshake = lines(app.query_one("#handshake", TextView))
+            assert "TLS 1.3 TLS_AES_256_GCM_SHA384  SNI wsinspect.test  ALPN http/1.1  decrypted" in handshake
+            assert "ended cleanly: the client sent Close and the other side answered" in handshake
+            assert any(line.startswith("pings 1 → 0 ←, rtt median") for line in handshake)
+            pongs = [
+                app.messages.get_line(y).plain
+                for y in range(len(app.view))
+                if " pong " in app.messages.get_line(y).plain
+            ]
+            assert len(pongs) == 1 and re.search(r"rtt \d+\.\d ms$", pongs[0].rstrip())
+
+    run(go())
+
+
+def test_undecrypted_tls_is_listed_with_its_reason_and_the_keylog_hint() -> None:
+    async def go() -> None:
+        async with tui(CAPTURES / "tls" / "tls13_chromium.pcap", size=(160, 30)) as (app, pilot):
+            assert not app.sessions
+            assert "1 TLS not decrypted (--tls-keylog FILE" in str(app.table.border_title)
+            await pilot.press("4")
+            handshake = lines(app.query_one("#handshake", TextView))
+            assert "1 TLS connection not decrypted (give the key log with --tls-keylog FILE)" in handshake
+            assert any("→ 127.0.0.1:47108" in line and line.endswith("no key") for line in handshake)
+
+    run(go())
+
+
+def test_http2_sessions_show_their_stream_and_no_accept() -> None:
+    async def go() -> None:
+        async with tui(CAPTURES / "h2" / "h2c_websockets.pcap", size=(160, 40)) as (app, pilot):
+            rows = [app.table.get_line(y).plain for y in range(len(app.table.order))]
+            assert ["200 h2/1" in rows[0], "200 h2/5" in rows[1], "403 h2/7" in rows[2]] == [True] * 3
+            await pilot.press("down", "enter", "4")
+            assert app.scope == 2
+            handshake = lines(app.query_one("#handshake", TextView))
+            assert "HTTP/2 stream 5 (RFC 8441 extended CONNECT)" in handshake
+            assert any(line.startswith("accept -") for line in handshake)
+            assert ":protocol: websocket" in handshake
+
+    run(go())
+
+
+def test_pcapng_decryption_secrets_decrypt_in_the_tui() -> None:
+    # No --tls-keylog: the key log travels in the capture's Decryption Secrets Block, as `read` uses it.
+    expected = [m for m in read_json(str(CAPTURES / "tls" / "tls13_websockets_dsb.pcapng")) if m["type"] == "message"]
+    assert expected
+
+    async def go() -> None:
+        async with tui(CAPTURES / "tls" / "tls13_websockets_dsb.pcapng", size=(160, 40)) as (app, pilot):
+            assert not app.undecrypted
+            assert "tls" in app.table.get_line(0).plain
+            await pilot.press("enter")
+            assert len(app.view) == len(expected)
+            await pilot.press("end")
+            await wait_for(pilot, lambda: shown(app))
+            m = app.detail
+            assert m is not None and m.opcode == 8 and m.close_reason == expected[-1]["close_reason"]
+
+    run(go())
+
+
+def test_stats_screen_shows_the_stats_tables_and_sparklines() -> None:
+    expected = subprocess.run(
+        [sys.executable, "-m", "wsinspect", "stats", str(BASIC)], cwd=ROOT, capture_output=True, check=True, timeout=120
+    ).stdout.decode()
+    timeline = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "wsinspect", "stats", "--json", str(BASIC)],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    )["timeline"]
+
+    async def go() -> None:
+        async with tui(BASIC, size=(100, 50)) as (app, pilot):
+            stats_key = app.active_bindings["S"].binding
+            assert stats_key.show and stats_key.description == "Stats"  # in the footer
+            await pilot.press("S")
+            screen = app.screen
+            assert isinstance(screen, StatsScreen)
+            shown_text = screen.query_one("#stats-text", Static).content
+            assert str(shown_text) == expected  # the tables of wsinspect stats, verbatim
+            width = timeline["width"]
+            for key in ("messages_c2s", "messages_s2c", "concurrent"):
+                data = list(screen.query_one(f"#stats-{key}", Sparkline).data or [])
+                scale = 1 if key == "concurrent" else width
+                assert [round(x * scale) for x in data] == timeline[key], key
+            title = str(screen.query_one("#stats-messages_c2s-title", Label).content)
+            assert title.startswith("messages/s client → server: peak")
+            await pilot.press("escape")
+            assert not isinstance(app.screen, StatsScreen)
+
+    run(go())
+
+
+def test_filter_dialog_takes_a_display_filter_and_shows_its_error_in_place() -> None:
+    expected = read_json("-Y", "opcode == text and length > 10 and dir == c2s", str(BASIC))
+    expected = [m for m in expected if m["type"] == "message"]
+    assert expected
+
+    async def go() -> None:
+        async with tui(BASIC, size=(100, 40)) as (app, pilot):
+            await pilot.press("f")
+            dialog: Any = app.screen
+            for _ in range(20):  # Tab to the display filter
+                if getattr(dialog.focused, "id", None) == "filter-expr":
+                    break
+                await pilot.press("tab")
+            assert dialog.focused.id == "filter-expr"
+            await pilot.press(*"opcode == tixt")
+            error = str(dialog.query_one("#filter-expr-error", Static).content)
+            caret, message = error.split("\n")
+            assert caret == " " * 12 + " " * len("opcode == ") + "^~~~" and "tixt" in message
+            await pilot.press("enter")  # refused: the dialog stays
+            assert app.screen is dialog
+            await pilot.press(*["backspace"] * 4, *"text and length > 10 and dir == c2s")
+            assert str(dialog.query_one("#filter-expr-error", Static).content) == ""
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.screen is not dialog and shown(app))
+            assert len(app.view) == len(expected)
+            assert "-Y opcode == text and length > 10 and dir == c2s" in str(app.messages_pane.border_title)
+
+    run(go())
+
+
+def test_display_filter_reads_session_fields_across_all_sessions() -> None:
+    # session.messages is known at a session's end only: read holds its messages till then, hence sorted below.
+    expression = "session.messages >= 3 and opcode == text"
+    expected = [m for m in read_json("-Y", expression, str(VIOLATIONS)) if m["type"] == "message"]
+    assert expected and len({m["session"] for m in expected}) > 1
+
+    async def go() -> None:
+        async with tui(VIOLATIONS, size=(100, 40)) as (app, pilot):
+            await pilot.press("a", "f")
+            dialog: Any = app.screen
+            for _ in range(20):
+                if getattr(dialog.focused, "id", None) == "filter-expr":
+                    break
+                await pilot.press("tab")
+            await pilot.press(*expression, "enter")
+            await wait_for(pilot, lambda: app.screen is not dialog and shown(app))
+            view = [(app.store.cols.session[i], app.store.cols.ts[i]) for i in app.view]
+            assert sorted(view) == sorted((m["session"], m["ts"]) for m in expected)
+
+    run(go())
+
+
+def test_tui_bad_display_filter_is_a_usage_error_before_the_screen() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wsinspect", "tui", "-Y", "opcode == tixt", str(BASIC)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines()[-2:] == ["    opcode == tixt", "              ^~~~"]

@@ -22,6 +22,7 @@ SCREENS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "frames": (None, ("enter", "end", "up", "up", "enter", "3")),
     "handshake": (None, ("enter", "enter", "4")),
     "issues_light": ("textual-light", ("down", "enter", "enter", "5")),
+    "stats": (None, ("S",)),
 }
 
 

@@ -14,13 +14,14 @@ from typing import Any
 TUI_EPILOG = """\
 keys:
   ↑ ↓ j k move, Tab next pane, Enter drill in, / search texts (n / N), f filter,
-  e export to JSON Lines, c copy the payload, ? every key, q quit.
+  e export to JSON Lines, c copy the payload, S statistics, ? every key, q quit.
 """
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from wsinspect.options import (
         add_command,
+        add_display_filter,
         add_file_arguments,
         add_filter_options,
         add_size_option,
@@ -39,6 +40,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add_filter_options(
         p, "filters (the f key changes them)", "only messages whose text (or close reason) matches REGEX"
     )
+    add_display_filter(p)
     add_size_option(p)
     add_tls_options(p)
     live = sub.choices.get("live")

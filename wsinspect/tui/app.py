@@ -30,12 +30,20 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 from textual.worker import get_current_worker
 
+from wsinspect import filter as display_filter
 from wsinspect import jsonl
 from wsinspect.messages import Message as WsMessage
-from wsinspect.session import Options, SessionOpened
+from wsinspect.session import Options, SessionOpened, SessionSummary, TlsUndecrypted
 from wsinspect.tui import render
 from wsinspect.tui.render import SessionInfo, plural
-from wsinspect.tui.screens import ExportScreen, FilterScreen, HelpScreen, SearchScreen, compile_pattern
+from wsinspect.tui.screens import (
+    ExportScreen,
+    FilterScreen,
+    HelpScreen,
+    SearchScreen,
+    StatsScreen,
+    compile_pattern,
+)
 from wsinspect.tui.store import (
     MAX_PENDING_BATCHES,
     Batch,
@@ -114,6 +122,7 @@ class WsinspectApp(App[None]):
         Binding("f", "filter", "Filter"),
         Binding("e", "export", "Export"),
         Binding("c", "copy", "Copy"),
+        Binding("S", "stats", "Stats"),
         Binding("a", "toggle_all", "All sessions", show=False),
         Binding("z", "zoom", "Zoom", show=False),
         Binding("escape", "back_pane", "Back", show=False),
@@ -142,7 +151,11 @@ class WsinspectApp(App[None]):
         self.spill = Spill()
         self.store = MessageStore(self.spill)
         self.sessions: dict[int, SessionInfo] = {}
+        self.undecrypted: list[TlsUndecrypted] = []  # TLS connections the key log did not open
         self.filter = message_filter or MessageFilter()
+        self.filter.session_values = self._session_values
+        # Session values for the display filter, by session: (the summary they are from, values).
+        self._values: dict[int, tuple[SessionSummary | None, dict[str, Any]]] = {}
         # -c counts the messages of the starting filter, the ones the view shows.
         counted = self.filter.accepts if self.filter.active else None
         self.decoder = Decoder(self.spill, options, sessions, count, counted, live)
@@ -172,6 +185,7 @@ class WsinspectApp(App[None]):
         self._new: list[SessionInfo] = []
         self._changed: set[int] = set()
         self._described: set[int] = set()  # sessions whose handshake or summary arrived
+        self._tls_news = False  # undecrypted TLS connections arrived: the Handshake tab lists them
         self._first = True  # nothing shown yet: refresh at once
         self._shown_messages = 0
         self._shown_done = False
@@ -334,6 +348,9 @@ class WsinspectApp(App[None]):
             info.start, info.end = summary.start, summary.end
             self._changed.add(summary.session)
             self._described.add(summary.session)
+        if batch.tls:
+            self.undecrypted.extend(batch.tls)
+            self._tls_news = True
         if batch.done:
             self.done = True
             for warning in batch.warnings:
@@ -354,6 +371,7 @@ class WsinspectApp(App[None]):
             or len(self.store) != self._shown_messages
             or self.done != self._shown_done
             or dropped != self._shown_dropped
+            or self._tls_news
         ):
             return
         self._new, self._changed, self._described = [], set(), set()
@@ -366,8 +384,9 @@ class WsinspectApp(App[None]):
         self._shown_done = self.done
         self._shown_dropped = dropped
         shown = self.detail.session if self.detail is not None else self.scope
-        if shown in described:
-            # Its handshake and session issues are known now.
+        if shown in described or self._tls_news:
+            # Its handshake and session issues are known now (or the list of undecrypted TLS grew).
+            self._tls_news = False
             self.messages.reannounce()
         self._update_status()
 
@@ -523,7 +542,8 @@ class WsinspectApp(App[None]):
             self._update_header()
             hex_view.show(m.payload, [render.describe(m, palette)])
             self.frames_view.show(render.frames_lines(m, palette), [])
-        self.handshake_view.show(render.handshake_lines(info, palette), [])
+        handshake = render.handshake_lines(info, palette) + render.undecrypted_lines(self.undecrypted, palette)
+        self.handshake_view.show(handshake, [])
         self.issues_view.show(render.issues_lines(m, info, palette), [])
         issues = (m is not None and bool(m.issues)) or bool(info and render.session_issues(info))
         tab = self.detail_tabs.get_tab("tab-issues")
@@ -549,6 +569,8 @@ class WsinspectApp(App[None]):
             plural(len(self.store), "message"),
             state,
         ]
+        if self.undecrypted:
+            parts.append(f"{len(self.undecrypted)} TLS not decrypted (--tls-keylog FILE; Handshake tab)")
         dropped = getattr(self.source, "dropped", 0)
         if dropped:
             parts.append(f"{dropped:,} packets dropped (decoder behind)")
@@ -595,6 +617,15 @@ class WsinspectApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def action_stats(self) -> None:
+        self.push_screen(StatsScreen(self._stats, lambda: self.done))
+
+    def _stats(self) -> tuple[str, dict[str, Any]]:
+        """What the Stats screen shows, read while the decoder may still be adding to it."""
+        decoder = self.decoder
+        with decoder.stats_lock:
+            return decoder.stats.render(), decoder.stats.to_json()["timeline"]
 
     def action_tab(self, tab: str) -> None:
         detail = self.detail_tabs
@@ -711,8 +742,27 @@ class WsinspectApp(App[None]):
     def _filter_chosen(self, flt: MessageFilter | None) -> None:
         if flt is None:
             return
+        flt.session_values = self._session_values
         self.filter = flt
         self._show_view(self.messages.selected)
+
+    def _session_values(self, number: int) -> dict[str, Any] | None:
+        """A display filter's session.* values for session ``number``: from its summary
+        once it has ended, else what is known while it is open (no end-only fields).
+        Called from the filter worker too: it only reads the sessions."""
+        info = self.sessions.get(number)
+        if info is None:
+            return None
+        cached = self._values.get(number)
+        if cached is not None and cached[0] is info.summary:
+            return cached[1]
+        if info.summary is not None:
+            values = display_filter.session_values(info.summary)
+        else:
+            opened = SessionOpened(info.number, info.client, info.server, info.start)
+            values = display_filter.opened_values(opened, info.handshake)
+        self._values[number] = (info.summary, values)
+        return values
 
     def action_copy(self) -> None:
         m = self.detail

@@ -16,10 +16,11 @@ from rich.style import Style
 from rich.text import Text
 
 from wsinspect.frames import close_code_name
+from wsinspect.health import Termination, describe_end, describe_heartbeat
 from wsinspect.http import Handshake, HttpHead
 from wsinspect.issues import Issue
 from wsinspect.messages import Message
-from wsinspect.session import SessionSummary
+from wsinspect.session import SessionSummary, TlsUndecrypted
 from wsinspect.text import human_bytes, preview, sanitize
 from wsinspect.tui.store import F_COMPRESSED, F_ISSUES, F_S2C, F_TEXT, MessageStore
 from wsinspect.vocab import Direction, opcode_label
@@ -120,6 +121,11 @@ def row_preview(store: MessageStore, i: int, width: int) -> str:
     opcode = cols.opcode[i]
     if opcode == 8:
         return preview(store.message(i), width)
+    if opcode == 10:
+        # A pong that answers a ping: its round trip (health.py), kept in the record.
+        m = store.message(i)
+        rtt = f" rtt {m.rtt * 1000:.1f} ms" if m.rtt is not None else ""
+        return preview(m, max(1, width - len(rtt))) + rtt
     # 4 bytes per character at most, and one more to know that there is more.
     payload = store.prefix(i, 4 * width + 1)
     text = payload.decode("utf-8", "ignore") if cols.flags[i] & F_TEXT else None
@@ -153,6 +159,7 @@ SESSION_COLUMNS = (
     ("msgs", "msgs →/←"),
     ("bytes", "bytes →/←"),
     ("close", "close"),
+    ("end", "end"),
     ("issues", "issues"),
     ("start", "start"),
     ("duration", "duration"),
@@ -201,6 +208,8 @@ class SessionInfo:
                 return sum(self.bytes)
             case "close":
                 return (s.close.code or 0) if s and s.close else -1
+            case "end":
+                return str(s.health.termination) if s and s.health else ""
             case "issues":
                 return self.issue_count
             case "start":
@@ -250,10 +259,21 @@ def session_cells(info: SessionInfo, origin: float, palette: Palette) -> dict[st
     else:
         status = "-" if hs.status is None else str(hs.status)
         accept = {True: " ok", False: " BAD", None: ""}[hs.accept_valid]
+        if s is not None and s.http_version == "2":
+            # RFC 8441: no Sec-WebSocket-Accept to check; the stream tells the connection's sessions apart.
+            accept = f" h2/{s.stream}"
+        if s is not None and s.tls is not None:
+            accept += " tls"  # wss://, decrypted: the Handshake tab has version, cipher and SNI
         cells["status"] = Text(status + accept, _style(palette, "bad") if hs.accept_valid is False else _EMPTY)
         cells["proto"] = Text(sanitize(hs.subprotocol or ""))
         cells["ext"] = Text(sanitize(", ".join(str(e) for e in hs.extensions)))
     cells["close"] = Text(close_text(s)) if s is not None else Text("still open", _style(palette, "muted"))
+    health = s.health if s is not None else None
+    if health is None:
+        cells["end"] = Text("")
+    else:
+        clean = health.termination is Termination.CLEAN
+        cells["end"] = Text(str(health.termination), _EMPTY if clean else _style(palette, "issue"))
     cells["msgs"] = Text(f"{info.messages[0]}/{info.messages[1]}")
     cells["bytes"] = Text(f"{human_bytes(info.bytes[0])}/{human_bytes(info.bytes[1])}")
     cells["issues"] = Text(str(info.issue_count) if flagged else "-", _style(palette, "issue") if flagged else _EMPTY)
@@ -425,6 +445,10 @@ def handshake_lines(info: SessionInfo | None, palette: Palette) -> list[Text]:
     lines = [
         Text(f"session #{info.number}  {sanitize(info.client)} → {sanitize(info.server)}", _style(palette, "heading"))
     ]
+    if s is not None and s.http_version == "2":
+        lines.append(Text(f"HTTP/2 stream {s.stream} (RFC 8441 extended CONNECT)"))
+    if s is not None and s.tls is not None:
+        lines.append(Text(tls_text(s)))
     if info.mid_stream:
         lines.append(Text("the capture starts after the handshake: there is none to show", _style(palette, "bad")))
         hs = hs or Handshake(None, None)
@@ -440,7 +464,9 @@ def handshake_lines(info: SessionInfo | None, palette: Palette) -> list[Text]:
             lines.extend(_head_lines(head))
     lines.append(Text(""))
     lines.append(Text("accept check (RFC 6455 4.2.2)", _style(palette, "heading")))
-    if hs.key is None:
+    if s is not None and s.http_version == "2":
+        lines.append(Text("accept -  (HTTP/2 has no Sec-WebSocket-Accept, RFC 8441 5)", _style(palette, "muted")))
+    elif hs.key is None:
         lines.append(Text("no Sec-WebSocket-Key to check against", _style(palette, "muted")))
     else:
         lines.append(Text(f"key       {sanitize(hs.key)}"))
@@ -459,7 +485,35 @@ def handshake_lines(info: SessionInfo | None, palette: Palette) -> list[Text]:
     if s is None:
         lines.append(Text("close: the session is still open", _style(palette, "muted")))
     else:
-        lines.append(Text(f"close: {close_text(s)}; connection ended by {s.ended_by}"))
+        ended = "stream" if s.ended_by in ("end_stream", "rst_stream") else "connection"
+        lines.append(Text(f"close: {close_text(s)}; {ended} ended by {s.ended_by}"))
+        if s.health is not None:
+            lines.append(Text(describe_end(s.health)))
+            lines.append(Text(describe_heartbeat(s.health.heartbeat)))
+    return lines
+
+
+def tls_text(s: SessionSummary) -> str:
+    """A decrypted session's TLS, as `read` prints it: version, cipher, SNI (and ALPN)."""
+    info = s.tls
+    assert info is not None
+    alpn = f"  ALPN {sanitize(info.alpn)}" if info.alpn else ""
+    return f"{info.version} {info.cipher}  SNI {sanitize(info.sni) if info.sni else '-'}{alpn}  decrypted"
+
+
+def undecrypted_lines(rows: list[TlsUndecrypted], palette: Palette) -> list[Text]:
+    """The TLS connections that were not decrypted, with why and how to decrypt them."""
+    if not rows:
+        return []
+    heading = f"{plural(len(rows), 'TLS connection')} not decrypted (give the key log with --tls-keylog FILE)"
+    lines = [Text(""), Text(heading, _style(palette, "heading"))]
+    for ev in rows:
+        info = ev.info
+        what = " ".join(x for x in (info.version, info.cipher) if x) or "TLS"
+        line = Text(f"{sanitize(ev.client)} → {sanitize(ev.server)}  SNI {sanitize(info.sni) if info.sni else '-'}  ")
+        line.append(f"{what}  ")
+        line.append(info.reason or "not decrypted", _style(palette, "issue"))
+        lines.append(line)
     return lines
 
 

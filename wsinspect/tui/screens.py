@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -12,8 +13,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Sparkline, Static
 
+from wsinspect.filter import Filter, FilterError, compile_filter
 from wsinspect.tui.store import MessageFilter
 from wsinspect.vocab import Direction, Opcode
 
@@ -36,6 +38,7 @@ KEYS = (
     ("Doing", None),
     ("e", "export the session, or the listed messages when filtered, to JSON Lines"),
     ("c", "copy the payload (text as is, binary as hex)"),
+    ("S", "statistics: wsinspect stats' tables, messages/s and concurrent sessions over time"),
     ("s  End", "follow the tail (live); moving up or Enter on a message pauses it"),
     ("Ctrl+P", "command palette: every action, and the theme (dark / light)"),
     ("?", "this help"),
@@ -69,6 +72,64 @@ class HelpScreen(ModalScreen[None]):
             yield Label("wsinspect keys", classes="dialog-title")
             with VerticalScroll():
                 yield Static(Group(Text(HELP_INTRO), keys), id="help-text")
+
+    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
+        self.dismiss(None)
+
+
+StatsSnapshot = Callable[[], tuple[str, dict[str, Any]]]
+"""Stats.render() and Stats.to_json()["timeline"] of what is decoded so far."""
+
+# The timeline rows the sparklines draw, with their titles.
+SPARKLINES = (
+    ("messages_c2s", "messages/s client → server"),
+    ("messages_s2c", "messages/s server → client"),
+    ("concurrent", "concurrent sessions"),
+)
+
+
+class StatsScreen(ModalScreen[None]):
+    """wsinspect stats for the capture: its tables, under sparklines of its timeline.
+    Refreshed every second while the capture is still being decoded."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,S", "dismiss", "Close", show=True),
+    ]
+    REFRESH = 1.0
+
+    def __init__(self, snapshot: StatsSnapshot, done: Callable[[], bool]) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.done = done
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="stats-box", classes="dialog"):
+            yield Label("wsinspect stats (Esc: close)", classes="dialog-title")
+            for key, _ in SPARKLINES:
+                yield Label("", id=f"stats-{key}-title", classes="spark-title")
+                yield Sparkline([], id=f"stats-{key}")
+            with VerticalScroll():
+                yield Static(id="stats-text")
+
+    def on_mount(self) -> None:
+        self._timer = self.set_interval(self.REFRESH, self.show)
+        self.show()
+
+    def show(self) -> None:
+        text, timeline = self.snapshot()
+        width = timeline["width"] or 1.0
+        for key, title in SPARKLINES:
+            row = timeline[key]
+            # Messages per bucket become messages per second; sessions are counted as they are.
+            data = [n / width for n in row] if key != "concurrent" else [float(n) for n in row]
+            peak = max(data, default=0.0)
+            label = f"{title}: peak {peak:,.1f}{'/s' * (key != 'concurrent')}, {len(data)} × {width:g} s"
+            self.query_one(f"#stats-{key}-title", Label).update(Text(label))
+            self.query_one(f"#stats-{key}", Sparkline).data = data
+        # Text, not markup: host names are captured bytes; the tables are cut, not wrapped, on a narrow screen.
+        self.query_one("#stats-text", Static).update(Text(text, no_wrap=True, overflow="crop"))
+        if self.done():
+            self._timer.stop()
 
     def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
         self.dismiss(None)
@@ -169,6 +230,11 @@ class FilterScreen(ModalScreen[MessageFilter | None]):
                 yield FormCheckbox("regex", f.regex, id="filter-regex", compact=True)
             with Horizontal(classes="row"):
                 yield FormCheckbox("only messages with issues", f.issues_only, id="filter-issues", compact=True)
+            with Horizontal(classes="row-expr"):
+                yield Label("-Y", classes="field")
+                expression = f.display.expression if f.display is not None else ""
+                yield Input(expression, placeholder="display filter: opcode == text and length > 10", id="filter-expr")
+            yield Static("", id="filter-expr-error")
             with Horizontal(classes="buttons"):
                 yield FormButton("Apply", variant="primary", id="filter-apply", compact=True)
                 yield FormButton("Clear", id="filter-clear", compact=True)
@@ -179,6 +245,29 @@ class FilterScreen(ModalScreen[MessageFilter | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.action_apply()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter-expr":
+            event.stop()
+            self._expression()
+
+    def _expression(self) -> tuple[bool, Filter | None]:
+        """The display filter as typed (None when empty); False when it does not
+        compile, its error shown under it with a caret at the fault."""
+        text = self.query_one("#filter-expr", Input).value
+        error = self.query_one("#filter-expr-error", Static)
+        if not text.strip():
+            error.update("")
+            return True, None
+        try:
+            display = compile_filter(text)
+        except FilterError as exc:
+            # Under the input's text: the label takes 10 cells (the .tcss file), the input's border and padding 2.
+            caret = " " * (12 + exc.position) + "^" + "~" * max(0, exc.length - 1)
+            error.update(Text(f"{caret}\n{exc.message}"))
+            return False, None
+        error.update("")
+        return True, display
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -201,6 +290,10 @@ class FilterScreen(ModalScreen[MessageFilter | None]):
             except re.error as exc:
                 self.query_one("#filter-error", Static).update(Text(f"bad regular expression: {exc}"))
                 return
+        ok, display = self._expression()
+        if not ok:
+            self.query_one("#filter-expr", Input).focus()
+            return
         self.dismiss(
             MessageFilter(
                 direction=Direction(direction) if direction in (Direction.C2S, Direction.S2C) else None,
@@ -209,6 +302,7 @@ class FilterScreen(ModalScreen[MessageFilter | None]):
                 issues_only=self.query_one("#filter-issues", Checkbox).value,
                 query=text,
                 regex=regex,
+                display=display,
             )
         )
 

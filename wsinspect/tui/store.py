@@ -20,19 +20,23 @@ import threading
 import time
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import orjson
 
 from wsinspect.capture import CaptureReader, open_capture
 from wsinspect.errors import WsinspectError
+from wsinspect.filter import Filter
 from wsinspect.frames import Frame
 from wsinspect.issues import Issue
 from wsinspect.messages import Message
+from wsinspect.options import display_filter
 from wsinspect.packet import RawPacket
 from wsinspect.search import matches, search_text
-from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary, SessionUpgraded
+from wsinspect.session import Inspector, Options, SessionOpened, SessionSummary, SessionUpgraded, TlsUndecrypted
+from wsinspect.stats import Stats
+from wsinspect.tls import KeyLog
 from wsinspect.vocab import KNOWN_OPCODES, Direction, opcode_label
 
 _S2C = Direction.S2C  # looked up once: an enum member's lookup is slow (vocab)
@@ -169,6 +173,7 @@ class Batch:
     opened: list[SessionOpened] = field(default_factory=list)
     upgraded: list[SessionUpgraded] = field(default_factory=list)
     summaries: list[SessionSummary] = field(default_factory=list)
+    tls: list[TlsUndecrypted] = field(default_factory=list)  # TLS connections not decrypted
     columns: Columns = field(default_factory=Columns)
     sessions: dict[int, SessionDelta] = field(default_factory=dict)
     packets: int = 0  # totals so far
@@ -220,7 +225,18 @@ class Decoder:
     ) -> None:
         self.spill = spill
         self.live = live  # a live source ends when the capture is stopped, not at an end of file
+        options = options if options is not None else Options()
+        keylog = options.keylog
+        if keylog is None:
+            # A pcapng may carry its own key logs (see run): they need a KeyLog to go into.
+            keylog = KeyLog()
+            options = replace(options, keylog=keylog)
+        self.keylog = keylog
         self.inspector = Inspector(options)
+        # `wsinspect stats` over what is decoded (the Stats screen), as live --stats feeds it;
+        # the UI reads it under stats_lock while this thread adds to it.
+        self.stats = Stats()
+        self.stats_lock = threading.Lock()
         self.wanted = sessions
         # -c: stop reading the source after ``count`` messages that ``counted`` accepts
         # (every message when None), as `read -c` stops after so many printed ones;
@@ -243,6 +259,10 @@ class Decoder:
         """Decode everything ``source`` yields; ``deliver`` gets each batch and returns
         False when nobody wants more. Stops early when ``cancelled`` is set."""
         packets = source()
+        on_secrets = getattr(packets, "on_secrets", None)
+        if on_secrets is not None:
+            # A pcapng's Decryption Secrets Blocks, read before the packets they are for, as `read` uses them.
+            on_secrets(self.keylog.add)
         batch = Batch()
         try:
             feed = self.inspector.feed
@@ -288,7 +308,12 @@ class Decoder:
         return batch
 
     def _events(self, events: Iterable[object], batch: Batch) -> None:
+        with self.stats_lock:
+            self._take(events, batch)
+
+    def _take(self, events: Iterable[object], batch: Batch) -> None:
         wanted = self.wanted
+        stats = self.stats
         cols = batch.columns
         parts = self._parts
         for ev in events:
@@ -301,6 +326,7 @@ class Decoder:
                         continue
                     if self.counted is None or self.counted(ev):
                         self.remaining -= 1
+                stats.message(ev)
                 payload = ev.payload
                 n = len(payload)
                 meta = _meta(ev)
@@ -340,8 +366,12 @@ class Decoder:
             elif isinstance(ev, SessionUpgraded):
                 if wanted is None or ev.session in wanted:
                     batch.upgraded.append(ev)
-            elif isinstance(ev, SessionSummary) and (wanted is None or ev.session in wanted):
-                batch.summaries.append(ev)
+            elif isinstance(ev, SessionSummary):
+                if wanted is None or ev.session in wanted:
+                    batch.summaries.append(ev)
+                    stats.session(ev)
+            elif isinstance(ev, TlsUndecrypted):
+                batch.tls.append(ev)
 
 
 class MessageStore:
@@ -436,6 +466,9 @@ class MessageFilter:
     issues_only: bool = False
     query: str = ""  # the text the pattern was made from, as typed
     regex: bool = False
+    display: Filter | None = None  # a display filter (filter.py), as read -Y takes it
+    # The session.* values of a session number for ``display`` (the app knows the sessions).
+    session_values: Callable[[int], dict[str, Any] | None] | None = field(default=None, compare=False)
 
     OTHER = 0x100
 
@@ -445,7 +478,13 @@ class MessageFilter:
 
     @property
     def active(self) -> bool:
-        return self.direction is not None or self.opcodes is not None or self.pattern is not None or self.issues_only
+        return (
+            self.direction is not None
+            or self.opcodes is not None
+            or self.pattern is not None
+            or self.issues_only
+            or self.display is not None
+        )
 
     def describe(self) -> str:
         parts = []
@@ -458,7 +497,17 @@ class MessageFilter:
             parts.append(f"/{self.query}/" if self.regex else repr(self.query))
         if self.issues_only:
             parts.append("issues")
+        if self.display is not None:
+            parts.append(f"-Y {self.display.expression}")
         return " ".join(parts)
+
+    def _displayed(self, m: Message) -> bool:
+        """The display filter's verdict on ``m`` (its session's values only when it reads them)."""
+        display = self.display
+        if display is None:
+            return True
+        values = self.session_values(m.session) if display.needs_session and self.session_values else None
+        return display.message(m, values)
 
     def matches(self, store: MessageStore, i: int) -> bool:
         cols = store.cols
@@ -470,6 +519,8 @@ class MessageFilter:
             if op not in self.opcodes and not (self.OTHER in self.opcodes and op not in KNOWN_OPCODES):
                 return False
         if self.issues_only and not flags & F_ISSUES:
+            return False
+        if self.display is not None and not self._displayed(store.message(i)):
             return False
         if self.pattern is None:
             return True
@@ -484,6 +535,8 @@ class MessageFilter:
         if opcodes is not None and op not in opcodes and not (self.OTHER in opcodes and op not in KNOWN_OPCODES):
             return False
         if self.issues_only and not m.issues:
+            return False
+        if not self._displayed(m):
             return False
         return self.pattern is None or matches(self.pattern, m)
 
@@ -524,8 +577,9 @@ def search(
 
 
 def message_filter(args: argparse.Namespace) -> MessageFilter:
-    """The starting filter from --opcode and --grep (the f key changes it)."""
-    flt = MessageFilter()
+    """The starting filter from --opcode, --grep and -Y (the f key changes it); a bad
+    -Y raises FilterError (exit status 2, with a caret), before the screen changes."""
+    flt = MessageFilter(display=display_filter(args))
     if args.opcode is not None:
         flt.opcodes = frozenset(args.opcode)
     if args.grep is not None:

@@ -263,7 +263,7 @@ class SessionList(CursorView):
     # column, given WHERE_MIN cells at first, gets the rest of its width. The Handshake
     # tab shows what is left out.
     PRIORITY = (
-        *("n", "where", "status", "msgs", "close", "issues", "bytes", "+where"),
+        *("n", "where", "status", "msgs", "close", "issues", "bytes", "end", "+where"),
         *("client", "server", "start", "duration", "proto", "ext"),
     )
     WHERE_MIN = 16
