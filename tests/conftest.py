@@ -94,3 +94,30 @@ def run_cli(
 @pytest.fixture(scope="session")
 def basic_capture() -> Path:
     return CAPTURES / "websockets_basic.pcap"
+
+
+def tshark_frames(path: Path, *options: str) -> list[tuple[int, int, bool, int]]:
+    """(source port, opcode, fin, payload length) of every WebSocket frame tshark dissects
+    in ``path`` (``options``: its -o preferences and -d decode-as rules)."""
+    result = subprocess.run(
+        [
+            "tshark", "-n", "-r", str(path), *options, "-Y", "websocket",
+            "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
+            "-e", "tcp.srcport", "-e", "websocket.opcode", "-e", "websocket.fin",
+            "-e", "websocket.payload_length", "-e", "websocket.payload_length_ext_16",
+            "-e", "websocket.payload_length_ext_64",
+        ],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    frames = []
+    for line in result.stdout.splitlines():
+        sport, ops, fins, lens, ext16, ext64 = (line.split("\t") + [""] * 6)[:6]
+        ext16s, ext64s = iter(ext16.split("|")), iter(ext64.split("|"))
+        for op, fin, n in zip(ops.split("|"), fins.split("|"), lens.split("|"), strict=True):
+            length = int(n)
+            if length == 126:
+                length = int(next(ext16s))
+            elif length == 127:
+                length = int(next(ext64s))
+            frames.append((int(sport), int(op), fin in ("1", "True"), length))
+    return frames

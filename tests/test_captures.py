@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from tests.conftest import (
     summaries,
     truth_files,
     truth_payload,
+    tshark_frames,
 )
 from wsinspect.issues import Issue
 from wsinspect.messages import Message
@@ -200,34 +200,6 @@ def test_json_lines_contract(decoded: tuple[dict[str, Any], list[Message], list[
         assert isinstance(r["issues"], list)
 
 
-def _tshark_frames(path: Path, port: int) -> list[tuple[int, int, bool, int]]:
-    """(source port, opcode, fin, payload length) of every frame tshark dissects."""
-    result = subprocess.run(
-        [
-            # Frames only: with decompression on, tshark inflates deflate_bomb's 1 GiB (2 GB of memory, seconds).
-            "tshark", "-n", "-r", str(path), "-o", "websocket.decompress:FALSE",
-            "-d", f"tcp.port=={port},http", "-Y", "websocket",
-            "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
-            "-e", "tcp.srcport", "-e", "websocket.opcode", "-e", "websocket.fin",
-            "-e", "websocket.payload_length", "-e", "websocket.payload_length_ext_16",
-            "-e", "websocket.payload_length_ext_64",
-        ],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    frames = []
-    for line in result.stdout.splitlines():
-        sport, ops, fins, lens, ext16, ext64 = (line.split("\t") + [""] * 6)[:6]
-        ext16s, ext64s = iter(ext16.split("|")), iter(ext64.split("|"))
-        for op, fin, n in zip(ops.split("|"), fins.split("|"), lens.split("|"), strict=True):
-            length = int(n)
-            if length == 126:
-                length = int(next(ext16s))
-            elif length == 127:
-                length = int(next(ext64s))
-            frames.append((int(sport), int(op), fin in ("1", "True"), length))
-    return frames
-
-
 # Where tshark cannot be our second opinion, and why.
 TSHARK_SKIP = {
     "midstream": "tshark needs the handshake to dissect WebSocket",
@@ -246,7 +218,9 @@ def test_frames_agree_with_tshark(truth_path: Path) -> None:
         pytest.skip(TSHARK_SKIP[name])
     truth = load_truth(truth_path)
     port = int(truth["sessions"][0]["server"].rsplit(":", 1)[1])
-    theirs = _tshark_frames(CAPTURES / truth["capture"], port)
+    # Frames only: with decompression on, tshark inflates deflate_bomb's 1 GiB (2 GB of memory, seconds).
+    options = ("-o", "websocket.decompress:FALSE", "-d", f"tcp.port=={port},http")
+    theirs = tshark_frames(CAPTURES / truth["capture"], *options)
     events = decode_file(CAPTURES / truth["capture"])
     ours = []
     for m in sorted(messages(events), key=lambda m: m.frames[0].packets[0]):

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CAPTURES, decode_packets, decoded_payload, load_truth, run_cli, truth_payload
+from tests.conftest import CAPTURES, decode_packets, decoded_payload, load_truth, run_cli, truth_payload, tshark_frames
 from wsinspect.capture import open_capture
 from wsinspect.issues import Issue
 from wsinspect.messages import Message
@@ -333,32 +332,6 @@ def test_tls_issues_reach_the_session() -> None:
 # -- tshark as second opinion ----------------------------------------------------------------------------------------
 
 
-def _tshark_frames(capture: Path, keylog: Path, port: int) -> list[tuple[int, int, bool, int]]:
-    result = subprocess.run(
-        [
-            "tshark", "-n", "-r", str(capture), "-o", f"tls.keylog_file:{keylog}",
-            "-d", f"tls.port=={port},http", "-Y", "websocket",
-            "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
-            "-e", "tcp.srcport", "-e", "websocket.opcode", "-e", "websocket.fin",
-            "-e", "websocket.payload_length", "-e", "websocket.payload_length_ext_16",
-            "-e", "websocket.payload_length_ext_64",
-        ],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    frames = []
-    for line in result.stdout.splitlines():
-        sport, ops, fins, lens, ext16, ext64 = (line.split("\t") + [""] * 6)[:6]
-        ext16s, ext64s = iter(ext16.split("|")), iter(ext64.split("|"))
-        for op, fin, n in zip(ops.split("|"), fins.split("|"), lens.split("|"), strict=True):
-            length = int(n)
-            if length == 126:
-                length = int(next(ext16s))
-            elif length == 127:
-                length = int(next(ext64s))
-            frames.append((int(sport), int(op), fin in ("1", "True"), length))
-    return frames
-
-
 # Where tshark cannot be the second opinion, and why.
 TSHARK_SKIP = {
     "tls13_websockets_dsb": "the same packets as tls13_websockets; its keys are only in the capture",
@@ -376,7 +349,7 @@ def test_frames_agree_with_tshark(truth_path: Path) -> None:
     keylog = _keylog_path(truth)
     assert keylog is not None
     port = int(truth["sessions"][0]["server"].rsplit(":", 1)[1])
-    theirs = _tshark_frames(TLS / truth["capture"], keylog, port)
+    theirs = tshark_frames(TLS / truth["capture"], "-o", f"tls.keylog_file:{keylog}", "-d", f"tls.port=={port},http")
     events = _decode(TLS / truth["capture"], _keyed(truth))
     ends = {s.session: (s.client, s.server) for s in _sums(events)}
     ours = []
